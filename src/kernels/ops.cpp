@@ -1,0 +1,86 @@
+#include "kernels/ops.h"
+#include "kernels/parallel.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace fastkv::kernels {
+
+void rmsnorm(const float* x, const float* weight, int n, int dim, float eps, float* out) {
+#pragma omp parallel for if (worth_parallel(static_cast<int64_t>(n) * dim * 2))
+  for (int i = 0; i < n; ++i) {
+    const float* xi = x + static_cast<int64_t>(i) * dim;
+    float* oi = out + static_cast<int64_t>(i) * dim;
+    double ss = 0;
+    for (int j = 0; j < dim; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+    float scale = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
+    for (int j = 0; j < dim; ++j) oi[j] = xi[j] * scale * weight[j];
+  }
+}
+
+void linear(const float* x, int n, const float* w, int in, int out, const float* bias, float* y) {
+  if (n == 0) return;
+  if (n == 1) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, w, in, x, 1, 0.0f, y, 1);
+  } else {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, w, in, 0.0f, y,
+                out);
+  }
+  if (bias) {
+    for (int i = 0; i < n; ++i) {
+      float* yi = y + static_cast<int64_t>(i) * out;
+      for (int j = 0; j < out; ++j) yi[j] += bias[j];
+    }
+  }
+}
+
+void swiglu(const float* gate, const float* up, int64_t count, float* out) {
+#pragma omp parallel for if (worth_parallel(count * 8))
+  for (int64_t i = 0; i < count; ++i) {
+    float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void add_inplace(float* x, const float* y, int64_t count) {
+#pragma omp parallel for if (worth_parallel(count * 8))
+  for (int64_t i = 0; i < count; ++i) x[i] += y[i];
+}
+
+void RopeTable::apply(float* x, int n_heads, int head_dim, int64_t pos) const {
+  const int half = rope_dim / 2;
+  // Angles in double: a float product of a large position and a small frequency loses digits.
+  float cs[512], sn[512];
+  for (int i = 0; i < half; ++i) {
+    double inv_freq = std::pow(theta, -2.0 * i / rope_dim);
+    double angle = static_cast<double>(pos) * freq_scale * inv_freq;
+    if (!factors.empty()) angle /= factors[i];
+    cs[i] = static_cast<float>(std::cos(angle));
+    sn[i] = static_cast<float>(std::sin(angle));
+  }
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + static_cast<int64_t>(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      int a = neox ? i : 2 * i;
+      int b = neox ? i + half : 2 * i + 1;
+      float x0 = v[a], x1 = v[b];
+      v[a] = x0 * cs[i] - x1 * sn[i];
+      v[b] = x0 * sn[i] + x1 * cs[i];
+    }
+  }
+}
+
+void softmax(float* x, int count) {
+  float m = *std::max_element(x, x + count);
+  double sum = 0;
+  for (int i = 0; i < count; ++i) {
+    x[i] = std::exp(x[i] - m);
+    sum += x[i];
+  }
+  float inv = static_cast<float>(1.0 / sum);
+  for (int i = 0; i < count; ++i) x[i] *= inv;
+}
+
+}  // namespace fastkv::kernels

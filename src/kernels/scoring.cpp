@@ -1,0 +1,70 @@
+#include "kernels/scoring.h"
+#include "kernels/parallel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace fastkv::kernels {
+
+void window_scores(const float* q, const float* k, int n, int H, int G, int d, int w, float* out) {
+  const int g = H / G;
+  const int before = n - w;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::fill(out, out + static_cast<int64_t>(H) * before, 0.0f);
+#pragma omp parallel for if (worth_parallel(static_cast<int64_t>(n) * H * w * d))
+  for (int h = 0; h < H; ++h) {
+    std::vector<float> s(n);  // one query's scores over the keys it sees
+    const int kvh = h / g;
+    float* oh = out + static_cast<int64_t>(h) * before;
+    for (int r = 0; r < w; ++r) {
+      const int i = before + r;  // absolute index of this window query
+      const float* qi = q + (static_cast<int64_t>(i) * H + h) * d;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int j = 0; j <= i; ++j) {
+        const float* kj = k + (static_cast<int64_t>(j) * G + kvh) * d;
+        float dot = 0;
+        for (int t = 0; t < d; ++t) dot += qi[t] * kj[t];
+        s[j] = dot * scale;
+        mx = std::max(mx, s[j]);
+      }
+      float sum = 0;
+      for (int j = 0; j <= i; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int j = 0; j < before; ++j) oh[j] += s[j] * inv;
+    }
+  }
+}
+
+void pool1d(const float* in, int len, int kernel, PoolType type, float* out) {
+  const int half = kernel / 2;
+  for (int j = 0; j < len; ++j) {
+    const int lo = std::max(0, j - half), hi = std::min(len - 1, j + half);
+    if (type == PoolType::kMax) {
+      float m = in[lo];
+      for (int t = lo + 1; t <= hi; ++t) m = std::max(m, in[t]);
+      out[j] = m;
+    } else {
+      float s = 0;
+      for (int t = lo; t <= hi; ++t) s += in[t];
+      out[j] = s / static_cast<float>(kernel);
+    }
+  }
+}
+
+std::vector<int32_t> topk(const float* values, int len, int k) {
+  k = std::max(0, std::min(k, len));
+  std::vector<int32_t> idx(len);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+    return values[a] > values[b] || (values[a] == values[b] && a < b);
+  });
+  idx.resize(k);
+  return idx;
+}
+
+}  // namespace fastkv::kernels

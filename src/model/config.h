@@ -1,0 +1,53 @@
+// ModelConfig: the hyper-parameters of a Llama-family model, read from GGUF metadata through
+// the architecture table (llama, mistral-as-llama, qwen2).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fastkv::gguf {
+class File;
+}
+
+namespace fastkv {
+
+enum class RopeStyle {
+  kAdjacent,  // rotate pairs (2i, 2i+1): GGUF `llama` (converters permute Q/K rows for it)
+  kNeox,      // rotate pairs (i, i + rope_dim/2): GGUF `qwen2`
+};
+
+struct ModelConfig {
+  std::string arch;           // "llama" | "qwen2"
+  std::string name;           // general.name, for display
+  int n_layer = 0;            // L
+  int d_model = 0;            // D
+  int n_head = 0;             // H query heads
+  int n_head_kv = 0;          // G KV heads (H % G == 0)
+  int head_dim = 0;           // d = D / H
+  int d_ff = 0;               // F, SwiGLU inner size
+  int n_vocab = 0;            // V, rows of the embedding table
+  int n_ctx_train = 0;        // context length the model was trained with
+  float rms_eps = 1e-5f;
+  RopeStyle rope_style = RopeStyle::kAdjacent;
+  int rope_dim = 0;           // leading dimensions of each head that are rotated
+  double rope_theta = 10000;  // base
+  double rope_freq_scale = 1; // linear rope scaling: positions multiplied by this
+  // Per rotated pair i (rope_dim/2 entries): the angle is divided by factor[i]. From the
+  // `rope_freqs.weight` tensor or derived from `rope.scaling.*` (Llama-3 style); empty = none.
+  std::vector<float> rope_freq_factors;
+  bool qkv_bias = false;      // qwen2: Q/K/V projections have biases
+  bool tied_embeddings = false;  // LM head reuses token_embd.weight
+
+  int group_size() const { return n_head / n_head_kv; }  // g = H / G
+
+  // Reads and validates the config; throws fastkv::Error naming the file on unsupported
+  // architectures (listing the supported ones), missing keys or inconsistent shapes.
+  static ModelConfig from_gguf(const gguf::File& file);
+  bool operator==(const ModelConfig&) const = default;
+};
+
+// Architectures fastkv can run, for error messages and docs.
+const std::vector<std::string>& supported_architectures();
+
+}  // namespace fastkv

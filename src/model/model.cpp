@@ -1,0 +1,310 @@
+#include "model/model.h"
+#include "kernels/parallel.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "common/error.h"
+#include "kernels/attention.h"
+
+namespace fastkv {
+namespace {
+
+// Reads a 2-D weight stored as GGUF ne = [in, out] into row-major [out, in] f32.
+std::vector<float> load_matrix(const gguf::File& f, const std::string& name, int in, int out) {
+  const gguf::TensorInfo& t = f.tensor(name);
+  if (t.ne.size() != 2 || t.ne[0] != in || t.ne[1] != out) {
+    f.error(cat("tensor '", name, "' has shape ", t.shape_string(), ", expected [", in, ", ", out,
+                "]"));
+  }
+  return f.read_f32(t);
+}
+
+std::vector<float> load_vector(const gguf::File& f, const std::string& name, int n) {
+  const gguf::TensorInfo& t = f.tensor(name);
+  if (t.n_elements() != n || t.ne.size() != 1) {
+    f.error(cat("tensor '", name, "' has shape ", t.shape_string(), ", expected [", n, "]"));
+  }
+  return f.read_f32(t);
+}
+
+// Activations of one layer for n live tokens (all row-major, token-major).
+struct Activations {
+  std::vector<float> hidden;  // [n, D] residual stream
+  std::vector<float> xnorm;   // [n, D] normed input of the current sub-block
+  std::vector<float> q;       // [n, H*d]
+  std::vector<float> k;       // [n, G*d]
+  std::vector<float> v;       // [n, G*d]
+  std::vector<float> attn;    // [n, H*d] attention output before o_proj
+  std::vector<float> proj;    // [n, D] output of o_proj / ffn_down
+  std::vector<float> gate;    // [n, F]
+  std::vector<float> up;      // [n, F]
+  std::vector<int32_t> pos;   // [n] original positions
+
+  void resize(int n, const ModelConfig& c) {
+    const int64_t qd = static_cast<int64_t>(c.n_head) * c.head_dim;
+    const int64_t kvd = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
+    hidden.resize(static_cast<size_t>(n) * c.d_model);
+    xnorm.resize(static_cast<size_t>(n) * c.d_model);
+    q.resize(n * qd);
+    k.resize(n * kvd);
+    v.resize(n * kvd);
+    attn.resize(n * qd);
+    proj.resize(static_cast<size_t>(n) * c.d_model);
+    gate.resize(static_cast<size_t>(n) * c.d_ff);
+    up.resize(static_cast<size_t>(n) * c.d_ff);
+  }
+};
+
+// norm -> Q/K/V projections (+bias) -> RoPE at the tokens' original positions.
+void project_qkv(const ModelConfig& c, const LayerWeights& lw, const kernels::RopeTable& rope,
+                 int n, Activations& a) {
+  const int qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+  kernels::rmsnorm(a.hidden.data(), lw.attn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
+  kernels::linear(a.xnorm.data(), n, lw.wq.data(), c.d_model, qd,
+                  lw.bq.empty() ? nullptr : lw.bq.data(), a.q.data());
+  kernels::linear(a.xnorm.data(), n, lw.wk.data(), c.d_model, kvd,
+                  lw.bk.empty() ? nullptr : lw.bk.data(), a.k.data());
+  kernels::linear(a.xnorm.data(), n, lw.wv.data(), c.d_model, kvd,
+                  lw.bv.empty() ? nullptr : lw.bv.data(), a.v.data());
+#pragma omp parallel for if (kernels::worth_parallel(static_cast<int64_t>(n) * (qd + kvd) * 4))
+  for (int i = 0; i < n; ++i) {
+    rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, c.n_head, c.head_dim, a.pos[i]);
+    rope.apply(a.k.data() + static_cast<int64_t>(i) * kvd, c.n_head_kv, c.head_dim, a.pos[i]);
+  }
+}
+
+// hidden += o_proj(attn); hidden += down(silu(gate(norm(hidden))) * up(norm(hidden)))
+void output_and_mlp(const ModelConfig& c, const LayerWeights& lw, int n, Activations& a) {
+  const int qd = c.n_head * c.head_dim;
+  const int64_t nd = static_cast<int64_t>(n) * c.d_model;
+  kernels::linear(a.attn.data(), n, lw.wo.data(), qd, c.d_model, nullptr, a.proj.data());
+  kernels::add_inplace(a.hidden.data(), a.proj.data(), nd);
+  kernels::rmsnorm(a.hidden.data(), lw.ffn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
+  kernels::linear(a.xnorm.data(), n, lw.w_gate.data(), c.d_model, c.d_ff, nullptr, a.gate.data());
+  kernels::linear(a.xnorm.data(), n, lw.w_up.data(), c.d_model, c.d_ff, nullptr, a.up.data());
+  kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(n) * c.d_ff, a.gate.data());
+  kernels::linear(a.gate.data(), n, lw.w_down.data(), c.d_ff, c.d_model, nullptr, a.proj.data());
+  kernels::add_inplace(a.hidden.data(), a.proj.data(), nd);
+}
+
+// Writes the rows a policy kept into the layer's cache. Cache head ch serves query heads
+// [ch*r, (ch+1)*r) with r = H / cache_heads, and holds rows of KV head (ch*r) / g.
+void store_cache(const ModelConfig& c, const LayerDecision& dec, const Activations& a, int n,
+                 LayerCache& lc) {
+  const int C = dec.cache_heads;
+  const int d = c.head_dim, G = c.n_head_kv, g = c.group_size();
+  // Each cache head must serve query heads of a single KV head: H % C == 0 and g % (H/C) == 0.
+  if (C <= 0 || c.n_head % C != 0 || g % (c.n_head / C) != 0) {
+    fail("policy returned ", C, " cache heads for a model with ", c.n_head, " query and ", G,
+         " KV heads");
+  }
+  if (!dec.keep_all && static_cast<int>(dec.keep.size()) != C) {
+    fail("policy returned keep lists for ", dec.keep.size(), " heads, expected ", C);
+  }
+  const int r = c.n_head / C;
+  lc.reset(C, d);
+  for (int ch = 0; ch < C; ++ch) {
+    const int kvh = (ch * r) / g;
+    HeadCache& hc = lc.heads[ch];
+    const int64_t rows = dec.keep_all ? n : static_cast<int64_t>(dec.keep[ch].size());
+    hc.k.reserve(rows * d);
+    hc.v.reserve(rows * d);
+    hc.pos.reserve(rows);
+    for (int64_t j = 0; j < rows; ++j) {
+      const int32_t idx = dec.keep_all ? static_cast<int32_t>(j) : dec.keep[ch][j];
+      if (idx < 0 || idx >= n) fail("policy kept row ", idx, " of ", n, " live tokens");
+      const int64_t off = (static_cast<int64_t>(idx) * G + kvh) * d;
+      lc.append(ch, a.k.data() + off, a.v.data() + off, a.pos[idx]);
+    }
+  }
+}
+
+// TSP: keeps only the live tokens listed in `sel` (ascending indices) in hidden and pos.
+void gather_live(const std::vector<int32_t>& sel, int n, int D, Activations& a) {
+  for (size_t j = 0; j < sel.size(); ++j) {
+    if (sel[j] < 0 || sel[j] >= n || (j > 0 && sel[j] <= sel[j - 1])) {
+      fail("policy propagated an invalid token list (must be ascending indices < ", n, ")");
+    }
+  }
+  for (size_t j = 0; j < sel.size(); ++j) {
+    if (static_cast<int32_t>(j) != sel[j]) {
+      std::memmove(a.hidden.data() + j * D, a.hidden.data() + static_cast<int64_t>(sel[j]) * D,
+                   sizeof(float) * D);
+      a.pos[j] = a.pos[sel[j]];
+    }
+  }
+  a.pos.resize(sel.size());
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  std::unique_ptr<Model> m(new Model(gguf::File::open(path)));
+  const gguf::File& f = m->file_;
+  ModelConfig& c = m->config_;
+  c = ModelConfig::from_gguf(f);
+  const int D = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+  Weights& w = m->w_;
+  w.token_embd = load_matrix(f, "token_embd.weight", D, c.n_vocab);
+  w.output_norm = load_vector(f, "output_norm.weight", D);
+  if (!c.tied_embeddings) w.output = load_matrix(f, "output.weight", D, c.n_vocab);
+  w.layers.resize(c.n_layer);
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::string p = cat("blk.", l, ".");
+    LayerWeights& lw = w.layers[l];
+    lw.attn_norm = load_vector(f, p + "attn_norm.weight", D);
+    lw.wq = load_matrix(f, p + "attn_q.weight", D, qd);
+    lw.wk = load_matrix(f, p + "attn_k.weight", D, kvd);
+    lw.wv = load_matrix(f, p + "attn_v.weight", D, kvd);
+    if (c.qkv_bias) {
+      lw.bq = load_vector(f, p + "attn_q.bias", qd);
+      lw.bk = load_vector(f, p + "attn_k.bias", kvd);
+      lw.bv = load_vector(f, p + "attn_v.bias", kvd);
+    }
+    lw.wo = load_matrix(f, p + "attn_output.weight", qd, D);
+    lw.ffn_norm = load_vector(f, p + "ffn_norm.weight", D);
+    lw.w_gate = load_matrix(f, p + "ffn_gate.weight", D, c.d_ff);
+    lw.w_up = load_matrix(f, p + "ffn_up.weight", D, c.d_ff);
+    lw.w_down = load_matrix(f, p + "ffn_down.weight", c.d_ff, D);
+  }
+  m->rope_.rope_dim = c.rope_dim;
+  m->rope_.theta = c.rope_theta;
+  m->rope_.freq_scale = c.rope_freq_scale;
+  m->rope_.factors = c.rope_freq_factors;
+  m->rope_.neox = c.rope_style == RopeStyle::kNeox;
+  if (f.has("tokenizer.ggml.model")) m->tokenizer_ = Tokenizer::from_gguf(f);
+  return m;
+}
+
+const Tokenizer& Model::require_tokenizer() const {
+  if (!tokenizer_) file_.error("the model file has no tokenizer (tokenizer.ggml.model is missing)");
+  return *tokenizer_;
+}
+
+void Model::check_token(int32_t t) const {
+  if (t < 0 || t >= config_.n_vocab) {
+    fail("token id ", t, " is outside the vocabulary (", config_.n_vocab, " tokens)");
+  }
+}
+
+void Model::embed(const int32_t* tokens, int n, float* out) const {
+  const int D = config_.d_model;
+  for (int i = 0; i < n; ++i) {
+    check_token(tokens[i]);
+    std::memcpy(out + static_cast<int64_t>(i) * D,
+                w_.token_embd.data() + static_cast<int64_t>(tokens[i]) * D, sizeof(float) * D);
+  }
+}
+
+void Model::lm_head(const float* hidden_rows, int rows, float* logits) const {
+  std::vector<float> normed(static_cast<size_t>(rows) * config_.d_model);
+  kernels::rmsnorm(hidden_rows, w_.output_norm.data(), rows, config_.d_model, config_.rms_eps,
+                   normed.data());
+  kernels::linear(normed.data(), rows, w_.lm_head(), config_.d_model, config_.n_vocab, nullptr,
+                  logits);
+}
+
+double Model::linear_flops_per_token() const {
+  const ModelConfig& c = config_;
+  const double D = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+  return 2.0 * c.n_layer * (D * qd + 2 * D * kvd + qd * D + 3 * D * c.d_ff);
+}
+
+PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
+                             const std::vector<int>& logit_rows) const {
+  const ModelConfig& c = config_;
+  const int N = static_cast<int>(tokens.size());
+  if (N == 0) fail("prefill needs at least one token");
+  for (int r : logit_rows) {
+    if (r < 0 || r >= N) fail("logit row ", r, " is outside the prompt (", N, " tokens)");
+  }
+  PrefillOutput out;
+  PrefillStats& st = out.stats;
+  st.n_prompt = N;
+  Activations a;
+  a.resize(N, c);
+  a.pos.resize(N);
+  std::iota(a.pos.begin(), a.pos.end(), 0);
+  embed(tokens.data(), N, a.hidden.data());
+  cache.reset(c.n_layer);
+  policy.begin(N, c.n_layer);
+  const double per_layer_linear = linear_flops_per_token() / c.n_layer;
+
+  int n = N;  // live tokens
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    st.live_tokens.push_back(n);
+    // norm -> attention over the layer's full K/V of its n live tokens
+    project_qkv(c, lw, rope_, n, a);
+    kernels::causal_attention(a.q.data(), a.k.data(), a.v.data(), n, c.n_head, c.n_head_kv,
+                              c.head_dim, a.attn.data());
+    // select: what this layer's cache keeps, and which tokens go on
+    LayerInput in{l, c.n_layer, N, n, c.n_head, c.n_head_kv, c.head_dim,
+                  a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
+    LayerDecision dec = policy.on_layer(in);
+    store_cache(c, dec, a, n, cache.layer(l));
+    st.kept_rows.push_back(cache.layer(l).rows());
+    st.scoring_flops += static_cast<double>(dec.scoring_flops);
+    // o_proj and MLP on all n live tokens
+    output_and_mlp(c, lw, n, a);
+    st.linear_flops += per_layer_linear * n;
+    st.attention_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+    // gather: token-selective propagation
+    if (dec.propagate) {
+      if (!logit_rows.empty()) fail("logits of chosen rows need a policy that keeps every token");
+      gather_live(*dec.propagate, n, c.d_model, a);
+      n = static_cast<int>(dec.propagate->size());
+    }
+  }
+  st.propagated = n;
+  st.final_positions = a.pos;
+
+  std::vector<int> rows = logit_rows.empty() ? std::vector<int>{n - 1} : logit_rows;
+  std::vector<float> sel(rows.size() * static_cast<size_t>(c.d_model));
+  for (size_t j = 0; j < rows.size(); ++j) {
+    std::memcpy(sel.data() + j * c.d_model,
+                a.hidden.data() + static_cast<int64_t>(rows[j]) * c.d_model,
+                sizeof(float) * c.d_model);
+  }
+  out.logits.resize(rows.size() * static_cast<size_t>(c.n_vocab));
+  lm_head(sel.data(), static_cast<int>(rows.size()), out.logits.data());
+  st.linear_flops += 2.0 * c.d_model * c.n_vocab * rows.size();
+  return out;
+}
+
+std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) const {
+  const ModelConfig& c = config_;
+  if (cache.n_layer() != c.n_layer) fail("decode needs a cache filled by prefill");
+  const int d = c.head_dim, g = c.group_size();
+  Activations a;
+  a.resize(1, c);
+  a.pos = {static_cast<int32_t>(pos)};
+  embed(&token, 1, a.hidden.data());
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    project_qkv(c, lw, rope_, 1, a);
+    LayerCache& lc = cache.layer(l);
+    const int C = lc.n_heads();
+    const int r = c.n_head / C;
+    for (int ch = 0; ch < C; ++ch) {
+      const int kvh = (ch * r) / g;
+      lc.append(ch, a.k.data() + static_cast<int64_t>(kvh) * d,
+                a.v.data() + static_cast<int64_t>(kvh) * d, static_cast<int32_t>(pos));
+    }
+#pragma omp parallel for if (kernels::worth_parallel(lc.rows() * d * 2))
+    for (int ch = 0; ch < C; ++ch) {
+      const HeadCache& hc = lc.heads[ch];
+      kernels::attend_rows(a.q.data() + static_cast<int64_t>(ch) * r * d, r, hc.k.data(),
+                           hc.v.data(), hc.len(), d, d,
+                           a.attn.data() + static_cast<int64_t>(ch) * r * d);
+    }
+    output_and_mlp(c, lw, 1, a);
+  }
+  std::vector<float> logits(c.n_vocab);
+  lm_head(a.hidden.data(), 1, logits.data());
+  return logits;
+}
+
+}  // namespace fastkv

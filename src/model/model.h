@@ -1,0 +1,100 @@
+// A Llama-family model: config, weights bound from a GGUF file, tokenizer, and the forward
+// pass written as named steps (norm -> attention -> select -> gather -> MLP).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/gguf.h"
+#include "kernels/ops.h"
+#include "model/config.h"
+#include "policy/policy.h"
+#include "runtime/kv_cache.h"
+#include "tokenizer/tokenizer.h"
+
+namespace fastkv {
+
+// Weights of one transformer block, f32, row-major [out, in] (GGUF ne = [in, out]).
+struct LayerWeights {
+  std::vector<float> attn_norm;  // [D]
+  std::vector<float> wq;         // [H*d, D]
+  std::vector<float> wk;         // [G*d, D]
+  std::vector<float> wv;         // [G*d, D]
+  std::vector<float> bq;         // [H*d] (qwen2) or empty
+  std::vector<float> bk;         // [G*d] (qwen2) or empty
+  std::vector<float> bv;         // [G*d] (qwen2) or empty
+  std::vector<float> wo;         // [D, H*d]
+  std::vector<float> ffn_norm;   // [D]
+  std::vector<float> w_gate;     // [F, D]
+  std::vector<float> w_up;       // [F, D]
+  std::vector<float> w_down;     // [D, F]
+};
+
+struct Weights {
+  std::vector<float> token_embd;   // [V, D]
+  std::vector<float> output_norm;  // [D]
+  std::vector<float> output;       // [V, D], empty when tied to token_embd
+  std::vector<LayerWeights> layers;
+  const float* lm_head() const { return output.empty() ? token_embd.data() : output.data(); }
+};
+
+// What a prefill did, for reports and tests.
+struct PrefillStats {
+  int n_prompt = 0;                    // N
+  std::vector<int> live_tokens;        // [L] tokens that went through each layer
+  std::vector<int64_t> kept_rows;      // [L] cache rows kept per layer (all heads together)
+  int propagated = 0;                  // live tokens after the last layer
+  double linear_flops = 0;             // 2 × multiply-adds in projections, MLP and LM head
+  double attention_flops = 0;          // 2 × multiply-adds in Q·Kᵀ and P·V
+  double scoring_flops = 0;            // reported by the policy
+  std::vector<int32_t> final_positions;  // [propagated] original positions of the live set
+};
+
+struct PrefillOutput {
+  std::vector<float> logits;  // [rows, V] for the requested rows (default: the last token)
+  PrefillStats stats;
+};
+
+class Model {
+ public:
+  // Loads config, weights (dequantised to f32) and, when present, the tokenizer.
+  // Throws fastkv::Error naming the file on any problem.
+  static std::unique_ptr<Model> load(const std::string& path);
+
+  const ModelConfig& config() const { return config_; }
+  const gguf::File& file() const { return file_; }
+  // nullptr when the file has no tokenizer.
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  // The tokenizer, or an Error saying the file has none.
+  const Tokenizer& require_tokenizer() const;
+
+  // Runs the prompt at positions 0..N-1 through all layers; `policy` decides what each
+  // layer's cache keeps and which tokens go on. `cache` is reset and filled.
+  // logit_rows: indices into the prompt (0..N-1) whose logits are wanted; only valid while all
+  // tokens stay live (the full policy). Empty = the last prompt token only.
+  PrefillOutput prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
+                        const std::vector<int>& logit_rows = {}) const;
+
+  // One token at original position `pos` against the cache (which it is appended to first).
+  // Returns [V] logits.
+  std::vector<float> decode(int32_t token, int64_t pos, KVCache& cache) const;
+
+  // FLOPs of the linear layers for one token (2 per multiply-add), excluding the LM head.
+  double linear_flops_per_token() const;
+
+ private:
+  Model(gguf::File file) : file_(std::move(file)) {}
+  void embed(const int32_t* tokens, int n, float* out) const;
+  void check_token(int32_t t) const;
+  void lm_head(const float* hidden_rows, int rows, float* logits) const;
+
+  gguf::File file_;
+  ModelConfig config_;
+  Weights w_;
+  kernels::RopeTable rope_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+}  // namespace fastkv

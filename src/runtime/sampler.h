@@ -1,0 +1,37 @@
+// Token sampling: repetition penalty, temperature, top-k, top-p, min-p, seeded RNG.
+// temperature == 0 is greedy (argmax; ties go to the lowest id).
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <vector>
+
+namespace fastkv {
+
+struct SamplingParams {
+  float temperature = 0.0f;    // 0 = greedy; must be >= 0
+  int top_k = 40;              // 0 = off; must be >= 0
+  float top_p = 0.95f;         // in (0, 1]; 1 = off
+  float min_p = 0.05f;         // in [0, 1); 0 = off
+  float repeat_penalty = 1.0f; // > 0; 1 = off
+  int repeat_last_n = 64;      // tokens of history the penalty looks at; >= 0
+  uint64_t seed = 0xFA57C0DEull;
+
+  // Throws fastkv::Error with the flag name (e.g. "--top-p must be in (0, 1], got 1.5").
+  void validate() const;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& p);
+  // Picks the next token from raw logits [V]; `history` is prompt + generated so far.
+  int32_t sample(const std::vector<float>& logits, const std::vector<int32_t>& history);
+
+ private:
+  SamplingParams p_;
+  std::mt19937_64 rng_;
+};
+
+int32_t argmax(const std::vector<float>& logits);
+
+}  // namespace fastkv

@@ -1,0 +1,70 @@
+// Session: owns a KV cache and a compression policy over a loaded model, and offers
+// prefill -> logits of the last token, decode(token) -> logits, and generation with a sampler
+// and stop conditions.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "policy/policy.h"
+#include "runtime/kv_cache.h"
+#include "runtime/sampler.h"
+
+namespace fastkv {
+
+struct GenerationParams {
+  int max_tokens = 128;                // >= 0
+  SamplingParams sampling;
+  std::vector<std::string> stop;       // stop strings (not included in the output)
+  bool stop_at_eog = true;             // stop on EOS / end-of-turn tokens
+  int ctx_size = 0;                    // 0 = the model's training context
+};
+
+struct GenerationResult {
+  std::vector<int32_t> tokens;         // generated ids (stop/EOS token excluded)
+  std::string text;                    // generated text (stop string excluded)
+  std::string finish_reason;           // "stop" (EOS or stop string) | "length"
+  PrefillStats prefill;
+  int n_prompt = 0;
+  double ttft_s = 0;                   // prefill + first sampled token
+  double decode_s = 0;                 // all decode steps after the first token
+  int n_decode_steps = 0;
+  int64_t kv_bytes = 0;                // cache bytes held at the end of prefill
+};
+
+class Session {
+ public:
+  Session(const Model& model, std::unique_ptr<Policy> policy);
+
+  // Fresh prefill of `tokens` (positions 0..N-1); returns the last token's logits [V].
+  const std::vector<float>& prefill(const std::vector<int32_t>& tokens);
+  // Appends `token` at position N + t and returns its logits [V].
+  const std::vector<float>& decode(int32_t token);
+
+  // Checks the prompt fits the context (prompt + at least one generated token); throws
+  // fastkv::Error suggesting -c/--ctx-size otherwise.
+  static void check_context(const Model& m, size_t n_prompt, int ctx_size);
+
+  // Prefill + sampling loop. on_text gets printable chunks as they are produced; returning
+  // false from it stops generation (finish_reason "stop").
+  GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationParams& params,
+                            const std::function<bool(const std::string&)>& on_text = {});
+
+  const KVCache& cache() const { return cache_; }
+  const PrefillStats& last_prefill() const { return stats_; }
+  int64_t next_position() const { return next_pos_; }
+
+ private:
+  const Model& model_;
+  std::unique_ptr<Policy> policy_;
+  KVCache cache_;
+  PrefillStats stats_;
+  std::vector<float> logits_;
+  int64_t next_pos_ = 0;
+};
+
+}  // namespace fastkv

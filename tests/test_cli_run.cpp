@@ -1,0 +1,227 @@
+// `fastkv run` end to end (tools/fastkv/cmd_run.cpp): output on stdout, statistics on stderr,
+// and one clear "error: " line with a non-zero exit status for every bad input.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "io/gguf.h"
+#include "test_util.h"
+
+namespace fastkv {
+namespace {
+namespace fs = std::filesystem;
+
+using test::CommandResult;
+using test::run_fastkv;
+
+std::string stories() { return test::shared_path("models/stories260K.gguf"); }
+
+// Single-quotes a string for the shell.
+std::string q(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+std::string describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
+         "\n--- stderr ---\n" + r.err;
+}
+
+bool contains(const std::string& s, const std::string& needle) {
+  return s.find(needle) != std::string::npos;
+}
+
+// The command failed with exit status != 0 and a line "error: ..." that contains `needle`.
+void expect_error(const CommandResult& r, const std::string& needle) {
+  EXPECT_NE(r.exit_code, 0) << describe(r);
+  bool found = false;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("error: ", 0) == 0 && contains(line, needle)) found = true;
+  }
+  EXPECT_TRUE(found) << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
+  EXPECT_EQ(r.out, "") << "an error must not print text on stdout";
+}
+
+class CliRun : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(stories())) << stories() << " is missing (../shared)";
+    dir_ = test::temp_dir();
+    ASSERT_FALSE(dir_.empty());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write_file(const std::string& name, const std::string& content) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  }
+
+  std::string dir_;
+};
+
+// README's example and ../shared/README.md: stories260K continues "Once upon a time" greedily
+// with this sentence.
+const std::string kExpected =
+    ", there was a little girl named Lily. She loved to play outside in the park.";
+
+TEST_F(CliRun, GreedyStoryOnStdoutStatsOnStderr) {
+  CommandResult r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 60 --temp 0");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  // The prompt is not echoed: stdout is exactly the generated text (plus a final newline), and
+  // the continuation starts right after "time", so its first byte is the comma.
+  EXPECT_EQ(r.out.rfind(kExpected, 0), 0u) << describe(r);
+  ASSERT_FALSE(r.out.empty());
+  EXPECT_EQ(r.out.back(), '\n');
+  // Text only: none of the statistics.
+  for (const char* stat : {"prompt tokens", "time to first token", "tokens/s", "prefill:",
+                           "decode:", "KV cache", "method:"}) {
+    EXPECT_FALSE(contains(r.out, stat)) << "stdout has '" << stat << "'\n" << describe(r);
+  }
+  for (const char* stat : {"prompt tokens:", "time to first token:", "prefill:", "decode:"}) {
+    EXPECT_TRUE(contains(r.err, stat)) << "stderr lacks '" << stat << "'\n" << describe(r);
+  }
+  EXPECT_FALSE(contains(r.err, "error")) << describe(r);
+  // "Once upon a time" is BOS + 4 tokens.
+  EXPECT_TRUE(contains(r.err, "prompt tokens: 5")) << describe(r);
+}
+
+TEST_F(CliRun, GreedyIsDeterministicAndNRespected) {
+  const std::string base = "run -m " + q(stories()) + " -p 'Once upon a time' --temp 0";
+  CommandResult a = run_fastkv(base + " -n 20");
+  CommandResult b = run_fastkv(base + " -n 20");
+  ASSERT_EQ(a.exit_code, 0) << describe(a);
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_TRUE(contains(a.err, "generated tokens: 20")) << describe(a);
+  // -n 0 generates nothing.
+  CommandResult z = run_fastkv(base + " -n 0");
+  ASSERT_EQ(z.exit_code, 0) << describe(z);
+  EXPECT_EQ(z.out, "\n");
+}
+
+TEST_F(CliRun, PromptFromFile) {
+  const std::string path = write_file("prompt.txt", "Once upon a time");
+  CommandResult r = run_fastkv("run -m " + q(stories()) + " -f " + q(path) + " -n 60 --temp 0");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(r.out.rfind(kExpected, 0), 0u) << describe(r);
+}
+
+TEST_F(CliRun, StopStringAndSeededSampling) {
+  CommandResult r = run_fastkv("run -m " + q(stories()) +
+                               " -p 'Once upon a time' -n 60 --temp 0 --stop ' named'");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(r.out, ", there was a little girl\n");
+  const std::string sampled =
+      "run -m " + q(stories()) + " -p 'Once upon a time' -n 30 --temp 0.8 --seed 5";
+  CommandResult s1 = run_fastkv(sampled), s2 = run_fastkv(sampled);
+  ASSERT_EQ(s1.exit_code, 0) << describe(s1);
+  EXPECT_EQ(s1.out, s2.out);
+}
+
+TEST_F(CliRun, PromptErrors) {
+  const std::string m = "run -m " + q(stories());
+  expect_error(run_fastkv(m + " -p ''"), "empty");
+  const std::string file = write_file("p.txt", "Once upon a time");
+  expect_error(run_fastkv(m + " -p 'Once' -f " + q(file)), "-p/--prompt");
+  expect_error(run_fastkv(m), "-p/--prompt");
+  expect_error(run_fastkv(m + " -f " + q(dir_ + "/missing.txt")), "missing.txt");
+  expect_error(run_fastkv(m + " -f " + q(write_file("empty.txt", ""))), "empty");
+  // Longer than the context.
+  std::string long_prompt;
+  for (int i = 0; i < 10; ++i) long_prompt += "Once upon a time there was a girl. ";
+  CommandResult r = run_fastkv(m + " -c 16 -p " + q(long_prompt));
+  expect_error(r, "-c/--ctx-size");
+  EXPECT_TRUE(contains(r.err, "16")) << describe(r);
+}
+
+TEST_F(CliRun, InvalidSamplingValues) {
+  const std::string m = "run -m " + q(stories()) + " -p 'Once upon a time' ";
+  expect_error(run_fastkv(m + "--temp -1"), "--temp");
+  expect_error(run_fastkv(m + "--top-p 0"), "--top-p");
+  expect_error(run_fastkv(m + "--top-p 1.5"), "--top-p");
+  expect_error(run_fastkv(m + "--min-p 1"), "--min-p");
+  expect_error(run_fastkv(m + "--repeat-penalty 0"), "--repeat-penalty");
+  expect_error(run_fastkv(m + "--top-k -1"), "--top-k");
+  expect_error(run_fastkv(m + "-n -5"), "--n-predict");
+  expect_error(run_fastkv(m + "-c -1"), "--ctx-size");
+}
+
+TEST_F(CliRun, ModelErrors) {
+  const std::string p = " -p 'Once upon a time'";
+  expect_error(run_fastkv("run -m " + q(dir_ + "/nope.gguf") + p), "nope.gguf");
+  expect_error(run_fastkv("run -m " + q(write_file("text.gguf", "this is not a model\n")) + p),
+               "text.gguf");
+  expect_error(run_fastkv("run -m " + q(stories()) + p + " --method no-such-method"),
+               "no-such-method");
+
+  // stories260K's tensors and metadata without the tokenizer.
+  const gguf::File src = gguf::File::open(stories());
+  gguf::Writer w;
+  for (const auto& [k, v] : src.metadata()) {
+    if (k.rfind("tokenizer.", 0) != 0) w.set(k, v);
+  }
+  for (const gguf::TensorInfo& t : src.tensors()) {
+    w.add_raw(t.name, t.type, t.ne, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+  }
+  const std::string no_tok = dir_ + "/no-tokenizer.gguf";
+  w.write(no_tok);
+  CommandResult r = run_fastkv("run -m " + q(no_tok) + p);
+  expect_error(r, "no-tokenizer.gguf");
+  EXPECT_TRUE(contains(r.err, "tokenizer")) << describe(r);
+}
+
+// models/ of the checkout, then the directories of $FASTKV_MODEL_PATH.
+std::string find_model(const std::string& name) {
+  std::vector<std::string> dirs = {std::string(FASTKV_SOURCE_DIR) + "/models"};
+  if (const char* env = std::getenv("FASTKV_MODEL_PATH")) {
+    std::stringstream ss(env);
+    std::string d;
+    while (std::getline(ss, d, ':')) {
+      if (!d.empty()) dirs.push_back(d);
+    }
+  }
+  for (const std::string& d : dirs) {
+    if (fs::exists(fs::path(d) / name)) return (fs::path(d) / name).string();
+  }
+  return "";
+}
+
+TEST_F(CliRun, ChatOnSmolLM2) {
+  const std::string smol = find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (smol.empty()) {
+    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in models/ or $FASTKV_MODEL_PATH "
+                    "(scripts/fetch-models.sh downloads it)";
+  }
+  CommandResult r = run_fastkv("run -m " + q(smol) +
+                               " --chat -p 'What is the capital of France?' -n 24 --temp 0");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  std::string text = r.out;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+  EXPECT_FALSE(text.empty()) << describe(r);
+  // Special tokens are not printed.
+  EXPECT_FALSE(contains(r.out, "<|im_start|>")) << describe(r);
+  EXPECT_FALSE(contains(r.out, "<|im_end|>")) << describe(r);
+  EXPECT_TRUE(contains(r.err, "prompt tokens:")) << describe(r);
+}
+
+TEST_F(CliRun, ChatWithoutAKnownFormatIsAnErrorOnlyWhenUndetectable) {
+  // stories260K has no template; its SentencePiece vocabulary falls back to [INST] blocks.
+  CommandResult r = run_fastkv("run -m " + q(stories()) + " --chat -p 'Hi' -n 4 --temp 0");
+  EXPECT_EQ(r.exit_code, 0) << describe(r);
+}
+
+}  // namespace
+}  // namespace fastkv

@@ -1,0 +1,323 @@
+// Session (src/runtime/session.h) on stories260K with the full policy: decode at position N + t
+// equals a prefill of the longer sequence, stop strings, max_tokens, streaming, the context check
+// and EOS.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/error.h"
+#include "io/gguf.h"
+#include "model/model.h"
+#include "runtime/session.h"
+#include "test_util.h"
+
+namespace fastkv {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kPrompt = "Once upon a time";
+// stories260K's greedy continuation of kPrompt (see ../shared/README.md).
+const std::string kGreedyStart = ", there was a little girl named Lily. She loved to play outside "
+                                 "in the park.";
+
+std::string stories_path() { return test::shared_path("models/stories260K.gguf"); }
+
+class SessionTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ASSERT_TRUE(fs::exists(stories_path())) << stories_path() << " is missing (../shared)";
+    model_ = Model::load(stories_path()).release();
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    model_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(model_, nullptr); }
+
+  static std::vector<int32_t> encode(const std::string& text) {
+    return model_->require_tokenizer().encode(text, /*add_special=*/true, /*parse_special=*/true);
+  }
+  static GenerationParams greedy(int max_tokens) {
+    GenerationParams gp;
+    gp.max_tokens = max_tokens;
+    gp.sampling.temperature = 0.0f;
+    return gp;
+  }
+
+  static Model* model_;
+};
+Model* SessionTest::model_ = nullptr;
+
+// max|a - b| / max|b|
+double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double mx = 0, diff = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    mx = std::max(mx, std::fabs(static_cast<double>(b[i])));
+    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - b[i]));
+  }
+  return diff / mx;
+}
+
+TEST_F(SessionTest, DecodeEqualsPrefillOfTheLongerSequence) {
+  const std::vector<int32_t> all =
+      encode("Once upon a time, there was a little girl named Lily. She loved to play outside.");
+  ASSERT_GE(all.size(), 12u);
+  const size_t N = 5;
+  Session s(*model_, std::make_unique<FullPolicy>());
+  std::vector<float> logits = s.prefill(std::vector<int32_t>(all.begin(), all.begin() + N));
+  EXPECT_EQ(s.next_position(), static_cast<int64_t>(N));
+  for (size_t t = N; t < all.size(); ++t) {
+    // Reference: one prefill of tokens 0..t-1, last-token logits; ours: prefill N + decodes.
+    Session ref(*model_, nullptr);  // nullptr = the full policy
+    const std::vector<float> expected = ref.prefill(std::vector<int32_t>(all.begin(), all.begin() + t));
+    ASSERT_EQ(logits.size(), expected.size());
+    EXPECT_LE(rel_diff(logits, expected), 1e-4) << "after " << t << " tokens (" << t - N
+                                                << " decode steps)";
+    logits = s.decode(all[t]);
+    EXPECT_EQ(s.next_position(), static_cast<int64_t>(t + 1));
+  }
+  // Each decode step appended one row per cache head at the right position.
+  for (int l = 0; l < s.cache().n_layer(); ++l) {
+    for (const HeadCache& h : s.cache().layer(l).heads) {
+      ASSERT_EQ(h.len(), static_cast<int64_t>(all.size()));
+      EXPECT_EQ(h.pos.back(), static_cast<int32_t>(all.size() - 1));
+    }
+  }
+}
+
+TEST_F(SessionTest, DecodeAtLatePositions) {
+  // A longer prompt (beyond the 512 tokens stories260K was trained at: mechanics only).
+  std::string text;
+  for (int i = 0; i < 60; ++i) text += "Lily and Ben went to the park to play with a big red ball. ";
+  const std::vector<int32_t> all = encode(text);
+  ASSERT_GT(all.size(), 600u);
+  const size_t N = all.size() - 4;
+  Session s(*model_, nullptr);
+  std::vector<float> logits = s.prefill(std::vector<int32_t>(all.begin(), all.begin() + N));
+  for (size_t t = N; t < all.size(); ++t) logits = s.decode(all[t]);
+  Session ref(*model_, nullptr);
+  EXPECT_LE(rel_diff(logits, ref.prefill(all)), 1e-4);
+}
+
+TEST_F(SessionTest, GreedyGenerationMatchesTheKnownContinuation) {
+  Session s(*model_, nullptr);
+  GenerationResult r = s.generate(encode(kPrompt), greedy(30));
+  EXPECT_EQ(r.text.rfind(kGreedyStart, 0), 0u) << "got: " << r.text;
+  EXPECT_EQ(r.n_prompt, static_cast<int>(encode(kPrompt).size()));
+  EXPECT_EQ(r.finish_reason, "length");
+  EXPECT_EQ(r.tokens.size(), 30u);
+  EXPECT_EQ(r.n_decode_steps, 29);
+  EXPECT_GT(r.kv_bytes, 0);
+  EXPECT_EQ(r.prefill.n_prompt, r.n_prompt);
+}
+
+TEST_F(SessionTest, MaxTokensIsRespected) {
+  for (int n : {0, 1, 5, 17}) {
+    Session s(*model_, nullptr);
+    GenerationResult r = s.generate(encode(kPrompt), greedy(n));
+    EXPECT_EQ(r.tokens.size(), static_cast<size_t>(n));
+    EXPECT_EQ(r.finish_reason, "length");
+    EXPECT_EQ(r.n_decode_steps, std::max(0, n - 1));
+    EXPECT_EQ(r.text, model_->require_tokenizer().decode(r.tokens).substr(0, r.text.size()));
+    if (n == 0) EXPECT_EQ(r.text, "");
+  }
+  Session s(*model_, nullptr);
+  GenerationParams gp = greedy(-5);
+  EXPECT_THROW(s.generate(encode(kPrompt), gp), Error);
+}
+
+TEST_F(SessionTest, StopStringsCutTheOutput) {
+  Session s0(*model_, nullptr);
+  const std::string full = s0.generate(encode(kPrompt), greedy(40)).text;
+  ASSERT_EQ(full.rfind(kGreedyStart, 0), 0u) << full;
+
+  struct Case {
+    std::vector<std::string> stop;
+    std::string expected;
+  };
+  const Case cases[] = {
+      {{" named"}, ", there was a little girl"},
+      {{"Lily. She"}, ", there was a little girl named "},  // spans several tokens
+      {{"."}, ", there was a little girl named Lily"},
+      {{"park", "girl"}, ", there was a little "},             // the earliest match wins
+      {{"not in the text", "Lily"}, ", there was a little girl named "},
+      {{","}, ""},                                             // the very first token
+  };
+  for (const Case& c : cases) {
+    Session s(*model_, nullptr);
+    GenerationParams gp = greedy(40);
+    gp.stop = c.stop;
+    std::string streamed;
+    GenerationResult r = s.generate(encode(kPrompt), gp, [&](const std::string& chunk) {
+      streamed += chunk;
+      return true;
+    });
+    EXPECT_EQ(r.text, c.expected) << "stop '" << c.stop.front() << "'";
+    EXPECT_EQ(r.finish_reason, "stop") << c.stop.front();
+    EXPECT_EQ(streamed, r.text) << "stop '" << c.stop.front() << "': the stop string leaked";
+    EXPECT_LT(r.tokens.size(), 40u);
+  }
+  // A stop string that never occurs changes nothing.
+  Session s(*model_, nullptr);
+  GenerationParams gp = greedy(40);
+  gp.stop = {"zebra", ""};
+  GenerationResult r = s.generate(encode(kPrompt), gp);
+  EXPECT_EQ(r.text, full);
+  EXPECT_EQ(r.finish_reason, "length");
+}
+
+TEST_F(SessionTest, StreamedChunksConcatenateToTheResultText) {
+  for (int n : {1, 7, 60}) {
+    Session s(*model_, nullptr);
+    std::vector<std::string> chunks;
+    GenerationResult r = s.generate(encode(kPrompt), greedy(n), [&](const std::string& c) {
+      chunks.push_back(c);
+      return true;
+    });
+    std::string joined;
+    for (const std::string& c : chunks) joined += c;
+    EXPECT_EQ(joined, r.text) << n << " tokens";
+    EXPECT_FALSE(r.text.empty());
+    EXPECT_GT(chunks.size(), n > 1 ? 1u : 0u);  // streamed as it goes, not in one piece
+  }
+  // Sampling at a temperature streams the same way.
+  Session s(*model_, nullptr);
+  GenerationParams gp = greedy(50);
+  gp.sampling.temperature = 0.9f;
+  gp.sampling.seed = 7;
+  std::string joined;
+  GenerationResult r = s.generate(encode(kPrompt), gp, [&](const std::string& c) {
+    joined += c;
+    return true;
+  });
+  EXPECT_EQ(joined, r.text);
+  // ... and is reproducible for a seed.
+  Session s2(*model_, nullptr);
+  EXPECT_EQ(s2.generate(encode(kPrompt), gp).text, r.text);
+}
+
+TEST_F(SessionTest, CallbackReturningFalseStops) {
+  Session s(*model_, nullptr);
+  int calls = 0;
+  GenerationResult r = s.generate(encode(kPrompt), greedy(60), [&](const std::string&) {
+    return ++calls < 3;
+  });
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(r.finish_reason, "stop");
+  EXPECT_LT(r.tokens.size(), 60u);
+}
+
+TEST_F(SessionTest, GenerationContinuesTheTextWithItsSpaces) {
+  // "Once upon a time there" continues with " was": the first generated piece's leading space
+  // is real text (it is not the space SentencePiece adds at the start of an input).
+  Session s(*model_, nullptr);
+  GenerationParams gp = greedy(8);
+  const std::vector<int32_t> prompt = encode("Once upon a time, there");
+  GenerationResult r = s.generate(prompt, gp);
+  ASSERT_FALSE(r.tokens.empty());
+  const std::string first_piece = model_->require_tokenizer().token_to_piece(r.tokens[0]);
+  if (!first_piece.empty() && first_piece[0] == ' ') {
+    EXPECT_EQ(r.text.substr(0, 1), " ") << "got '" << r.text << "'";
+  }
+  // Prompt + output reads as the decoded whole sequence.
+  std::vector<int32_t> all = prompt;
+  all.insert(all.end(), r.tokens.begin(), r.tokens.end());
+  EXPECT_EQ("Once upon a time, there" + r.text, model_->require_tokenizer().decode(all));
+}
+
+TEST_F(SessionTest, CheckContextSuggestsCtxSize) {
+  try {
+    Session::check_context(*model_, 600, 512);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("-c/--ctx-size"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("600"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("512"), std::string::npos) << msg;
+  }
+  // The prompt needs room for one generated token.
+  EXPECT_THROW(Session::check_context(*model_, 16, 16), Error);
+  EXPECT_NO_THROW(Session::check_context(*model_, 15, 16));
+  // 0 = the training context (2048 for stories260K).
+  const int train = model_->config().n_ctx_train;
+  EXPECT_NO_THROW(Session::check_context(*model_, train - 1, 0));
+  try {
+    Session::check_context(*model_, train, 0);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("-c/--ctx-size"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Session::check_context(*model_, 0, 0), Error);  // empty prompt
+
+  // generate() checks too.
+  Session s(*model_, nullptr);
+  GenerationParams gp = greedy(4);
+  gp.ctx_size = 3;
+  EXPECT_THROW(s.generate(encode(kPrompt), gp), Error);
+}
+
+TEST_F(SessionTest, GenerationStopsWhenTheContextIsFull) {
+  const std::vector<int32_t> prompt = encode(kPrompt);
+  Session s(*model_, nullptr);
+  GenerationParams gp = greedy(50);
+  gp.ctx_size = static_cast<int>(prompt.size()) + 4;
+  GenerationResult r = s.generate(prompt, gp);
+  EXPECT_EQ(r.finish_reason, "length");
+  EXPECT_LT(r.tokens.size(), 50u);
+  EXPECT_GE(r.tokens.size(), 1u);
+  EXPECT_LE(s.next_position(), gp.ctx_size);  // never ran a token past the context
+}
+
+// stories260K with `eos_token_id` pointing at the "." token, written to a temporary file: greedy
+// generation from kPrompt then ends at the first sentence.
+std::string write_stories_with_eos(const std::string& eos_text, int32_t* eos_id) {
+  const gguf::File src = gguf::File::open(stories_path());
+  const auto tok = Tokenizer::from_gguf(src);
+  *eos_id = tok->find_token(eos_text);
+  gguf::Writer w;
+  for (const auto& [k, v] : src.metadata()) w.set(k, v);
+  w.set_u32("tokenizer.ggml.eos_token_id", static_cast<uint32_t>(*eos_id));
+  for (const gguf::TensorInfo& t : src.tensors()) {
+    w.add_raw(t.name, t.type, t.ne, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+  }
+  const std::string path = test::temp_dir() + "/stories-eos.gguf";
+  w.write(path);
+  return path;
+}
+
+TEST_F(SessionTest, EosStopsWithFinishReasonStop) {
+  int32_t eos = -1;
+  const std::string path = write_stories_with_eos(".", &eos);
+  ASSERT_GE(eos, 0) << "stories260K has no '.' token";
+  auto m = Model::load(path);
+  ASSERT_TRUE(m->require_tokenizer().is_end_of_generation(eos));
+  Session s(*m, nullptr);
+  GenerationParams gp = greedy(60);
+  std::string streamed;
+  GenerationResult r = s.generate(encode(kPrompt), gp, [&](const std::string& c) {
+    streamed += c;
+    return true;
+  });
+  EXPECT_EQ(r.finish_reason, "stop");
+  EXPECT_EQ(r.text, ", there was a little girl named Lily");  // EOS itself is not output
+  EXPECT_EQ(streamed, r.text);
+  EXPECT_EQ(std::count(r.tokens.begin(), r.tokens.end(), eos), 0);
+
+  // stop_at_eog = false (--ignore-eos) runs on to max_tokens.
+  Session s2(*m, nullptr);
+  gp.stop_at_eog = false;
+  gp.max_tokens = 20;
+  GenerationResult r2 = s2.generate(encode(kPrompt), gp);
+  EXPECT_EQ(r2.finish_reason, "length");
+  EXPECT_EQ(r2.tokens.size(), 20u);
+  EXPECT_EQ(r2.text.rfind(", there was a little girl named Lily.", 0), 0u) << r2.text;
+  fs::remove_all(fs::path(path).parent_path());
+}
+
+}  // namespace
+}  // namespace fastkv

@@ -1,0 +1,31 @@
+// Helpers shared by the tests: where ../shared is, running the fastkv binary.
+#pragma once
+
+#include <string>
+
+namespace fastkv::test {
+
+// Absolute path of ../shared (or $FASTKV_SHARED when set). Tests that need it call
+// require_shared() first, which fails the test loudly when the folder is missing.
+std::string shared_dir();
+std::string shared_path(const std::string& relative);
+
+// Path of the built `fastkv` binary.
+std::string fastkv_bin();
+
+// A fresh, empty temporary directory (removed at process exit is not guaranteed).
+std::string temp_dir();
+
+struct CommandResult {
+  int exit_code = -1;  // the process's exit status; 128+signal if it died of a signal
+  std::string out;     // stdout
+  std::string err;     // stderr
+};
+
+// Runs `fastkv <args>` (args is appended verbatim to a shell command line; quote as needed).
+CommandResult run_fastkv(const std::string& args);
+
+// Runs an arbitrary shell command line.
+CommandResult run_shell(const std::string& command);
+
+}  // namespace fastkv::test
