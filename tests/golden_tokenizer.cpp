@@ -25,8 +25,8 @@ namespace fs = std::filesystem;
 
 // The vocabularies in ../shared/tokenizer (a test below checks that no other one is there).
 const std::vector<std::string> kVocabs = {
-    "llama-spm", "phi-3",        "gpt-2",        "starcoder",     "falcon",
-    "mpt",       "refact",       "deepseek-llm", "deepseek-coder",
+    "llama-spm", "phi-3",  "gpt-2",        "starcoder",      "falcon",
+    "mpt",       "refact", "deepseek-llm", "deepseek-coder",
 };
 
 std::string slurp(const std::string& path) {
@@ -132,7 +132,7 @@ TEST_P(GoldenVocab, MatchesReferenceIdsAndRoundTrips) {
               name.c_str(), matched, inputs.size(), round_trips, inputs.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(Vocabs, GoldenVocab, ::testing::ValuesIn(kVocabs),
+INSTANTIATE_TEST_SUITE_P(TokenizerVocabs, GoldenVocab, ::testing::ValuesIn(kVocabs),
                          [](const ::testing::TestParamInfo<std::string>& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');
@@ -141,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(Vocabs, GoldenVocab, ::testing::ValuesIn(kVocabs),
 
 // Every vocabulary in ../shared/tokenizer is covered above (a new file must be added to the
 // list, not silently ignored).
-TEST(GoldenVocabDir, EveryVocabularyIsTested) {
+TEST(TokenizerGoldenVocabDir, EveryVocabularyIsTested) {
   const std::string dir = test::shared_path("tokenizer");
   ASSERT_TRUE(fs::is_directory(dir)) << "missing " << dir;
   size_t found = 0;
@@ -179,13 +179,14 @@ TEST_P(GoldenPrompt, ReencodesToLlamaCppTokens) {
   const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(model);
   ASSERT_FALSE(tokens.empty());
   const std::string text = tok->decode(tokens);
-  const std::vector<int32_t> again = tok->encode(text, /*add_special=*/true, /*parse_special=*/true);
+  const std::vector<int32_t> again =
+      tok->encode(text, /*add_special=*/true, /*parse_special=*/true);
   EXPECT_EQ(again, tokens) << GetParam() << ": text " << show(text.substr(0, 200));
-  std::printf("[ prompt   ] %s: %zu tokens, %zu bytes of text\n", GetParam().c_str(),
-              tokens.size(), text.size());
+  std::printf("[ prompt   ] %s: %zu tokens, %zu bytes of text\n", GetParam().c_str(), tokens.size(),
+              text.size());
 }
 
-INSTANTIATE_TEST_SUITE_P(LlamaCpp, GoldenPrompt,
+INSTANTIATE_TEST_SUITE_P(TokenizerLlamaCpp, GoldenPrompt,
                          ::testing::Values("stories260K.short", "stories260K.long",
                                            "tiny-llama-gqa.short", "tiny-llama-gqa.long",
                                            "tiny-qwen2-gqa.short", "tiny-qwen2-gqa.long"),
@@ -224,7 +225,7 @@ std::string find_model(const std::string& file) {
   return {};
 }
 
-class SmolLM2 : public ::testing::Test {
+class TokenizerSmolLM2 : public ::testing::Test {
  protected:
   static constexpr const char* kFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
   void SetUp() override {
@@ -241,7 +242,7 @@ class SmolLM2 : public ::testing::Test {
   std::unique_ptr<Tokenizer> tok_;
 };
 
-TEST_F(SmolLM2, Metadata) {
+TEST_F(TokenizerSmolLM2, Metadata) {
   EXPECT_EQ(tok_->kind(), Tokenizer::Kind::kBytePairEncoding);
   EXPECT_EQ(tok_->model_name(), "gpt2");
   EXPECT_EQ(tok_->pre_name(), "smollm");
@@ -252,7 +253,7 @@ TEST_F(SmolLM2, Metadata) {
   EXPECT_FALSE(tok_->is_end_of_generation(tok_->find_token("Hello")));
 }
 
-TEST_F(SmolLM2, WordsAndDigits) {
+TEST_F(TokenizerSmolLM2, WordsAndDigits) {
   const std::vector<int32_t> hw = tok_->encode("Hello world", false, false);
   ASSERT_EQ(hw.size(), 2u);
   EXPECT_EQ(tok_->token_text(hw[0]), "Hello");
@@ -266,7 +267,7 @@ TEST_F(SmolLM2, WordsAndDigits) {
   EXPECT_EQ(texts, want);
 }
 
-TEST_F(SmolLM2, ChatTemplateSpecialTokens) {
+TEST_F(TokenizerSmolLM2, ChatTemplateSpecialTokens) {
   const std::string chat = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n";
   const std::vector<int32_t> ids = tok_->encode(chat, false, true);
   ASSERT_FALSE(ids.empty());
@@ -280,7 +281,7 @@ TEST_F(SmolLM2, ChatTemplateSpecialTokens) {
   EXPECT_EQ(tok_->decode(plain), chat);
 }
 
-TEST_F(SmolLM2, RoundTripWithoutUnknownTokens) {
+TEST_F(TokenizerSmolLM2, RoundTripWithoutUnknownTokens) {
   // The golden strings of the other vocabularies, printable ASCII, and some non-Latin text.
   std::vector<std::string> texts =
       split_inputs(slurp(test::shared_path("tokenizer/ggml-vocab-starcoder.gguf.inp")));
@@ -288,7 +289,10 @@ TEST_F(SmolLM2, RoundTripWithoutUnknownTokens) {
   std::string ascii = "\t\n\r";
   for (int b = 0x20; b < 0x7f; ++b) ascii.push_back(static_cast<char>(b));
   texts.push_back(ascii);
-  texts.push_back("Grüße, Ελληνικά, русский, 日本語, 한국어, עברית, हिन्दी 🦙🚀 x²∑∞");
+  texts.push_back(
+      "Grüße, Ελληνικά, русский, 日本語, 한국어, עברית, हिन्दी "
+      "🦙🚀 "
+      "x²∑∞");
   for (const std::string& s : texts) {
     const std::vector<int32_t> ids = tok_->encode(s, false, false);
     for (int32_t id : ids) {
@@ -298,13 +302,16 @@ TEST_F(SmolLM2, RoundTripWithoutUnknownTokens) {
   }
 }
 
-TEST_F(SmolLM2, BytesTheVocabularyCannotSpellAreDropped) {
+TEST_F(TokenizerSmolLM2, BytesTheVocabularyCannotSpellAreDropped) {
   // This vocabulary has no entry for a few bytes (e.g. 0x04, 0xC0, 0xFF); its "unknown" token
   // id names <|endoftext|>, a control token, which must not be emitted in their place.
   EXPECT_EQ(tok_->find_token("\xC4\x84"), -1);  // the stand-in of byte 0x04
   // "\x04" is a piece of its own (neither letter nor space), so "a" and "b" stay apart.
   const std::vector<int32_t> want = {tok_->find_token("a"), tok_->find_token("b")};
-  EXPECT_EQ(tok_->encode("a\x04" "b", false, false), want);
+  EXPECT_EQ(tok_->encode("a\x04"
+                         "b",
+                         false, false),
+            want);
   EXPECT_TRUE(tok_->encode("\xFF", false, false).empty());
 }
 

@@ -20,7 +20,9 @@ namespace fs = std::filesystem;
 using test::run_fastkv;
 using test::shared_path;
 
-std::string quote(const std::string& path) { return "'" + path + "'"; }
+std::string quote(const std::string& path) {
+  return "'" + path + "'";
+}
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -36,8 +38,10 @@ std::vector<std::string> lines_starting(const std::string& text, const std::stri
   return out;
 }
 
-#define EXPECT_LINE(text, line) \
-  EXPECT_TRUE(contains("\n" + (text), "\n" + std::string(line) + "\n")) << "no line '" << (line) << "' in:\n" << (text)
+#define EXPECT_LINE(text, line)                                         \
+  EXPECT_TRUE(contains("\n" + (text), "\n" + std::string(line) + "\n")) \
+      << "no line '" << (line) << "' in:\n"                             \
+      << (text)
 
 // "tensors: N (T1: n1, T2: n2)" computed from the file itself, most frequent type first.
 std::string tensor_line(const gguf::File& f) {
@@ -142,8 +146,8 @@ TEST(CliInspect, EverySharedModel) {
     EXPECT_EQ(lines_starting(r.out, "tensors: ")[0].rfind(tensor_line(f) + ", ", 0), 0u)
         << tensor_line(f);
     EXPECT_LINE(r.out, "tokenizer: " + f.get_string("tokenizer.ggml.model"));
-    EXPECT_LINE(r.out, "  vocab size: " +
-                           std::to_string(f.get_array("tokenizer.ggml.tokens").size()));
+    EXPECT_LINE(r.out,
+                "  vocab size: " + std::to_string(f.get_array("tokenizer.ggml.tokens").size()));
 
     // --tensors lists every tensor with its type and shape.
     test::CommandResult t = run_fastkv("inspect --tensors " + quote(path));
@@ -155,7 +159,8 @@ TEST(CliInspect, EverySharedModel) {
 }
 
 TEST(CliInspect, GqaModels) {
-  test::CommandResult llama = run_fastkv("inspect " + quote(shared_path("models/tiny-llama-gqa.gguf")));
+  test::CommandResult llama =
+      run_fastkv("inspect " + quote(shared_path("models/tiny-llama-gqa.gguf")));
   ASSERT_EQ(llama.exit_code, 0) << llama.err;
   EXPECT_LINE(llama.out, "architecture: llama");
   EXPECT_LINE(llama.out, "  block_count: 4");
@@ -166,7 +171,8 @@ TEST(CliInspect, GqaModels) {
   EXPECT_LINE(llama.out, "  pre: default");
   EXPECT_LINE(llama.out, "  vocab size: 32000");
 
-  test::CommandResult qwen = run_fastkv("inspect " + quote(shared_path("models/tiny-qwen2-gqa.gguf")));
+  test::CommandResult qwen =
+      run_fastkv("inspect " + quote(shared_path("models/tiny-qwen2-gqa.gguf")));
   ASSERT_EQ(qwen.exit_code, 0) << qwen.err;
   EXPECT_LINE(qwen.out, "architecture: qwen2");
   EXPECT_LINE(qwen.out, "  block_count: 3");

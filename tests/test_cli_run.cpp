@@ -217,7 +217,7 @@ TEST_F(CliRun, ChatOnSmolLM2) {
   EXPECT_TRUE(contains(r.err, "prompt tokens:")) << describe(r);
 }
 
-TEST_F(CliRun, ChatWithoutAKnownFormatIsAnErrorOnlyWhenUndetectable) {
+TEST_F(CliRun, ChatFallsBackToInstBlocksForSentencePiece) {
   // stories260K has no template; its SentencePiece vocabulary falls back to [INST] blocks.
   CommandResult r = run_fastkv("run -m " + q(stories()) + " --chat -p 'Hi' -n 4 --temp 0");
   EXPECT_EQ(r.exit_code, 0) << describe(r);

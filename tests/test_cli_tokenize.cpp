@@ -10,7 +10,9 @@
 namespace fastkv {
 namespace {
 
-std::string stories() { return "'" + test::shared_path("models/stories260K.gguf") + "'"; }
+std::string stories() {
+  return "'" + test::shared_path("models/stories260K.gguf") + "'";
+}
 
 void write_file(const std::string& path, const std::string& content) {
   std::ofstream out(path, std::ios::binary);

@@ -86,14 +86,14 @@ std::string parse_error(const std::vector<uint8_t>& bytes, const std::string& na
 
 // Asserts that parsing `bytes` throws a one-line fastkv::Error naming the file and containing
 // every one of `parts`.
-#define EXPECT_GGUF_ERROR(bytes, ...)                                                 \
-  do {                                                                                \
-    std::string msg_ = parse_error(bytes);                                            \
-    EXPECT_EQ(msg_.rfind(std::string(kName) + ": ", 0), 0u) << msg_;                  \
-    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_;                            \
-    for (const std::string& part_ : std::vector<std::string>{__VA_ARGS__}) {          \
+#define EXPECT_GGUF_ERROR(bytes, ...)                                                         \
+  do {                                                                                        \
+    std::string msg_ = parse_error(bytes);                                                    \
+    EXPECT_EQ(msg_.rfind(std::string(kName) + ": ", 0), 0u) << msg_;                          \
+    EXPECT_EQ(msg_.find('\n'), std::string::npos) << msg_;                                    \
+    for (const std::string& part_ : std::vector<std::string>{__VA_ARGS__}) {                  \
       EXPECT_NE(msg_.find(part_), std::string::npos) << "'" << part_ << "' not in: " << msg_; \
-    }                                                                                 \
+    }                                                                                         \
   } while (0)
 
 // Runs `f`, expecting a fastkv::Error whose message contains every one of `parts`.
@@ -231,16 +231,16 @@ TEST(GgufMetadata, ArraysRoundTripIncludingNestedAndEmpty) {
   w.set("empty.str", Value::of_array(ValueType::STRING, {}));
   w.set("empty.arr", Value::of_array(ValueType::ARRAY, {}));
   // An array of arrays (of different lengths, one empty) and an array of arrays of strings.
-  w.set("nested", Value::of_array(
-                      ValueType::ARRAY,
-                      {Value::of_array(ValueType::INT32, {Value::of_i32(1), Value::of_i32(2)}),
-                       Value::of_array(ValueType::INT32, {}),
-                       Value::of_array(ValueType::FLOAT32, {Value::of_f32(0.5f)})}));
-  w.set("nested.str",
+  w.set("nested",
         Value::of_array(ValueType::ARRAY,
-                        {Value::of_array(ValueType::STRING, {Value::of_string("a b")}),
-                         Value::of_array(ValueType::STRING,
-                                         {Value::of_string("c"), Value::of_string("")})}));
+                        {Value::of_array(ValueType::INT32, {Value::of_i32(1), Value::of_i32(2)}),
+                         Value::of_array(ValueType::INT32, {}),
+                         Value::of_array(ValueType::FLOAT32, {Value::of_f32(0.5f)})}));
+  w.set("nested.str",
+        Value::of_array(
+            ValueType::ARRAY,
+            {Value::of_array(ValueType::STRING, {Value::of_string("a b")}),
+             Value::of_array(ValueType::STRING, {Value::of_string("c"), Value::of_string("")})}));
   // Three levels deep.
   w.set("deep",
         Value::of_array(ValueType::ARRAY,
@@ -341,8 +341,7 @@ TEST(GgufVersion, ReadsVersion2AndVersion3) {
 
   std::vector<uint8_t> v2 = v3;
   v2[4] = 2;
-  for (const auto& [bytes, version] :
-       {std::pair{v3, uint32_t{3}}, std::pair{v2, uint32_t{2}}}) {
+  for (const auto& [bytes, version] : {std::pair{v3, uint32_t{3}}, std::pair{v2, uint32_t{2}}}) {
     File f = File::from_bytes("v.gguf", bytes);
     EXPECT_EQ(f.version(), version);
     EXPECT_EQ(f.get_string("general.architecture"), "llama");
@@ -473,18 +472,20 @@ TEST(GgufTensors, TableAndValuesRoundTrip) {
   auto block_tol = [](const std::vector<float>& v, float frac) {
     return [&v, frac](size_t k) {
       float amax = 0;
-      for (size_t j = k / 32 * 32; j < k / 32 * 32 + 32; ++j) amax = std::max(amax, std::fabs(v[j]));
+      for (size_t j = k / 32 * 32; j < k / 32 * 32 + 32; ++j)
+        amax = std::max(amax, std::fabs(v[j]));
       return amax * frac + 1e-6f;
     };
   };
   near(f.read_f32("q8_0"), q8, block_tol(q8, 1.0f / 127));  // half a step of amax/127, plus f16 d
-  near(f.read_f32("q4_0"), q4, block_tol(q4, 0.14f));  // one step of amax/8, plus f16 d
+  near(f.read_f32("q4_0"), q4, block_tol(q4, 0.14f));       // one step of amax/8, plus f16 d
   EXPECT_EQ(f.read_i32("i32"), i32);
 
   // Wrong-type reads.
-  expect_error([&] { f.read_i32("f32"); }, {"rt.gguf: ", "tensor 'f32' has type F32, expected I32"});
-  expect_error([&] { f.read_f32("i32"); }, {"rt.gguf: ", "tensor 'i32' has type I32",
-                                            "cannot convert to f32"});
+  expect_error([&] { f.read_i32("f32"); },
+               {"rt.gguf: ", "tensor 'f32' has type F32, expected I32"});
+  expect_error([&] { f.read_f32("i32"); },
+               {"rt.gguf: ", "tensor 'i32' has type I32", "cannot convert to f32"});
   expect_error([&] { f.tensor("nope"); }, {"rt.gguf: missing tensor 'nope'"});
   expect_error([&] { f.read_f32("nope"); }, {"rt.gguf: missing tensor 'nope'"});
 }
@@ -542,8 +543,7 @@ TEST(GgufTensors, WriterRejectsBadTensors) {
   expect_error([&] { w.add_raw("x", TensorType::F32, {}, {}); }, {"tensor 'x'", "dims"});
   expect_error([&] { w.add_f32("q", TensorType::Q8_0, {16}, v.data()); }, {"Q8_0", "32"});
   w.add_f32("a", TensorType::F32, {4}, v.data());
-  expect_error([&] { w.add_f32("a", TensorType::F32, {4}, v.data()); },
-               {"duplicate tensor 'a'"});
+  expect_error([&] { w.add_f32("a", TensorType::F32, {4}, v.data()); }, {"duplicate tensor 'a'"});
   expect_error([] { Writer bad(48); }, {"alignment must be a power of two, got 48"});
   expect_error([] { Writer bad(0); }, {"alignment must be a power of two, got 0"});
 }
@@ -782,15 +782,13 @@ TEST(GgufBadInput, BadGeneralAlignment) {
     return im.bytes;
   };
   EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(4).u32(0); }), "general.alignment", "got 0");
-  EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(4).u32(48); }), "general.alignment",
-                    "power of two", "got 48");
-  EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(5).i32(-32); }), "general.alignment",
-                    "got -32");
+  EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(4).u32(48); }), "general.alignment", "power of two",
+                    "got 48");
+  EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(5).i32(-32); }), "general.alignment", "got -32");
   EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(10).u64(~uint64_t{0}); }), "general.alignment",
                     "got 18446744073709551615");
   EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(10).u64(1ull << 63); }), "general.alignment");
-  EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(6).f32(32.0f); }), "general.alignment",
-                    "got 32");
+  EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(6).f32(32.0f); }), "general.alignment", "got 32");
   EXPECT_GGUF_ERROR(with([](Image& im) { im.u32(8).str("32"); }), "general.alignment",
                     "got \"32\"");
   // Other integer types carrying a power of two are accepted.
@@ -833,10 +831,12 @@ TEST(GgufBadInput, MissingKeyAndWrongValueType) {
   expect_error([&] { f.get_string("n"); }, {"meta.gguf: key 'n' has type u32, expected string"});
   // A fallback does not hide a wrong type.
   expect_error([&] { f.get_string("n", "dflt"); }, {"meta.gguf: key 'n' has type u32"});
-  expect_error([&] { f.get_int("s"); }, {"meta.gguf: key 's' has type string, expected an integer"});
+  expect_error([&] { f.get_int("s"); },
+               {"meta.gguf: key 's' has type string, expected an integer"});
   expect_error([&] { f.get_int("x"); }, {"meta.gguf: key 'x' has type f32, expected an integer"});
   expect_error([&] { f.get_int("big"); }, {"meta.gguf: key 'big': ", "too large"});
-  expect_error([&] { f.get_float("s"); }, {"meta.gguf: key 's' has type string, expected a number"});
+  expect_error([&] { f.get_float("s"); },
+               {"meta.gguf: key 's' has type string, expected a number"});
   expect_error([&] { f.get_bool("n"); }, {"meta.gguf: key 'n' has type u32, expected bool"});
   expect_error([&] { f.get_array("s"); }, {"meta.gguf: key 's' has type string, expected array"});
   expect_error([&] { f.get_string_array("ints"); },

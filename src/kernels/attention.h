@@ -20,4 +20,11 @@ void attend_rows(const float* q, int g, const float* k, const float* v, int64_t 
 void causal_attention(const float* q, const float* k, const float* v, int n, int H, int G, int d,
                       float* out);
 
+// The attention probability each key receives, summed over all queries that see it:
+//   colsum[h, j] = sum_{i >= j} softmax_j'(q[i, h] · k[j', h/g] / sqrt(d))[j]
+// (H2O's heavy-hitter score). A second tiled pass over the keys, using each query's
+// log-sum-exp, so no n × n matrix is formed. q: [n, H, d], k: [n, G, d], colsum: [H, n].
+void causal_attention_column_sums(const float* q, const float* k, int n, int H, int G, int d,
+                                  float* colsum);
+
 }  // namespace fastkv::kernels

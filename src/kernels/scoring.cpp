@@ -67,4 +67,52 @@ std::vector<int32_t> topk(const float* values, int len, int k) {
   return idx;
 }
 
+void last_query_dot_scores(const float* q, const float* k, int n, int H, int G, int d, float* out) {
+  const int g = H / G;
+  std::fill(out, out + n, 0.0f);
+  for (int h = 0; h < H; ++h) {
+    const float* qi = q + (static_cast<int64_t>(n - 1) * H + h) * d;
+    const int kvh = h / g;
+    for (int j = 0; j < n; ++j) {
+      const float* kj = k + (static_cast<int64_t>(j) * G + kvh) * d;
+      float dot = 0;
+      for (int t = 0; t < d; ++t) dot += qi[t] * kj[t];
+      out[j] += dot;
+    }
+  }
+}
+
+void recent_query_scores(const float* q, const float* k, int n, int H, int G, int d, int R,
+                         const float* weights, float* out) {
+  const int g = H / G;
+  const int first = n - R;  // absolute index of the oldest recent query
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  std::fill(out, out + static_cast<int64_t>(H) * n, 0.0f);
+#pragma omp parallel for if (worth_parallel(static_cast<int64_t>(n) * H * R * d))
+  for (int h = 0; h < H; ++h) {
+    std::vector<float> s(n);  // one query's scores over the keys it sees
+    const int kvh = h / g;
+    float* oh = out + static_cast<int64_t>(h) * n;
+    for (int r = 0; r < R; ++r) {
+      const int i = first + r;
+      const float* qi = q + (static_cast<int64_t>(i) * H + h) * d;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int j = 0; j <= i; ++j) {
+        const float* kj = k + (static_cast<int64_t>(j) * G + kvh) * d;
+        float dot = 0;
+        for (int t = 0; t < d; ++t) dot += qi[t] * kj[t];
+        s[j] = dot * scale;
+        mx = std::max(mx, s[j]);
+      }
+      float sum = 0;
+      for (int j = 0; j <= i; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      const float wr = weights[r] / sum;
+      for (int j = 0; j <= i; ++j) oh[j] += s[j] * wr;
+    }
+  }
+}
+
 }  // namespace fastkv::kernels

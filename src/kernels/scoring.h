@@ -24,4 +24,19 @@ void pool1d(const float* in, int len, int kernel, PoolType type, float* out);
 // Indices of the k largest values (descending by value; equal values: lower index first).
 std::vector<int32_t> topk(const float* values, int len, int k);
 
+// GemFilter's filter score: the raw dot product of the last query (row n-1) of every query head
+// with every key, summed over the query heads (no 1/sqrt(d) scale, no softmax):
+//   out[j] = sum_h q[n-1, h] · k[j, h/g]      q: [n, H, d], k: [n, G, d], out: [n].
+// Costs H × n dot products. Requires n >= 1.
+void last_query_dot_scores(const float* q, const float* k, int n, int H, int G, int d, float* out);
+
+// Weighted attention of the last R queries of every query head (PyramidInfer's recent queries)
+// against all n keys, with causal masking:
+//   A[h, r, j] = softmax_j(q[n-R+r, h] · k[j, h/g] / sqrt(d)), key j visible iff j <= n-R+r
+//   out[h, j]  = sum_r weights[r] × A[h, r, j]      for every j < n (0 where no query sees j)
+// q: [n, H, d], k: [n, G, d], weights: [R], out: [H, n]. Costs R × n dot products per head,
+// never n × n. Requires 1 <= R <= n.
+void recent_query_scores(const float* q, const float* k, int n, int H, int G, int d, int R,
+                         const float* weights, float* out);
+
 }  // namespace fastkv::kernels

@@ -62,12 +62,9 @@ void project_qkv(const ModelConfig& c, const LayerWeights& lw, const kernels::Ro
                  int n, Activations& a) {
   const int qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
   kernels::rmsnorm(a.hidden.data(), lw.attn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
-  kernels::linear(a.xnorm.data(), n, lw.wq.data(), c.d_model, qd,
-                  lw.bq.empty() ? nullptr : lw.bq.data(), a.q.data());
-  kernels::linear(a.xnorm.data(), n, lw.wk.data(), c.d_model, kvd,
-                  lw.bk.empty() ? nullptr : lw.bk.data(), a.k.data());
-  kernels::linear(a.xnorm.data(), n, lw.wv.data(), c.d_model, kvd,
-                  lw.bv.empty() ? nullptr : lw.bv.data(), a.v.data());
+  lw.wq.forward(a.xnorm.data(), n, a.q.data());
+  lw.wk.forward(a.xnorm.data(), n, a.k.data());
+  lw.wv.forward(a.xnorm.data(), n, a.v.data());
 #pragma omp parallel for if (kernels::worth_parallel(static_cast<int64_t>(n) * (qd + kvd) * 4))
   for (int i = 0; i < n; ++i) {
     rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, c.n_head, c.head_dim, a.pos[i]);
@@ -77,15 +74,14 @@ void project_qkv(const ModelConfig& c, const LayerWeights& lw, const kernels::Ro
 
 // hidden += o_proj(attn); hidden += down(silu(gate(norm(hidden))) * up(norm(hidden)))
 void output_and_mlp(const ModelConfig& c, const LayerWeights& lw, int n, Activations& a) {
-  const int qd = c.n_head * c.head_dim;
   const int64_t nd = static_cast<int64_t>(n) * c.d_model;
-  kernels::linear(a.attn.data(), n, lw.wo.data(), qd, c.d_model, nullptr, a.proj.data());
+  lw.wo.forward(a.attn.data(), n, a.proj.data());
   kernels::add_inplace(a.hidden.data(), a.proj.data(), nd);
   kernels::rmsnorm(a.hidden.data(), lw.ffn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
-  kernels::linear(a.xnorm.data(), n, lw.w_gate.data(), c.d_model, c.d_ff, nullptr, a.gate.data());
-  kernels::linear(a.xnorm.data(), n, lw.w_up.data(), c.d_model, c.d_ff, nullptr, a.up.data());
+  lw.w_gate.forward(a.xnorm.data(), n, a.gate.data());
+  lw.w_up.forward(a.xnorm.data(), n, a.up.data());
   kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(n) * c.d_ff, a.gate.data());
-  kernels::linear(a.gate.data(), n, lw.w_down.data(), c.d_ff, c.d_model, nullptr, a.proj.data());
+  lw.w_down.forward(a.gate.data(), n, a.proj.data());
   kernels::add_inplace(a.hidden.data(), a.proj.data(), nd);
 }
 
@@ -140,34 +136,36 @@ void gather_live(const std::vector<int32_t>& sel, int n, int D, Activations& a) 
 
 }  // namespace
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   std::unique_ptr<Model> m(new Model(gguf::File::open(path)));
   const gguf::File& f = m->file_;
   ModelConfig& c = m->config_;
   c = ModelConfig::from_gguf(f);
+  m->backend_ = opts.backend;
   const int D = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+  auto linear = [&](const std::string& name, int in, int out, const std::string& bias_name) {
+    std::vector<float> bias = bias_name.empty() ? std::vector<float>{} : load_vector(f, bias_name, out);
+    return kernels::Linear(load_matrix(f, name, in, out), in, out, std::move(bias), opts.backend);
+  };
   Weights& w = m->w_;
   w.token_embd = load_matrix(f, "token_embd.weight", D, c.n_vocab);
   w.output_norm = load_vector(f, "output_norm.weight", D);
-  if (!c.tied_embeddings) w.output = load_matrix(f, "output.weight", D, c.n_vocab);
+  w.lm_head = c.tied_embeddings
+                  ? kernels::Linear(w.token_embd, D, c.n_vocab, {}, opts.backend)
+                  : linear("output.weight", D, c.n_vocab, "");
   w.layers.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
     const std::string p = cat("blk.", l, ".");
     LayerWeights& lw = w.layers[l];
     lw.attn_norm = load_vector(f, p + "attn_norm.weight", D);
-    lw.wq = load_matrix(f, p + "attn_q.weight", D, qd);
-    lw.wk = load_matrix(f, p + "attn_k.weight", D, kvd);
-    lw.wv = load_matrix(f, p + "attn_v.weight", D, kvd);
-    if (c.qkv_bias) {
-      lw.bq = load_vector(f, p + "attn_q.bias", qd);
-      lw.bk = load_vector(f, p + "attn_k.bias", kvd);
-      lw.bv = load_vector(f, p + "attn_v.bias", kvd);
-    }
-    lw.wo = load_matrix(f, p + "attn_output.weight", qd, D);
+    lw.wq = linear(p + "attn_q.weight", D, qd, c.qkv_bias ? p + "attn_q.bias" : "");
+    lw.wk = linear(p + "attn_k.weight", D, kvd, c.qkv_bias ? p + "attn_k.bias" : "");
+    lw.wv = linear(p + "attn_v.weight", D, kvd, c.qkv_bias ? p + "attn_v.bias" : "");
+    lw.wo = linear(p + "attn_output.weight", qd, D, "");
     lw.ffn_norm = load_vector(f, p + "ffn_norm.weight", D);
-    lw.w_gate = load_matrix(f, p + "ffn_gate.weight", D, c.d_ff);
-    lw.w_up = load_matrix(f, p + "ffn_up.weight", D, c.d_ff);
-    lw.w_down = load_matrix(f, p + "ffn_down.weight", c.d_ff, D);
+    lw.w_gate = linear(p + "ffn_gate.weight", D, c.d_ff, "");
+    lw.w_up = linear(p + "ffn_up.weight", D, c.d_ff, "");
+    lw.w_down = linear(p + "ffn_down.weight", c.d_ff, D, "");
   }
   m->rope_.rope_dim = c.rope_dim;
   m->rope_.theta = c.rope_theta;
@@ -202,8 +200,7 @@ void Model::lm_head(const float* hidden_rows, int rows, float* logits) const {
   std::vector<float> normed(static_cast<size_t>(rows) * config_.d_model);
   kernels::rmsnorm(hidden_rows, w_.output_norm.data(), rows, config_.d_model, config_.rms_eps,
                    normed.data());
-  kernels::linear(normed.data(), rows, w_.lm_head(), config_.d_model, config_.n_vocab, nullptr,
-                  logits);
+  w_.lm_head.forward(normed.data(), rows, logits);
 }
 
 double Model::linear_flops_per_token() const {
@@ -227,12 +224,15 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
   a.resize(N, c);
   a.pos.resize(N);
   std::iota(a.pos.begin(), a.pos.end(), 0);
-  embed(tokens.data(), N, a.hidden.data());
+  std::vector<int32_t> pass_tokens = tokens;  // the tokens of the current pass
+  embed(pass_tokens.data(), N, a.hidden.data());
   cache.reset(c.n_layer);
   policy.begin(N, c.n_layer);
   const double per_layer_linear = linear_flops_per_token() / c.n_layer;
+  std::vector<float> colsum;  // [H, n] for policies that want attention column sums
 
   int n = N;  // live tokens
+  int pass = 0;
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& lw = w_.layers[l];
     st.live_tokens.push_back(n);
@@ -240,17 +240,52 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
     project_qkv(c, lw, rope_, n, a);
     kernels::causal_attention(a.q.data(), a.k.data(), a.v.data(), n, c.n_head, c.n_head_kv,
                               c.head_dim, a.attn.data());
-    // select: what this layer's cache keeps, and which tokens go on
+    st.attention_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
     LayerInput in{l, c.n_layer, N, n, c.n_head, c.n_head_kv, c.head_dim,
                   a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
+    in.pass = pass;
+    if (policy.wants_attention_column_sums()) {
+      colsum.resize(static_cast<size_t>(c.n_head) * n);
+      kernels::causal_attention_column_sums(a.q.data(), a.k.data(), n, c.n_head, c.n_head_kv,
+                                            c.head_dim, colsum.data());
+      st.scoring_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+      in.attn_colsum = colsum.data();
+    }
+    // select: what this layer's cache keeps, and which tokens go on
     LayerDecision dec = policy.on_layer(in);
+    st.scoring_flops += static_cast<double>(dec.scoring_flops);
+    if (dec.restart) {
+      // Two-pass policies (GemFilter): start again from layer 0 on the chosen tokens only,
+      // positions 0..T-1; the first pass's caches are discarded.
+      if (pass > 0) fail("policy '", policy.name(), "' asked for a third prefill pass");
+      if (!logit_rows.empty()) fail("logits of chosen rows need a policy that keeps every token");
+      std::vector<int32_t> chosen;
+      for (int32_t idx : *dec.restart) {
+        if (idx < 0 || idx >= n) fail("policy restarted with token ", idx, " of ", n);
+        if (!chosen.empty() && idx <= chosen.back()) fail("restart indices must ascend");
+        chosen.push_back(idx);
+      }
+      if (chosen.empty()) fail("policy restarted with no tokens");
+      std::vector<int32_t> next_tokens;
+      for (int32_t idx : chosen) next_tokens.push_back(pass_tokens[a.pos[idx]]);
+      pass_tokens = std::move(next_tokens);
+      n = static_cast<int>(pass_tokens.size());
+      a.pos.resize(n);
+      std::iota(a.pos.begin(), a.pos.end(), 0);
+      embed(pass_tokens.data(), n, a.hidden.data());
+      cache.reset(c.n_layer);
+      st.live_tokens.clear();  // per-layer stats describe the final pass; FLOPs add up both
+      st.kept_rows.clear();
+      pass = 1;
+      st.passes = 2;
+      l = -1;  // the loop's ++l starts the second pass at layer 0
+      continue;
+    }
     store_cache(c, dec, a, n, cache.layer(l));
     st.kept_rows.push_back(cache.layer(l).rows());
-    st.scoring_flops += static_cast<double>(dec.scoring_flops);
     // o_proj and MLP on all n live tokens
     output_and_mlp(c, lw, n, a);
     st.linear_flops += per_layer_linear * n;
-    st.attention_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
     // gather: token-selective propagation
     if (dec.propagate) {
       if (!logit_rows.empty()) fail("logits of chosen rows need a policy that keeps every token");
@@ -260,6 +295,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
   }
   st.propagated = n;
   st.final_positions = a.pos;
+  st.next_position = pass == 0 ? N : static_cast<int64_t>(pass_tokens.size());
 
   std::vector<int> rows = logit_rows.empty() ? std::vector<int>{n - 1} : logit_rows;
   std::vector<float> sel(rows.size() * static_cast<size_t>(c.d_model));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/gguf.h"
+#include "kernels/linear.h"
 #include "kernels/ops.h"
 #include "model/config.h"
 #include "policy/policy.h"
@@ -16,28 +17,30 @@
 
 namespace fastkv {
 
-// Weights of one transformer block, f32, row-major [out, in] (GGUF ne = [in, out]).
+// Weights of one transformer block. Linear layers are [out, in] (GGUF ne = [in, out]) on the
+// backend chosen at load; norms stay f32.
 struct LayerWeights {
   std::vector<float> attn_norm;  // [D]
-  std::vector<float> wq;         // [H*d, D]
-  std::vector<float> wk;         // [G*d, D]
-  std::vector<float> wv;         // [G*d, D]
-  std::vector<float> bq;         // [H*d] (qwen2) or empty
-  std::vector<float> bk;         // [G*d] (qwen2) or empty
-  std::vector<float> bv;         // [G*d] (qwen2) or empty
-  std::vector<float> wo;         // [D, H*d]
+  kernels::Linear wq;            // [H*d, D] (+ bias [H*d] for qwen2)
+  kernels::Linear wk;            // [G*d, D] (+ bias)
+  kernels::Linear wv;            // [G*d, D] (+ bias)
+  kernels::Linear wo;            // [D, H*d]
   std::vector<float> ffn_norm;   // [D]
-  std::vector<float> w_gate;     // [F, D]
-  std::vector<float> w_up;       // [F, D]
-  std::vector<float> w_down;     // [D, F]
+  kernels::Linear w_gate;        // [F, D]
+  kernels::Linear w_up;          // [F, D]
+  kernels::Linear w_down;        // [D, F]
 };
 
 struct Weights {
-  std::vector<float> token_embd;   // [V, D]
+  std::vector<float> token_embd;   // [V, D] f32 rows for the embedding lookup
   std::vector<float> output_norm;  // [D]
-  std::vector<float> output;       // [V, D], empty when tied to token_embd
+  kernels::Linear lm_head;         // [V, D]: output.weight, or token_embd.weight when tied
   std::vector<LayerWeights> layers;
-  const float* lm_head() const { return output.empty() ? token_embd.data() : output.data(); }
+};
+
+struct LoadOptions {
+  // kF32: the reference path the golden tests use. kBf16: oneDNN bf16 GEMMs (fast path).
+  kernels::Backend backend = kernels::Backend::kF32;
 };
 
 // What a prefill did, for reports and tests.
@@ -46,6 +49,9 @@ struct PrefillStats {
   std::vector<int> live_tokens;        // [L] tokens that went through each layer
   std::vector<int64_t> kept_rows;      // [L] cache rows kept per layer (all heads together)
   int propagated = 0;                  // live tokens after the last layer
+  int64_t next_position = 0;           // position of the first decoded token (N, or the
+                                       // restarted pass's length for two-pass policies)
+  int passes = 1;                      // 2 when a policy restarted the prefill
   double linear_flops = 0;             // 2 × multiply-adds in projections, MLP and LM head
   double attention_flops = 0;          // 2 × multiply-adds in Q·Kᵀ and P·V
   double scoring_flops = 0;            // reported by the policy
@@ -61,9 +67,10 @@ class Model {
  public:
   // Loads config, weights (dequantised to f32) and, when present, the tokenizer.
   // Throws fastkv::Error naming the file on any problem.
-  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
 
   const ModelConfig& config() const { return config_; }
+  kernels::Backend backend() const { return backend_; }
   const gguf::File& file() const { return file_; }
   // nullptr when the file has no tokenizer.
   const Tokenizer* tokenizer() const { return tokenizer_.get(); }
@@ -94,6 +101,7 @@ class Model {
   ModelConfig config_;
   Weights w_;
   kernels::RopeTable rope_;
+  kernels::Backend backend_ = kernels::Backend::kF32;
   std::unique_ptr<Tokenizer> tokenizer_;
 };
 

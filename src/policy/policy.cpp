@@ -1,7 +1,13 @@
 #include "policy/policy.h"
 
 #include "common/error.h"
+#include "policy/adakv.h"
 #include "policy/fastkv.h"
+#include "policy/gemfilter.h"
+#include "policy/h2o.h"
+#include "policy/pyramidinfer.h"
+#include "policy/snapkv.h"
+#include "policy/streamingllm.h"
 
 namespace fastkv {
 
@@ -19,6 +25,12 @@ PolicyRegistry& PolicyRegistry::instance() {
       return std::make_unique<FullPolicy>();
     });
     register_fastkv(*reg);
+    register_snapkv(*reg);
+    register_streamingllm(*reg);
+    register_h2o(*reg);
+    register_gemfilter(*reg);
+    register_pyramidinfer(*reg);
+    register_adakv(*reg);
     return reg;
   }();
   return *r;

@@ -26,6 +26,11 @@ struct LayerInput {
   const float* k = nullptr;      // [n, G, d] post-RoPE keys (the layer's full, uncompressed K)
   const float* v = nullptr;      // [n, G, d] values
   const int32_t* pos = nullptr;  // [n] original positions, ascending
+  // [H, n] attention probability each key received, summed over all queries that see it;
+  // only when the policy's wants_attention_column_sums() is true (H2O), else nullptr.
+  const float* attn_colsum = nullptr;
+  // 0 for the first pass over the prompt; 1 for the pass a `restart` decision asked for.
+  int pass = 0;
 };
 
 struct LayerDecision {
@@ -38,7 +43,11 @@ struct LayerDecision {
   // Live-token indices (ascending) that go on to the next layer after this layer's block;
   // nullopt = all of them.
   std::optional<std::vector<int32_t>> propagate;
-  // Multiply-adds the policy spent on scoring (reported as its cost).
+  // GemFilter-style two-pass prefill: stop this pass after this layer's attention and run the
+  // whole model again from layer 0 on only these live tokens (ascending indices), with
+  // positions restarting at 0 (pass = 1). nullopt = carry on.
+  std::optional<std::vector<int32_t>> restart;
+  // FLOPs (2 per multiply-add) the policy spent on scoring (reported as its cost).
   int64_t scoring_flops = 0;
 };
 
@@ -49,6 +58,8 @@ class Policy {
   // Called once before a prefill of n_prompt tokens through n_layer layers.
   virtual void begin(int n_prompt, int n_layer) {}
   virtual LayerDecision on_layer(const LayerInput& in) = 0;
+  // H2O-style policies need the attention each key received from all queries.
+  virtual bool wants_attention_column_sums() const { return false; }
 };
 
 // Keeps everything: the uncompressed baseline.

@@ -53,7 +53,7 @@ const std::vector<float>& Session::prefill(const std::vector<int32_t>& tokens) {
   PrefillOutput out = model_.prefill(tokens, *policy_, cache_);
   logits_ = std::move(out.logits);
   stats_ = std::move(out.stats);
-  next_pos_ = static_cast<int64_t>(tokens.size());
+  next_pos_ = stats_.next_position;
   return logits_;
 }
 
@@ -78,6 +78,9 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt,
   prefill(prompt);
   r.prefill = stats_;
   r.kv_bytes = cache_.bytes();
+  // With nothing to generate, the time to first token is the prefill alone (so that reports of
+  // prefill speed are not zero).
+  if (params.max_tokens == 0) r.ttft_s = seconds_since(t0);
 
   std::vector<int32_t> history = prompt;
   // The generated tokens continue the prompt: a leading space of the first piece is real text,

@@ -161,8 +161,8 @@ void split_one(const PreTokenizer::Pattern& pat, pcre2_match_data* md, std::stri
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof msg);
-      fail("pre-tokenizer regex failed on a ", size, "-byte piece: ",
-           reinterpret_cast<const char*>(msg));
+      fail("pre-tokenizer regex failed on a ", size,
+           "-byte piece: ", reinterpret_cast<const char*>(msg));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t m0 = ov[0], m1 = ov[1];
@@ -179,7 +179,9 @@ void split_one(const PreTokenizer::Pattern& pat, pcre2_match_data* md, std::stri
 
 }  // namespace
 
-bool PreTokenizer::is_supported(std::string_view name) { return find_rule(name) != nullptr; }
+bool PreTokenizer::is_supported(std::string_view name) {
+  return find_rule(name) != nullptr;
+}
 
 std::string PreTokenizer::supported_names() {
   std::string s;

@@ -89,8 +89,8 @@ Vocab load_vocab(const gguf::File& f) {
   }
   v.pre = f.get_string("tokenizer.ggml.pre", "default");
   if (v.model == "gpt2" && !PreTokenizer::is_supported(v.pre)) {
-    f.error(cat("unsupported pre-tokenizer '", v.pre, "' (tokenizer.ggml.pre; supported: ",
-                PreTokenizer::supported_names(), ")"));
+    f.error(cat("unsupported pre-tokenizer '", v.pre,
+                "' (tokenizer.ggml.pre; supported: ", PreTokenizer::supported_names(), ")"));
   }
 
   v.texts = f.get_string_array("tokenizer.ggml.tokens");
@@ -160,8 +160,8 @@ namespace {
 // Texts of end-of-turn tokens that chat models emit instead of (or besides) their EOS.
 bool is_end_of_turn_text(std::string_view t) {
   static constexpr std::string_view kTexts[] = {
-      "<|eot_id|>", "<|im_end|>",  "<|end|>",         "<end_of_turn>", "<|endoftext|>",
-      "<|EOT|>",    "<EOT>",       "<|end_of_text|>", "<|eom_id|>",    "</s>",
+      "<|eot_id|>", "<|im_end|>", "<|end|>",         "<end_of_turn>", "<|endoftext|>",
+      "<|EOT|>",    "<EOT>",      "<|end_of_text|>", "<|eom_id|>",    "</s>",
   };
   for (std::string_view k : kTexts) {
     if (t == k) return true;

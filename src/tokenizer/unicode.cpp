@@ -135,10 +135,16 @@ const ByteAlphabet& alphabet() {
 
 }  // namespace
 
-uint32_t byte_to_codepoint(uint8_t b) { return alphabet().to_cp[b]; }
+uint32_t byte_to_codepoint(uint8_t b) {
+  return alphabet().to_cp[b];
+}
 
-int codepoint_to_byte(uint32_t cp) { return cp < 512 ? alphabet().from_cp[cp] : -1; }
+int codepoint_to_byte(uint32_t cp) {
+  return cp < 512 ? alphabet().from_cp[cp] : -1;
+}
 
-const std::string& byte_to_utf8(uint8_t b) { return alphabet().to_utf8[b]; }
+const std::string& byte_to_utf8(uint8_t b) {
+  return alphabet().to_utf8[b];
+}
 
 }  // namespace fastkv::unicode

@@ -57,9 +57,9 @@ struct Vocab {
   std::string model;  // "llama" / "gpt2"
   std::string pre;    // "default" when absent
   std::vector<std::string> texts;
-  std::vector<float> scores;   // all 0 when the file has none
-  std::vector<int32_t> types;  // TokenType; kNormal when the file has none
-  std::vector<std::string> merges;  // BPE only, "left right"
+  std::vector<float> scores;                            // all 0 when the file has none
+  std::vector<int32_t> types;                           // TokenType; kNormal when the file has none
+  std::vector<std::string> merges;                      // BPE only, "left right"
   std::unordered_map<std::string_view, int32_t> index;  // text -> first id with that text
   int32_t bos = -1, eos = -1, unk = -1, pad = -1, eot = -1, eom = -1;
   bool add_bos = false, add_eos = false, add_space_prefix = false;
@@ -99,8 +99,8 @@ class VocabTokenizer : public Tokenizer {
   Vocab v_;
 
  private:
-  SpecialMatcher all_specials_;   // control, unknown and user-defined tokens
-  SpecialMatcher user_defined_;   // user-defined tokens only (always matched)
+  SpecialMatcher all_specials_;  // control, unknown and user-defined tokens
+  SpecialMatcher user_defined_;  // user-defined tokens only (always matched)
   std::vector<char> eog_;
 };
 

@@ -48,7 +48,9 @@ std::string human_count(uint64_t n) {
 std::string show(const gguf::Value& v) {
   if (v.type == gguf::ValueType::STRING) {
     std::string s = v.str;
-    std::replace(s.begin(), s.end(), '\n', ' ');
+    for (char& ch : s) {
+      if (static_cast<unsigned char>(ch) < 0x20) ch = ' ';  // one line, no terminal controls
+    }
     return s.empty() ? "(empty)" : s;
   }
   return gguf::to_string(v);
@@ -67,20 +69,26 @@ void print_summary(const gguf::File& f, std::string& out) {
   out += cat("metadata keys: ", f.metadata().size(), "\n");
 
   const gguf::Value* arch_value = f.find("general.architecture");
-  std::string arch = arch_value && arch_value->type == gguf::ValueType::STRING ? arch_value->str
-                                                                               : std::string();
+  std::string arch =
+      arch_value && arch_value->type == gguf::ValueType::STRING ? arch_value->str : std::string();
   out += cat("architecture: ", arch_value ? show(*arch_value) : "(none)", "\n");
   out += cat("name: ", show_key(f, "general.name"), "\n");
 
   // Hyper-parameters of the architecture, in a fixed order, then any rope scaling keys.
   if (!arch.empty()) {
     static const char* const kHyper[] = {
-        "context_length",        "embedding_length",
-        "block_count",           "feed_forward_length",
-        "attention.head_count",  "attention.head_count_kv",
-        "attention.key_length",  "attention.value_length",
-        "rope.freq_base",        "attention.layer_norm_rms_epsilon",
-        "attention.layer_norm_epsilon", "rope.dimension_count",
+        "context_length",
+        "embedding_length",
+        "block_count",
+        "feed_forward_length",
+        "attention.head_count",
+        "attention.head_count_kv",
+        "attention.key_length",
+        "attention.value_length",
+        "rope.freq_base",
+        "attention.layer_norm_rms_epsilon",
+        "attention.layer_norm_epsilon",
+        "rope.dimension_count",
         "vocab_size",
     };
     std::string lines;
@@ -95,8 +103,8 @@ void print_summary(const gguf::File& f, std::string& out) {
         lines += cat("  ", key.substr(arch.size() + 1), ": ", show(v), "\n");
       }
     }
-    out += lines.empty() ? std::string("hyper-parameters: none\n")
-                         : cat("hyper-parameters:\n", lines);
+    out +=
+        lines.empty() ? std::string("hyper-parameters: none\n") : cat("hyper-parameters:\n", lines);
   }
 
   // Parameters and tensor types, most frequent type first.
@@ -166,8 +174,7 @@ void print_tensors(const gguf::File& f, std::string& out) {
   for (const gguf::TensorInfo& t : f.tensors()) {
     width = std::max(width, static_cast<int>(std::min<size_t>(t.name.size(), 200)));
   }
-  out += cat("\ntensors (", f.tensors().size(), "; data section at byte ", f.data_offset(),
-             "):\n");
+  out += cat("\ntensors (", f.tensors().size(), "; data section at byte ", f.data_offset(), "):\n");
   auto row = [&](const std::string& k, const std::string& name, const std::string& type,
                  const std::string& shape, const std::string& n, const std::string& offset,
                  const std::string& bytes) {

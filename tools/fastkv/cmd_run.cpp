@@ -19,7 +19,7 @@ namespace fastkv::cli {
 namespace {
 
 struct RunFlags {
-  std::string model, prompt, file, system, json_out;
+  std::string model, prompt, file, system, json_out, backend = "f32";
   bool prompt_given = false;
   int n_predict = 128;
   int ctx_size = 0;
@@ -59,7 +59,13 @@ void run(RunFlags& f) {
   std::string text = f.prompt_given ? f.prompt : read_text_file(f.file);
   if (text.empty()) fail("the prompt is empty");
 
-  auto model = Model::load(f.model);
+  LoadOptions load;
+  if (f.backend == "bf16") {
+    load.backend = kernels::Backend::kBf16;
+  } else if (f.backend != "f32") {
+    fail("--backend must be f32 or bf16, got '", f.backend, "'");
+  }
+  auto model = Model::load(f.model, load);
   const Tokenizer& tok = model->require_tokenizer();
   // Validate the method before the (possibly long) tokenisation and prefill.
   auto policy = PolicyRegistry::instance().create(f.method.method, f.method.options,
@@ -164,6 +170,9 @@ void register_run(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-s,--seed", f->sampling.seed, "random seed");
   cmd->add_option("--json", f->json_out, "also write the result and statistics as JSON");
+  cmd->add_option("--backend", f->backend,
+                  "GEMM backend: f32 (OpenBLAS, the reference) or bf16 (oneDNN, AMX where present)")
+      ->capture_default_str();
   f->method.add_to(cmd);
   cmd->callback([f] { run(*f); });
 }

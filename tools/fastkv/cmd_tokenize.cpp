@@ -47,11 +47,21 @@ std::string escape_piece(const std::string& s) {
       continue;
     }
     switch (c) {
-      case '\n': r += "\\n"; break;
-      case '\t': r += "\\t"; break;
-      case '\r': r += "\\r"; break;
-      case '\\': r += "\\\\"; break;
-      case '\'': r += "\\'"; break;
+      case '\n':
+        r += "\\n";
+        break;
+      case '\t':
+        r += "\\t";
+        break;
+      case '\r':
+        r += "\\r";
+        break;
+      case '\\':
+        r += "\\\\";
+        break;
+      case '\'':
+        r += "\\'";
+        break;
       default:
         if (c < 0x20 || c >= 0x7F) {
           char buf[8];

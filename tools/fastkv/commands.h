@@ -9,5 +9,7 @@ namespace fastkv::cli {
 void register_inspect(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_run(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace fastkv::cli

@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   fastkv::cli::register_inspect(app);
   fastkv::cli::register_tokenize(app);
   fastkv::cli::register_run(app);
+  fastkv::cli::register_eval(app);
+  fastkv::cli::register_serve(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

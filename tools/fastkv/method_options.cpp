@@ -3,7 +3,8 @@
 namespace fastkv::cli {
 
 void MethodFlags::add_to(CLI::App* app) {
-  app->add_option("--method", method, "KV compression method (full, fastkv, ...)")
+  app->add_option("--method", method, "KV compression method (full, fastkv, snapkv, streamingllm, h2o, gemfilter, "
+                  "pyramidinfer, adakv)")
       ->capture_default_str();
   app->add_option("--tsp-layer", tsp_layer,
                   "FastKV: layer after which only selected tokens propagate, or 'none' "
@@ -18,6 +19,8 @@ void MethodFlags::add_to(CLI::App* app) {
   app->add_option("--filter-layer", filter_layer, "GemFilter: filter layer");
   app->add_option("--recent-ratio", recent_ratio, "PyramidInfer: recent query ratio");
   app->add_option("--decay", decay, "PyramidInfer: retention decay p");
+  app->add_option("--floor-alpha", floor_alpha,
+                  "AdaKV: fraction of each head's budget it keeps for itself (default 0.2)");
 }
 
 void MethodFlags::collect() {
@@ -36,6 +39,7 @@ void MethodFlags::collect() {
   put("filter_layer", filter_layer);
   put("recent_ratio", recent_ratio);
   put("decay", decay);
+  put("floor_alpha", floor_alpha);
 }
 
 }  // namespace fastkv::cli

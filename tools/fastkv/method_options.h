@@ -16,7 +16,7 @@ struct MethodFlags {
   PolicyOptions options;  // filled after parsing by collect()
   // Raw flag values (strings: validated by the policy's config, with the flag's name).
   std::string tsp_layer, tsp_rate, retain_rate, kv_budget, tsp_len, window, kernel, pool;
-  std::string filter_layer, recent_ratio, decay;
+  std::string filter_layer, recent_ratio, decay, floor_alpha;
 
   void add_to(CLI::App* app);
   // Copies the flags that were given into `options`.

@@ -1,0 +1,114 @@
+#include "kernels/gemm_onednn.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "io/quant.h"
+#include "kernels/parallel.h"
+
+namespace fastkv::kernels {
+namespace {
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+dnnl::engine& engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// M used to let oneDNN choose the weight layout: a prefill-sized block of rows.
+constexpr int kLayoutM = 256;
+
+}  // namespace
+
+struct OneDnnLinear::Impl {
+  dnnl::memory::desc weights_md;  // the blocked bf16 layout chosen by oneDNN
+  dnnl::memory weights;           // [in, out] logically, stored in weights_md
+  struct Prim {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+  };
+  mutable std::mutex mu;
+  mutable std::map<int, std::shared_ptr<Prim>> by_m;  // cached primitive per row count
+
+  std::shared_ptr<Prim> get(int m, int in, int out) const {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = by_m.find(m);
+    if (it != by_m.end()) return it->second;
+    dnnl::memory::desc src({m, in}, dt::bf16, tag::ab);
+    dnnl::memory::desc dst({m, out}, dt::f32, tag::ab);
+    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), engine());
+    auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd)});
+    by_m.emplace(m, p);
+    return p;
+  }
+};
+
+bool cpu_has_native_bf16() {
+  dnnl::memory::desc src({kLayoutM, 64}, dt::bf16, tag::ab);
+  dnnl::memory::desc w({64, 64}, dt::bf16, tag::any);
+  dnnl::memory::desc dst({kLayoutM, 64}, dt::f32, tag::ab);
+  try {
+    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w, dst), engine());
+    std::string impl = pd.impl_info_str();
+    return impl.find("ref") == std::string::npos;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+OneDnnLinear::OneDnnLinear(const float* w, int in, int out, const float* bias)
+    : in_(in), out_(out), impl_(std::make_unique<Impl>()) {
+  if (bias) bias_.assign(bias, bias + out);
+  // Let oneDNN choose the weight layout for a prefill-sized M, then reorder into it.
+  dnnl::memory::desc src({kLayoutM, in}, dt::bf16, tag::ab);
+  dnnl::memory::desc w_any({in, out}, dt::bf16, tag::any);
+  dnnl::memory::desc dst({kLayoutM, out}, dt::f32, tag::ab);
+  auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, w_any, dst), engine());
+  impl_->weights_md = pd.weights_desc();
+  // W[out, in] row-major is the [in, out] matrix in "ba" order.
+  std::vector<uint16_t> wb(static_cast<size_t>(in) * out);
+  for (size_t i = 0; i < wb.size(); ++i) wb[i] = gguf::f32_to_bf16(w[i]);
+  dnnl::memory plain({{in, out}, dt::bf16, tag::ba}, engine(), wb.data());
+  impl_->weights = dnnl::memory(impl_->weights_md, engine());
+  dnnl::stream s(engine());
+  dnnl::reorder(plain, impl_->weights).execute(s, plain, impl_->weights);
+  s.wait();
+}
+
+OneDnnLinear::~OneDnnLinear() = default;
+
+int64_t OneDnnLinear::weight_bytes() const {
+  return static_cast<int64_t>(impl_->weights_md.get_size());
+}
+
+std::string OneDnnLinear::impl_name(int n) const {
+  return impl_->get(n, in_, out_)->pd.impl_info_str();
+}
+
+void OneDnnLinear::forward(const float* x, int n, float* y) const {
+  if (n <= 0) return;
+  auto p = impl_->get(n, in_, out_);
+  thread_local std::vector<uint16_t> xb;
+  xb.resize(static_cast<size_t>(n) * in_);
+  const int64_t count = static_cast<int64_t>(n) * in_;
+#pragma omp parallel for if (worth_parallel(count * 4))
+  for (int64_t i = 0; i < count; ++i) xb[i] = gguf::f32_to_bf16(x[i]);
+  dnnl::memory src({{n, in_}, dt::bf16, tag::ab}, engine(), xb.data());
+  dnnl::memory dst({{n, out_}, dt::f32, tag::ab}, engine(), y);
+  dnnl::stream s(engine());
+  p->prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, dst}});
+  s.wait();
+  if (!bias_.empty()) {
+    for (int i = 0; i < n; ++i) {
+      float* yi = y + static_cast<int64_t>(i) * out_;
+      for (int j = 0; j < out_; ++j) yi[j] += bias_[j];
+    }
+  }
+}
+
+}  // namespace fastkv::kernels

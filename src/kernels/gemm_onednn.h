@@ -1,0 +1,45 @@
+// bf16 linear layers on oneDNN (AMX / AVX512-BF16 where the CPU has them, oneDNN's own
+// fallbacks elsewhere): Y[n, out] = bf16(X[n, in]) · bf16(W[out, in])ᵀ accumulated in f32.
+//
+// The weights are converted to bf16 once, into the blocked layout oneDNN prefers for the
+// model's projection shape (chosen with format_tag::any for a prefill-sized M), and a matmul
+// primitive is cached per row count M, so changing live-token counts (N, then T after TSP, then
+// 1 while decoding) never rebuild primitives on every call.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace fastkv::kernels {
+
+// Whether oneDNN picks a native bf16 kernel (AMX or AVX512-BF16) on this CPU.
+bool cpu_has_native_bf16();
+
+class OneDnnLinear {
+ public:
+  // w: [out, in] row-major f32; bias: [out] or nullptr.
+  OneDnnLinear(const float* w, int in, int out, const float* bias);
+  ~OneDnnLinear();
+  OneDnnLinear(const OneDnnLinear&) = delete;
+  OneDnnLinear& operator=(const OneDnnLinear&) = delete;
+
+  // y[n, out] = x[n, in] · Wᵀ (+ bias). Thread-safe.
+  void forward(const float* x, int n, float* y) const;
+
+  int in() const { return in_; }
+  int out() const { return out_; }
+  int64_t weight_bytes() const;
+  // oneDNN's implementation name for n rows (e.g. "brg:avx512_core_amx_bf16").
+  std::string impl_name(int n) const;
+
+ private:
+  struct Impl;
+  int in_, out_;
+  std::vector<float> bias_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fastkv::kernels

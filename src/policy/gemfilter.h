@@ -1,0 +1,55 @@
+// GemFilter: a two-pass prefill. Pass 0 runs layers 0..filter_layer over the whole prompt; at
+// the filter layer every token j is scored by the raw dot product of the LAST query with its
+// key, summed over all query heads (no 1/sqrt(d) scale, no softmax), average-pooled with
+// `kernel` (default 5; zero padding counted); the top T = int(N × retain_rate) (or kv_budget)
+// tokens, sorted by position, are returned as LayerDecision.restart. The model then runs the
+// whole model again on only those T tokens at positions 0..T-1 (pass 1), where every layer
+// caches all of them; decoding continues at position T + t.
+//
+// filter_layer default: round(13 × L / 32) (the paper's layer 13 of 32), clamped to L - 1.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/budget.h"
+#include "policy/policy.h"
+
+namespace fastkv {
+
+struct GemFilterConfig : BudgetConfig {
+  int filter_layer = -1;  // layer index; -1 = default round(13 × L / 32)
+
+  GemFilterConfig() {
+    kernel = 5;
+    pool = kernels::PoolType::kAvg;
+  }
+  // Parses retain_rate, kv_budget, kernel, filter_layer; rejects other keys.
+  static GemFilterConfig from_options(const PolicyOptions& opts, int n_layer);
+  static int default_filter_layer(int n_layer);
+};
+
+struct GemFilterResult {
+  std::vector<float> scores;      // [n] pooled filter scores
+  std::vector<int32_t> selected;  // ascending live-token indices, T of them
+  int64_t scoring_flops = 0;
+};
+
+// The filter step alone on the filter layer's post-RoPE q [n, H, d] and k [n, G, d].
+GemFilterResult gemfilter_select(const BudgetConfig& cfg, const float* q, const float* k, int n,
+                                 int H, int G, int d);
+
+class GemFilterPolicy : public Policy {
+ public:
+  explicit GemFilterPolicy(GemFilterConfig cfg) : cfg_(cfg) {}
+  std::string name() const override { return "gemfilter"; }
+  LayerDecision on_layer(const LayerInput& in) override;
+  const GemFilterConfig& config() const { return cfg_; }
+
+ private:
+  GemFilterConfig cfg_;
+};
+
+void register_gemfilter(PolicyRegistry& reg);
+
+}  // namespace fastkv

@@ -1,0 +1,48 @@
+// H2O (heavy-hitter oracle): each key's score is the attention probability it received,
+// accumulated over ALL queries of the prompt with the causal mask (the model computes it in
+// the tiled attention: LayerInput.attn_colsum [H, n], per query head).
+//
+// GQA-aware: a KV head's score is the sum over its g query heads,
+//   scores[G, n] = sum_{h in group} attn_colsum[h, :],
+// and each KV head keeps its top (C - w) keys before the window by that score plus the last w
+// keys (the recent window), C = int(n × retain_rate) or kv_budget; nothing is dropped when
+// n <= C or C < w + 1.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/budget.h"
+#include "policy/policy.h"
+
+namespace fastkv {
+
+struct H2OConfig : BudgetConfig {
+  // Parses retain_rate, kv_budget, window; rejects other keys.
+  static H2OConfig from_options(const PolicyOptions& opts);
+};
+
+struct H2OLayerResult {
+  int capacity = 0;  // C (n when nothing is dropped)
+  bool dropped = false;
+  std::vector<float> group_scores;         // [G, n] colsum summed over each group
+  std::vector<std::vector<int32_t>> keep;  // [G] kept indices (top-k, then window)
+};
+
+// The selection from one layer's column sums colsum [H, n].
+H2OLayerResult h2o_select(const BudgetConfig& cfg, const float* colsum, int n, int H, int G);
+
+class H2OPolicy : public Policy {
+ public:
+  explicit H2OPolicy(H2OConfig cfg) : cfg_(cfg) {}
+  std::string name() const override { return "h2o"; }
+  LayerDecision on_layer(const LayerInput& in) override;
+  bool wants_attention_column_sums() const override { return true; }
+
+ private:
+  H2OConfig cfg_;
+};
+
+void register_h2o(PolicyRegistry& reg);
+
+}  // namespace fastkv

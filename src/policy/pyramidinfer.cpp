@@ -1,0 +1,91 @@
+#include "policy/pyramidinfer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "common/error.h"
+#include "kernels/scoring.h"
+#include "policy/budget.h"
+#include "policy/options.h"
+
+namespace fastkv {
+
+PyramidInferConfig PyramidInferConfig::from_options(const PolicyOptions& opts) {
+  reject_unknown(opts, "pyramidinfer", {"recent_ratio", "decay"});
+  PyramidInferConfig c;
+  c.recent_ratio = option_double(opts, "recent_ratio", c.recent_ratio);
+  if (!(c.recent_ratio > 0 && c.recent_ratio <= 1)) {
+    fail("--recent-ratio must be in (0, 1], got ", c.recent_ratio);
+  }
+  c.decay = option_double(opts, "decay", c.decay);
+  if (!(c.decay > 0 && c.decay <= 1)) fail("--decay must be in (0, 1], got ", c.decay);
+  return c;
+}
+
+double PyramidInferConfig::rho(int layer, int n_layer) const {
+  const double c = std::cos(std::numbers::pi * layer / n_layer);
+  return (1.0 - decay) * (c + 1.0) / 2.0 + decay;
+}
+
+PyramidInferResult pyramidinfer_select(const PyramidInferConfig& cfg, const float* q,
+                                       const float* k, int n, int H, int G, int d, int layer,
+                                       int n_layer) {
+  PyramidInferResult r;
+  r.recent = static_cast<int>(n * cfg.recent_ratio);
+  const int target = static_cast<int>(n * cfg.rho(layer, n_layer));
+  r.dropped = target < n && target >= PyramidInferConfig::kMinKeep && r.recent >= 1;
+  r.target = r.dropped ? target : n;
+  if (!r.dropped) {
+    r.keep = all_indices(n);
+    return r;
+  }
+  const int R = r.recent;
+  std::vector<float> weights(R, 1.0f);
+  for (int t = 0; t < R; ++t) {
+    weights[t] = R > 1 ? 1.0f + 0.2f * static_cast<float>(t) / static_cast<float>(R - 1) : 1.0f;
+  }
+  float wsum = 0;
+  for (float x : weights) wsum += x;
+  std::vector<float> per_head(static_cast<size_t>(H) * n);
+  kernels::recent_query_scores(q, k, n, H, G, d, R, weights.data(), per_head.data());
+  r.scoring_flops = 2LL * H * R * n * d;
+  r.scores.assign(n, 0.0f);
+  for (int h = 0; h < H; ++h) {
+    const float* ph = per_head.data() + static_cast<int64_t>(h) * n;
+    for (int j = 0; j < n; ++j) r.scores[j] += ph[j];
+  }
+  const float norm = 1.0f / (wsum * static_cast<float>(H));
+  for (float& s : r.scores) s *= norm;
+
+  // Forced tokens (sinks and the last token) first, then the best of the others.
+  const int sinks = PyramidInferConfig::kSinks;
+  std::vector<float> ranked(r.scores);
+  for (int j = 0; j < sinks; ++j) ranked[j] = -1.0f;  // scores are >= 0
+  ranked[n - 1] = -1.0f;
+  std::vector<int32_t> keep = kernels::topk(ranked.data(), n, target - sinks - 1);
+  for (int j = 0; j < sinks; ++j) keep.push_back(j);
+  keep.push_back(n - 1);
+  std::sort(keep.begin(), keep.end());
+  r.keep = std::move(keep);
+  return r;
+}
+
+LayerDecision PyramidInferPolicy::on_layer(const LayerInput& in) {
+  LayerDecision d;
+  d.cache_heads = in.n_head_kv;              // the cache holds every token that reached this layer
+  if (in.layer + 1 >= in.n_layer) return d;  // no later layer to propagate to
+  PyramidInferResult r = pyramidinfer_select(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv,
+                                             in.head_dim, in.layer, in.n_layer);
+  d.scoring_flops = r.scoring_flops;
+  if (r.dropped) d.propagate = std::move(r.keep);
+  return d;
+}
+
+void register_pyramidinfer(PolicyRegistry& reg) {
+  reg.add("pyramidinfer", [](const PolicyOptions& opts, int) -> std::unique_ptr<Policy> {
+    return std::make_unique<PyramidInferPolicy>(PyramidInferConfig::from_options(opts));
+  });
+}
+
+}  // namespace fastkv

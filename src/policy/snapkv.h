@@ -1,0 +1,52 @@
+// SnapKV, as the FastKV authors' baseline runs it: FastKV's window score and pooling, but
+// selected and cached per QUERY head (the reference repeats K/V to H heads before selecting).
+//
+// At every layer with n live tokens (all layers see all N tokens: no propagation):
+//   scores[H, n-w] = pool(window_scores)      (one row per query head, no group sum)
+//   cache head h (h < H, serving query head h, holding rows of KV head h / g) keeps the top
+//     (C - w) keys of row h + the w window keys, C = int(n × retain_rate) or kv_budget;
+//   nothing is dropped when n <= C or C < w + 1 (then the cache is the plain G KV heads).
+// The cache therefore holds H × C rows, g = H / G times what a GQA-aware method (fastkv with
+// --tsp-layer none) holds at the same rate.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/budget.h"
+#include "policy/policy.h"
+
+namespace fastkv {
+
+struct SnapKVConfig : BudgetConfig {
+  // Parses retain_rate, kv_budget, window, kernel, pool; rejects other keys.
+  static SnapKVConfig from_options(const PolicyOptions& opts);
+};
+
+struct SnapKVLayerResult {
+  int n = 0;
+  int capacity = 0;                        // C (n when nothing is dropped)
+  bool dropped = false;                    // false: every token kept, no scores computed
+  std::vector<float> head_scores;          // [H, n - w] pooled window scores per query head
+  std::vector<std::vector<int32_t>> keep;  // [H] kept live-token indices (top-k, then window)
+  int64_t scoring_flops = 0;
+};
+
+// The selection step alone on one layer's post-RoPE q [n, H, d] and k [n, G, d].
+SnapKVLayerResult snapkv_select(const BudgetConfig& cfg, const float* q, const float* k, int n,
+                                int H, int G, int d);
+
+class SnapKVPolicy : public Policy {
+ public:
+  explicit SnapKVPolicy(SnapKVConfig cfg) : cfg_(cfg) {}
+  std::string name() const override { return "snapkv"; }
+  LayerDecision on_layer(const LayerInput& in) override;
+  const SnapKVConfig& config() const { return cfg_; }
+
+ private:
+  SnapKVConfig cfg_;
+};
+
+void register_snapkv(PolicyRegistry& reg);
+
+}  // namespace fastkv

@@ -1,0 +1,35 @@
+// StreamingLLM: the first kSinks "attention sink" tokens plus the most recent C - kSinks
+// tokens, the same set in every KV head, C = int(n × retain_rate) or kv_budget. No scoring.
+// Nothing is dropped when n <= C or C < kSinks + 1.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/budget.h"
+#include "policy/policy.h"
+
+namespace fastkv {
+
+struct StreamingLLMConfig : BudgetConfig {
+  static constexpr int kSinks = 4;
+  // Parses retain_rate, kv_budget; rejects other keys.
+  static StreamingLLMConfig from_options(const PolicyOptions& opts);
+};
+
+// The kept live-token indices (ascending) for n live tokens; all of them when nothing drops.
+std::vector<int32_t> streamingllm_select(const BudgetConfig& cfg, int n);
+
+class StreamingLLMPolicy : public Policy {
+ public:
+  explicit StreamingLLMPolicy(StreamingLLMConfig cfg) : cfg_(cfg) {}
+  std::string name() const override { return "streamingllm"; }
+  LayerDecision on_layer(const LayerInput& in) override;
+
+ private:
+  StreamingLLMConfig cfg_;
+};
+
+void register_streamingllm(PolicyRegistry& reg);
+
+}  // namespace fastkv

@@ -1,0 +1,466 @@
+#include "server/openai.h"
+
+#include <cctype>
+#include <climits>
+#include <cmath>
+
+#include "common/error.h"
+
+namespace fastkv::server {
+namespace {
+
+using json = nlohmann::json;
+
+ApiError bad(const std::string& param, const std::string& message,
+             const std::string& code = "invalid_value") {
+  return ApiError(400, message, param, code);
+}
+
+// A JSON value for an error message, cut to a readable length.
+std::string shown(const json& v) {
+  std::string s = dump(v);
+  if (s.size() > 80) s = s.substr(0, 77) + "...";
+  return s;
+}
+
+const char* type_name(const json& v) {
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
+ApiError wrong_type(const std::string& param, const char* expected, const json& v) {
+  return bad(param, cat("'", param, "' must be ", expected, ", got ", type_name(v)),
+             "invalid_type");
+}
+
+// The field's value, or nullptr when it is absent or null (OpenAI treats both the same).
+const json* field(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+double number(const json& v, const std::string& param) {
+  if (!v.is_number()) throw wrong_type(param, "a number", v);
+  return v.get<double>();
+}
+
+// Integers; a float with an integral value (5.0, as some clients send) counts as one.
+int64_t integer(const json& v, const std::string& param) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) {
+      throw bad(param, cat("'", param, "' is out of range, got ", shown(v)));
+    }
+    return static_cast<int64_t>(u);
+  }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
+      return static_cast<int64_t>(d);
+    }
+  }
+  throw wrong_type(param, "an integer", v);
+}
+
+bool boolean(const json& v, const std::string& param) {
+  if (!v.is_boolean()) throw wrong_type(param, "a boolean", v);
+  return v.get<bool>();
+}
+
+std::string string(const json& v, const std::string& param) {
+  if (!v.is_string()) throw wrong_type(param, "a string", v);
+  return v.get<std::string>();
+}
+
+// The text a number or string has as a method option ("0.1", "12", "none").
+std::string option_text(const json& v, const std::string& param) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (d == std::floor(d) && std::fabs(d) < 1e15) {
+      return std::to_string(static_cast<long long>(d));
+    }
+    return v.dump();  // shortest text that reads back as the same double
+  }
+  throw wrong_type(param, "a number or a string", v);
+}
+
+// "--retain-rate must be ..." -> "retain_rate must be ...": policy errors name command-line
+// flags; a request names JSON keys.
+std::string flags_to_keys(const std::string& msg) {
+  std::string out;
+  for (size_t i = 0; i < msg.size();) {
+    if (msg.compare(i, 2, "--") == 0 && i + 2 < msg.size() &&
+        std::islower(static_cast<unsigned char>(msg[i + 2])) &&
+        (i == 0 || msg[i - 1] == ' ' || msg[i - 1] == '(' || msg[i - 1] == '\'')) {
+      size_t j = i + 2;
+      while (j < msg.size() &&
+             (std::islower(static_cast<unsigned char>(msg[j])) ||
+              std::isdigit(static_cast<unsigned char>(msg[j])) || msg[j] == '-')) {
+        out += msg[j] == '-' ? '_' : msg[j];
+        ++j;
+      }
+      i = j;
+    } else {
+      out += msg[i++];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> parse_stop(const json& v) {
+  std::vector<std::string> stops;
+  if (v.is_string()) {
+    stops.push_back(v.get<std::string>());
+  } else if (v.is_array()) {
+    if (v.size() > 4) throw bad("stop", cat("'stop' takes at most 4 strings, got ", v.size()));
+    for (const json& s : v) {
+      if (!s.is_string()) throw wrong_type("stop", "a string or an array of strings", v);
+      stops.push_back(s.get<std::string>());
+    }
+  } else {
+    throw wrong_type("stop", "a string or an array of strings", v);
+  }
+  std::erase_if(stops, [](const std::string& s) { return s.empty(); });
+  return stops;
+}
+
+std::string parse_prompt(const json& body) {
+  const json* p = field(body, "prompt");
+  if (!p) throw bad("prompt", "'prompt' is required", "missing_required_parameter");
+  std::string prompt;
+  if (p->is_string()) {
+    prompt = p->get<std::string>();
+  } else if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) {
+    prompt = (*p)[0].get<std::string>();
+  } else if (p->is_array()) {
+    throw bad("prompt",
+              "'prompt' must be one string (batches and token arrays are not "
+              "supported)");
+  } else {
+    throw wrong_type("prompt", "a string", *p);
+  }
+  if (prompt.empty()) throw bad("prompt", "'prompt' is empty");
+  return prompt;
+}
+
+std::vector<ChatMessage> parse_messages(const json& body) {
+  const json* m = field(body, "messages");
+  if (!m) throw bad("messages", "'messages' is required", "missing_required_parameter");
+  if (!m->is_array()) throw wrong_type("messages", "an array", *m);
+  if (m->empty()) throw bad("messages", "'messages' is empty");
+  std::vector<ChatMessage> out;
+  for (size_t i = 0; i < m->size(); ++i) {
+    const json& msg = (*m)[i];
+    const std::string where = cat("messages[", i, "]");
+    if (!msg.is_object()) throw wrong_type(where, "an object", msg);
+    const json* role_v = field(msg, "role");
+    if (!role_v) throw bad(where + ".role", cat("'", where, ".role' is required"));
+    std::string role = string(*role_v, where + ".role");
+    if (role == "developer") role = "system";  // OpenAI's newer name for system messages
+    if (role != "system" && role != "user" && role != "assistant") {
+      throw bad(where + ".role", cat("'", where,
+                                     ".role' must be system, user, assistant or "
+                                     "developer, got '",
+                                     role, "'"));
+    }
+    std::string content;
+    const json* c = field(msg, "content");
+    if (!c) {
+      if (role != "assistant") {
+        throw bad(where + ".content", cat("'", where, ".content' is required"));
+      }
+    } else if (c->is_string()) {
+      content = c->get<std::string>();
+    } else if (c->is_array()) {
+      // Content parts: only text parts, joined with newlines.
+      for (size_t k = 0; k < c->size(); ++k) {
+        const json& part = (*c)[k];
+        const std::string pw = cat(where, ".content[", k, "]");
+        if (!part.is_object()) throw wrong_type(pw, "an object", part);
+        const json* type = field(part, "type");
+        if (!type || !type->is_string() || type->get<std::string>() != "text") {
+          throw bad(pw + ".type", cat("'", pw, ".type' must be 'text' (only text is supported)"));
+        }
+        const json* text = field(part, "text");
+        if (!text) throw bad(pw + ".text", cat("'", pw, ".text' is required"));
+        if (k) content += "\n";
+        content += string(*text, pw + ".text");
+      }
+    } else {
+      throw wrong_type(where + ".content", "a string or an array of content parts", *c);
+    }
+    out.push_back({role, content});
+  }
+  return out;
+}
+
+void parse_kv_compression(const json& body, const MethodDefaults& d, CompletionRequest& r) {
+  r.method = d.method;
+  r.options = d.options;
+  const json* kv = field(body, "kv_compression");
+  if (!kv) return;
+  if (kv->is_string()) {  // shorthand: "kv_compression": "fastkv" (that method's defaults)
+    r.method = kv->get<std::string>();
+    if (r.method != d.method) r.options.clear();
+    return;
+  }
+  if (!kv->is_object()) throw wrong_type("kv_compression", "an object or a method name", *kv);
+  PolicyOptions given;
+  std::string method;
+  for (const auto& [key, value] : kv->items()) {
+    if (value.is_null()) continue;
+    const std::string param = "kv_compression." + key;
+    if (key == "method") {
+      method = string(value, param);
+    } else {
+      given[key] = option_text(value, param);
+    }
+  }
+  // Another method than the server's starts from that method's own defaults; the server's
+  // method keeps the server's options, overridden key by key.
+  if (!method.empty() && method != d.method) {
+    r.method = method;
+    r.options.clear();
+  }
+  for (auto& [k, v] : given) r.options[k] = v;
+}
+
+}  // namespace
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json error_json(const ApiError& e) {
+  json err;
+  err["message"] = e.what();
+  err["type"] = e.type();
+  err["param"] = e.param().empty() ? json(nullptr) : json(e.param());
+  err["code"] = e.code().empty() ? json(nullptr) : json(e.code());
+  return json{{"error", err}};
+}
+
+CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
+                                const MethodDefaults& defaults, uint64_t fallback_seed) {
+  json body;
+  try {
+    body = json::parse(body_text);
+  } catch (const json::exception& e) {  // the library's message has the byte position
+    throw ApiError(400, cat("the request body is not valid JSON: ", e.what()), "", "invalid_json");
+  }
+  if (!body.is_object())
+    throw ApiError(400, "the request body must be a JSON object", "", "invalid_json");
+
+  CompletionRequest r;
+  r.endpoint = endpoint;
+  if (endpoint == Endpoint::kCompletions) {
+    r.prompt = parse_prompt(body);
+  } else {
+    r.messages = parse_messages(body);
+  }
+  if (const json* v = field(body, "model")) (void)string(*v, "model");  // any name is served
+
+  if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
+  if (const json* so = field(body, "stream_options")) {
+    if (!so->is_object()) throw wrong_type("stream_options", "an object", *so);
+    if (const json* v = field(*so, "include_usage")) {
+      r.include_usage = boolean(*v, "stream_options.include_usage");
+    }
+  }
+
+  // Length.
+  r.gen.max_tokens = endpoint == Endpoint::kCompletions ? kDefaultCompletionMaxTokens : INT_MAX;
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (const json* v = field(body, key)) {
+      int64_t n = integer(*v, key);
+      if (n < 0) throw bad(key, cat("'", key, "' must be >= 0, got ", n));
+      r.gen.max_tokens = static_cast<int>(std::min<int64_t>(n, INT_MAX));
+    }
+  }
+  if (const json* v = field(body, "stop")) r.gen.stop = parse_stop(*v);
+  if (const json* v = field(body, "ignore_eos")) r.gen.stop_at_eog = !boolean(*v, "ignore_eos");
+
+  // Sampling with OpenAI's defaults: temperature 1, top_p 1, nothing else.
+  SamplingParams& s = r.gen.sampling;
+  s.temperature = 1.0f;
+  s.top_p = 1.0f;
+  s.top_k = 0;
+  s.min_p = 0.0f;
+  s.repeat_penalty = 1.0f;
+  s.seed = fallback_seed;
+  if (const json* v = field(body, "temperature")) {
+    double t = number(*v, "temperature");
+    if (!(t >= 0 && t <= 2))
+      throw bad("temperature", cat("'temperature' must be in [0, 2], got ", t));
+    s.temperature = static_cast<float>(t);
+  }
+  if (const json* v = field(body, "top_p")) {
+    double p = number(*v, "top_p");
+    if (!(p > 0 && p <= 1)) throw bad("top_p", cat("'top_p' must be in (0, 1], got ", p));
+    s.top_p = static_cast<float>(p);
+  }
+  if (const json* v = field(body, "top_k")) {
+    int64_t k = integer(*v, "top_k");
+    if (k < 0 || k > INT_MAX) throw bad("top_k", cat("'top_k' must be >= 0, got ", k));
+    s.top_k = static_cast<int>(k);
+  }
+  if (const json* v = field(body, "min_p")) {
+    double p = number(*v, "min_p");
+    if (!(p >= 0 && p < 1)) throw bad("min_p", cat("'min_p' must be in [0, 1), got ", p));
+    s.min_p = static_cast<float>(p);
+  }
+  if (const json* v = field(body, "repeat_penalty")) {
+    double p = number(*v, "repeat_penalty");
+    if (!(p > 0) || !std::isfinite(p) || p > 1e6) {
+      throw bad("repeat_penalty", cat("'repeat_penalty' must be > 0, got ", p));
+    }
+    s.repeat_penalty = static_cast<float>(p);
+  }
+  if (const json* v = field(body, "repeat_last_n")) {
+    int64_t n = integer(*v, "repeat_last_n");
+    if (n < 0 || n > INT_MAX)
+      throw bad("repeat_last_n", cat("'repeat_last_n' must be >= 0, got ", n));
+    s.repeat_last_n = static_cast<int>(n);
+  }
+  if (const json* v = field(body, "seed")) {
+    if (v->is_number_unsigned()) {
+      s.seed = v->get<uint64_t>();
+    } else {
+      s.seed = static_cast<uint64_t>(integer(*v, "seed"));
+    }
+  }
+
+  // OpenAI features this server does not have: refused rather than silently ignored.
+  if (const json* v = field(body, "n")) {
+    if (integer(*v, "n") != 1) throw bad("n", "only 'n': 1 is supported");
+  }
+  if (const json* v = field(body, "best_of")) {
+    if (integer(*v, "best_of") != 1) throw bad("best_of", "only 'best_of': 1 is supported");
+  }
+  if (const json* v = field(body, "echo")) {
+    if (boolean(*v, "echo")) throw bad("echo", "'echo' is not supported");
+  }
+  if (const json* v = field(body, "suffix")) {
+    if (!string(*v, "suffix").empty()) throw bad("suffix", "'suffix' is not supported");
+  }
+  if (const json* v = field(body, "logprobs")) {
+    bool asked = v->is_boolean() ? v->get<bool>() : integer(*v, "logprobs") > 0;
+    if (asked) throw bad("logprobs", "'logprobs' is not supported");
+  }
+  for (const char* key : {"presence_penalty", "frequency_penalty"}) {
+    if (const json* v = field(body, key)) {
+      double p = number(*v, key);
+      if (!(p >= -2 && p <= 2)) throw bad(key, cat("'", key, "' must be in [-2, 2], got ", p));
+      if (p != 0) {
+        throw bad(key, cat("'", key,
+                           "' is not supported (use 'repeat_penalty'); only 0 is "
+                           "accepted"));
+      }
+    }
+  }
+
+  parse_kv_compression(body, defaults, r);
+  try {
+    s.validate();
+  } catch (const Error& e) {  // unreachable after the checks above; kept as a safety net
+    throw bad("", flags_to_keys(e.what()));
+  }
+  return r;
+}
+
+std::unique_ptr<Policy> make_policy(const CompletionRequest& req, int n_layer) {
+  try {
+    return PolicyRegistry::instance().create(req.method, req.options, n_layer);
+  } catch (const Error& e) {
+    throw ApiError(400, cat("kv_compression: ", flags_to_keys(e.what())), "kv_compression",
+                   "invalid_kv_compression");
+  }
+}
+
+void check_prompt_fits(size_t n_prompt, int ctx, Endpoint endpoint) {
+  const char* param = endpoint == Endpoint::kChat ? "messages" : "prompt";
+  if (n_prompt == 0) throw bad(param, "the prompt has no tokens");
+  if (n_prompt >= static_cast<size_t>(ctx)) {
+    throw ApiError(400,
+                   cat("the prompt has ", n_prompt, " tokens but the context holds ", ctx,
+                       " (prompt + at least one generated token)"),
+                   param, "context_length_exceeded");
+  }
+}
+
+json usage_json(const GenerationResult& r) {
+  const int64_t completion = static_cast<int64_t>(r.tokens.size());
+  return json{{"prompt_tokens", r.n_prompt},
+              {"completion_tokens", completion},
+              {"total_tokens", r.n_prompt + completion},
+              {"kv_cache_bytes", r.kv_bytes}};
+}
+
+static json base(Endpoint endpoint, const ResponseMeta& meta, bool chunk) {
+  const char* object = endpoint == Endpoint::kChat
+                           ? (chunk ? "chat.completion.chunk" : "chat.completion")
+                           : "text_completion";
+  return json{
+      {"id", meta.id}, {"object", object}, {"created", meta.created}, {"model", meta.model}};
+}
+
+json completion_response(Endpoint endpoint, const ResponseMeta& meta, const GenerationResult& r,
+                         const CompletionRequest& req) {
+  json j = base(endpoint, meta, false);
+  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", r.finish_reason}};
+  if (endpoint == Endpoint::kChat) {
+    choice["message"] = {{"role", "assistant"}, {"content", r.text}};
+  } else {
+    choice["text"] = r.text;
+  }
+  j["choices"] = json::array({choice});
+  j["usage"] = usage_json(r);
+  json kv = {{"method", req.method}};
+  for (const auto& [k, v] : req.options) kv[k] = v;
+  j["kv_compression"] = kv;
+  return j;
+}
+
+json stream_chunk(Endpoint endpoint, const ResponseMeta& meta, const std::string& text,
+                  const std::optional<std::string>& finish_reason) {
+  json j = base(endpoint, meta, true);
+  json choice = {{"index", 0}, {"logprobs", nullptr}};
+  if (endpoint == Endpoint::kChat) {
+    choice["delta"] = text.empty() && finish_reason ? json::object() : json{{"content", text}};
+  } else {
+    choice["text"] = text;
+  }
+  choice["finish_reason"] = finish_reason ? json(*finish_reason) : json(nullptr);
+  j["choices"] = json::array({choice});
+  return j;
+}
+
+json chat_role_chunk(const ResponseMeta& meta) {
+  json j = base(Endpoint::kChat, meta, true);
+  j["choices"] = json::array({json{{"index", 0},
+                                   {"delta", {{"role", "assistant"}, {"content", ""}}},
+                                   {"logprobs", nullptr},
+                                   {"finish_reason", nullptr}}});
+  return j;
+}
+
+json usage_chunk(Endpoint endpoint, const ResponseMeta& meta, const GenerationResult& r) {
+  json j = base(endpoint, meta, true);
+  j["choices"] = json::array();
+  j["usage"] = usage_json(r);
+  return j;
+}
+
+std::string sse_event(const json& j) {
+  return "data: " + dump(j) + "\n\n";
+}
+
+}  // namespace fastkv::server

@@ -1,0 +1,113 @@
+// The OpenAI-compatible request and response formats of `fastkv serve`, without sockets:
+// parsing and validating /v1/completions and /v1/chat/completions bodies into generation
+// parameters, the per-request compression method (`kv_compression`), and building the
+// response, stream-chunk and error JSON. Everything here is testable on strings.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "policy/policy.h"
+#include "runtime/chat_template.h"
+#include "runtime/session.h"
+
+namespace fastkv::server {
+
+// A request the server refuses: HTTP status plus the fields of OpenAI's error object
+// {"error": {"message", "type", "param", "code"}}. Empty param / code are sent as null.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, const std::string& message, std::string param = "", std::string code = "",
+           std::string type = "invalid_request_error")
+      : std::runtime_error(message),
+        status_(status),
+        param_(std::move(param)),
+        code_(std::move(code)),
+        type_(std::move(type)) {}
+  int status() const { return status_; }
+  const std::string& param() const { return param_; }
+  const std::string& code() const { return code_; }
+  const std::string& type() const { return type_; }
+
+ private:
+  int status_;
+  std::string param_, code_, type_;
+};
+
+// {"error": {...}} for `e`.
+nlohmann::json error_json(const ApiError& e);
+// JSON text that never throws on invalid UTF-8 (bad bytes become U+FFFD).
+std::string dump(const nlohmann::json& j);
+
+enum class Endpoint { kCompletions, kChat };
+
+// The server's command-line method, used when a request does not name one.
+struct MethodDefaults {
+  std::string method = "full";
+  PolicyOptions options;
+};
+
+// Generation length when a request gives no max_tokens: OpenAI's 16 for completions; chat
+// completions run until EOS, a stop string or the end of the context.
+constexpr int kDefaultCompletionMaxTokens = 16;
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kCompletions;
+  std::string prompt;                 // /v1/completions
+  std::vector<ChatMessage> messages;  // /v1/chat/completions
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  // max_tokens, sampling, stop, stop_at_eog (ignore_eos); ctx_size is the server's.
+  GenerationParams gen;
+  std::string method;  // compression method and its options (flag-less keys)
+  PolicyOptions options;
+};
+
+// Parses and validates a request body. Unknown fields are ignored; null counts as absent.
+// `fallback_seed` is the seed when the body has none. Throws ApiError (400) for malformed
+// JSON, a known field of the wrong type or out of range, or an unsupported feature (n > 1,
+// echo, logprobs, presence/frequency penalties).
+CompletionRequest parse_request(std::string_view body, Endpoint endpoint,
+                                const MethodDefaults& defaults, uint64_t fallback_seed);
+
+// The request's policy from PolicyRegistry; the registry's errors (unknown method, bad or
+// out-of-range option) become ApiError 400 with param "kv_compression" and the option named
+// by its JSON key.
+std::unique_ptr<Policy> make_policy(const CompletionRequest& req, int n_layer);
+
+// Throws ApiError 400 (code "context_length_exceeded") unless the prompt leaves room for at
+// least one generated token in a context of `ctx` tokens.
+void check_prompt_fits(size_t n_prompt, int ctx, Endpoint endpoint);
+
+// What every response object of one request shares.
+struct ResponseMeta {
+  std::string id;       // "cmpl-..." / "chatcmpl-..."
+  int64_t created = 0;  // Unix seconds
+  std::string model;
+};
+
+// usage: prompt_tokens, completion_tokens, total_tokens and kv_cache_bytes (cache held after
+// prefill, the extension this server adds).
+nlohmann::json usage_json(const GenerationResult& r);
+// The whole (non-streamed) response.
+nlohmann::json completion_response(Endpoint endpoint, const ResponseMeta& meta,
+                                   const GenerationResult& r, const CompletionRequest& req);
+// One stream chunk carrying `text` (chat: delta.content) and, when given, finish_reason.
+nlohmann::json stream_chunk(Endpoint endpoint, const ResponseMeta& meta, const std::string& text,
+                            const std::optional<std::string>& finish_reason);
+// Chat streams start with a chunk whose delta is {"role": "assistant", "content": ""}.
+nlohmann::json chat_role_chunk(const ResponseMeta& meta);
+// The usage-only chunk (empty choices) sent before [DONE] when include_usage is set.
+nlohmann::json usage_chunk(Endpoint endpoint, const ResponseMeta& meta, const GenerationResult& r);
+// One server-sent event: "data: <json>\n\n".
+std::string sse_event(const nlohmann::json& j);
+inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+
+}  // namespace fastkv::server

@@ -1,0 +1,54 @@
+// `fastkv serve`: an OpenAI-compatible HTTP server over one loaded model.
+//
+// Routes: POST /v1/completions, POST /v1/chat/completions (both may stream server-sent
+// events), GET /v1/models, GET /health, GET /metrics (Prometheus). Each request gets its own
+// Session (KV cache + compression policy, chosen per request by `kv_compression`); the Model
+// is shared read-only. `slots` requests generate at once, up to `queue` more wait in line,
+// beyond that the answer is 503. A request whose client disconnects stops at its next token
+// (streamed or not) or leaves the queue, and its cache is freed when it ends. See
+// docs/server.md for the API.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "server/openai.h"
+
+namespace fastkv::server {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;            // 0: any free port (bind() returns it)
+  int slots = 2;              // requests generating at once, >= 1
+  int queue = 64;             // requests waiting for a slot, >= 0
+  size_t max_body = 8388608;  // bytes; larger bodies get 413
+  std::string api_key;        // non-empty: every route but /health needs the bearer key
+  int ctx_size = 0;           // 0 = the model's training context
+  int threads = 0;            // OpenMP threads per request; 0 = cores / slots (>= 1)
+  std::string model_id;       // the name /v1/models and responses report
+  MethodDefaults defaults;    // the command line's --method and its options
+};
+
+class Server {
+ public:
+  // Checks the options and the default method against the model; throws fastkv::Error.
+  Server(const Model& model, ServerOptions opts);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket; returns the port (the chosen one for port 0). Throws
+  // fastkv::Error when the address cannot be bound.
+  int bind();
+  // Serves until stop() (from any thread or a signal-handling thread).
+  void run();
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fastkv::server

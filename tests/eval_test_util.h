@@ -1,0 +1,64 @@
+// Helpers for the `fastkv eval` tests (tests/test_eval_*.cpp).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace fastkv::test {
+
+inline std::string stories_model() {
+  return shared_path("models/stories260K.gguf");
+}
+
+inline std::string describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
+         "\n--- stderr ---\n" + r.err;
+}
+
+inline std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline nlohmann::json read_json(const std::string& path) {
+  return nlohmann::json::parse(read_all(path));
+}
+
+inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream lines(read_all(path));
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) out.push_back(nlohmann::json::parse(line));
+  }
+  return out;
+}
+
+// Single-quotes a string for the shell.
+inline std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+// The command failed with a line "error: ..." that contains `needle`.
+inline void expect_eval_error(const CommandResult& r, const std::string& needle) {
+  EXPECT_NE(r.exit_code, 0) << describe(r);
+  bool found = false;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("error: ", 0) == 0 && line.find(needle) != std::string::npos) found = true;
+  }
+  EXPECT_TRUE(found) << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
+}
+
+}  // namespace fastkv::test

@@ -1,0 +1,95 @@
+// fastkv serve: the OpenAI-compatible HTTP server (src/server/, API in docs/server.md).
+// Prints "listening on http://HOST:PORT" on stderr once it accepts connections; SIGINT or
+// SIGTERM stops it (requests in progress stop at their next token).
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "commands.h"
+#include "common/error.h"
+#include "method_options.h"
+#include "model/model.h"
+#include "server/server.h"
+
+namespace fastkv::cli {
+namespace {
+
+struct ServeFlags {
+  std::string model, alias;
+  server::ServerOptions opts;
+  MethodFlags method;
+};
+
+void serve(ServeFlags& f) {
+  if (f.opts.slots < 1) fail("--slots must be >= 1, got ", f.opts.slots);
+  if (f.opts.queue < 0) fail("--queue must be >= 0, got ", f.opts.queue);
+  if (f.opts.port < 0 || f.opts.port > 65535)
+    fail("--port must be in [0, 65535], got ", f.opts.port);
+  f.method.collect();
+  f.opts.defaults = {f.method.method, f.method.options};
+  f.opts.model_id = f.alias.empty() ? std::filesystem::path(f.model).stem().string() : f.alias;
+
+  // A client that disconnects must not kill the server with SIGPIPE; a failed write is
+  // handled where it happens. SIGINT/SIGTERM are taken by one thread (blocked everywhere
+  // else, so every thread created below inherits the mask) that stops the server.
+  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto model = Model::load(f.model);
+  server::Server srv(*model, f.opts);
+  const int port = srv.bind();
+  std::thread waiter([&srv, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sig != 0) srv.stop();
+  });
+  // IPv6 literals go in brackets in a URL.
+  const std::string host =
+      f.opts.host.find(':') != std::string::npos ? "[" + f.opts.host + "]" : f.opts.host;
+  std::fprintf(stderr, "listening on http://%s:%d\n", host.c_str(), port);
+  std::fflush(stderr);
+  try {
+    srv.run();
+  } catch (...) {
+    pthread_kill(waiter.native_handle(), SIGTERM);
+    waiter.join();
+    throw;
+  }
+  // run() returned after stop(): the waiter has its signal already.
+  waiter.join();
+}
+
+}  // namespace
+
+void register_serve(CLI::App& app) {
+  auto f = std::make_shared<ServeFlags>();
+  CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (docs/server.md)");
+  cmd->add_option("-m,--model", f->model, "GGUF model file")->required();
+  cmd->add_option("--alias", f->alias, "model name reported by the API (default: file name)");
+  cmd->add_option("--host", f->opts.host, "address to listen on")->capture_default_str();
+  cmd->add_option("--port", f->opts.port, "port (0 = any free port, printed at start)")
+      ->capture_default_str();
+  cmd->add_option("--slots", f->opts.slots, "requests generating at once")->capture_default_str();
+  cmd->add_option("--queue", f->opts.queue, "requests waiting for a slot before 503")
+      ->capture_default_str();
+  cmd->add_option("--max-body", f->opts.max_body, "largest request body in bytes (else 413)")
+      ->capture_default_str();
+  cmd->add_option("--api-key", f->opts.api_key,
+                  "require 'Authorization: Bearer KEY' (every route but /health)");
+  cmd->add_option("-c,--ctx-size", f->opts.ctx_size, "context size (0 = the model's)")
+      ->capture_default_str();
+  cmd->add_option("-t,--threads", f->opts.threads, "threads per request (0 = cores / slots)")
+      ->capture_default_str();
+  f->method.add_to(cmd);
+  cmd->callback([f] { serve(*f); });
+}
+
+}  // namespace fastkv::cli
