@@ -1,0 +1,139 @@
+// ModelConfig from GGUF metadata: the architecture table, RoPE scaling from metadata, and the
+// errors for unsupported or inconsistent files.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/error.h"
+#include "io/gguf.h"
+#include "model/config.h"
+
+namespace fastkv {
+namespace {
+
+// A minimal llama-style file: metadata plus the embedding table ModelConfig reads.
+gguf::Writer base(const std::string& arch = "llama") {
+  gguf::Writer w;
+  w.set_string("general.architecture", arch);
+  w.set_u32(arch + ".block_count", 2);
+  w.set_u32(arch + ".embedding_length", 64);
+  w.set_u32(arch + ".attention.head_count", 4);
+  w.set_u32(arch + ".attention.head_count_kv", 2);
+  w.set_u32(arch + ".feed_forward_length", 128);
+  w.set_u32(arch + ".context_length", 4096);
+  w.set_f32(arch + ".rope.freq_base", 500000.0f);
+  std::vector<float> emb(64 * 10, 0.5f);
+  w.add_f32("token_embd.weight", gguf::TensorType::F32, {64, 10}, emb.data());
+  return w;
+}
+
+ModelConfig load(const gguf::Writer& w) {
+  return ModelConfig::from_gguf(gguf::File::from_bytes("cfg.gguf", w.to_bytes()));
+}
+
+std::string error_of(const gguf::Writer& w) {
+  try {
+    load(w);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelConfig, ReadsLlamaHyperParameters) {
+  ModelConfig c = load(base());
+  EXPECT_EQ(c.n_layer, 2);
+  EXPECT_EQ(c.d_model, 64);
+  EXPECT_EQ(c.n_head, 4);
+  EXPECT_EQ(c.n_head_kv, 2);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_EQ(c.rope_dim, 16);
+  EXPECT_EQ(c.n_vocab, 10);
+  EXPECT_TRUE(c.tied_embeddings);
+  EXPECT_EQ(c.rope_style, RopeStyle::kAdjacent);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_TRUE(c.rope_freq_factors.empty());
+  EXPECT_DOUBLE_EQ(c.rope_freq_scale, 1.0);
+}
+
+TEST(ModelConfig, Qwen2UsesNeoxRopeAndBiases) {
+  ModelConfig c = load(base("qwen2"));
+  EXPECT_EQ(c.rope_style, RopeStyle::kNeox);
+  EXPECT_TRUE(c.qkv_bias);
+}
+
+TEST(ModelConfig, LinearRopeScalingFromMetadata) {
+  gguf::Writer w = base();
+  w.set_string("llama.rope.scaling.type", "linear");
+  w.set_f32("llama.rope.scaling.factor", 4.0f);
+  EXPECT_DOUBLE_EQ(load(w).rope_freq_scale, 0.25);
+}
+
+TEST(ModelConfig, Llama3RopeScalingFromMetadata) {
+  gguf::Writer w = base();
+  w.set_string("llama.rope.scaling.type", "llama3");
+  w.set_f32("llama.rope.scaling.factor", 8.0f);
+  w.set_f32("llama.rope.scaling.low_freq_factor", 1.0f);
+  w.set_f32("llama.rope.scaling.high_freq_factor", 4.0f);
+  w.set_u32("llama.rope.scaling.original_context_length", 8192);
+  ModelConfig c = load(w);
+  ASSERT_EQ(c.rope_freq_factors.size(), 8u);
+  // Independent evaluation of the rule for each pair i: wavelength 2π / θ^(-2i/d).
+  for (int i = 0; i < 8; ++i) {
+    const double wavelen = 2 * M_PI / std::pow(500000.0, -2.0 * i / 16);
+    double want;
+    if (wavelen < 8192 / 4.0) {
+      want = 1;  // high frequencies untouched
+    } else if (wavelen > 8192 / 1.0) {
+      want = 8;  // low frequencies divided by the factor
+    } else {
+      const double smooth = (8192 / wavelen - 1) / (4 - 1);
+      want = 1 / ((1 - smooth) / 8 + smooth);
+    }
+    EXPECT_NEAR(c.rope_freq_factors[i], want, 1e-5 * want) << i;
+  }
+  EXPECT_FLOAT_EQ(c.rope_freq_factors[0], 1.0f);
+  EXPECT_FLOAT_EQ(c.rope_freq_factors[7], 8.0f);
+}
+
+TEST(ModelConfig, RopeFreqsTensorWinsOverMetadata) {
+  gguf::Writer w = base();
+  w.set_string("llama.rope.scaling.type", "linear");
+  w.set_f32("llama.rope.scaling.factor", 4.0f);
+  std::vector<float> f = {1, 1, 2, 2, 4, 4, 8, 8};
+  w.add_f32("rope_freqs.weight", gguf::TensorType::F32, {8}, f.data());
+  ModelConfig c = load(w);
+  EXPECT_EQ(c.rope_freq_factors, f);
+  EXPECT_DOUBLE_EQ(c.rope_freq_scale, 1.0);
+}
+
+TEST(ModelConfig, PartialRotaryDimension) {
+  gguf::Writer w = base();
+  w.set_u32("llama.rope.dimension_count", 8);
+  EXPECT_EQ(load(w).rope_dim, 8);
+  w.set_u32("llama.rope.dimension_count", 7);
+  EXPECT_NE(error_of(w).find("must be even"), std::string::npos);
+}
+
+TEST(ModelConfig, ErrorsNameTheFileAndTheProblem) {
+  std::string e = error_of(base("gpt-neox"));
+  EXPECT_NE(e.find("cfg.gguf: unsupported architecture 'gpt-neox'"), std::string::npos) << e;
+  EXPECT_NE(e.find("llama, qwen2"), std::string::npos) << e;
+
+  gguf::Writer w = base();
+  w.set_u32("llama.attention.head_count_kv", 3);
+  EXPECT_NE(error_of(w).find("not a multiple of head_count_kv"), std::string::npos);
+
+  gguf::Writer bad_scaling = base();
+  bad_scaling.set_string("llama.rope.scaling.type", "yarn");
+  EXPECT_NE(error_of(bad_scaling).find("unsupported rope.scaling.type 'yarn'"), std::string::npos);
+
+  gguf::Writer no_layers;
+  no_layers.set_string("general.architecture", "llama");
+  EXPECT_NE(error_of(no_layers).find("missing required key 'llama.block_count'"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace fastkv
