@@ -56,6 +56,20 @@ void pool1d(const float* in, int len, int kernel, PoolType type, float* out) {
   }
 }
 
+void grouped_window_scores(const float* q, const float* k, int n, int H, int G, int d, int w,
+                           int kernel, PoolType pool, float* out) {
+  const int before = n - w;
+  const int g = H / G;
+  std::vector<float> raw(static_cast<size_t>(H) * before), pooled(before);
+  window_scores(q, k, n, H, G, d, w, raw.data());
+  std::fill(out, out + static_cast<int64_t>(G) * before, 0.0f);
+  for (int h = 0; h < H; ++h) {
+    pool1d(raw.data() + static_cast<int64_t>(h) * before, before, kernel, pool, pooled.data());
+    float* gs = out + static_cast<int64_t>(h / g) * before;
+    for (int j = 0; j < before; ++j) gs[j] += pooled[j];
+  }
+}
+
 std::vector<int32_t> topk(const float* values, int len, int k) {
   k = std::max(0, std::min(k, len));
   std::vector<int32_t> idx(len);

@@ -21,6 +21,11 @@ enum class PoolType { kMax, kAvg };
 // kMax ignores padding (as max-pooling with implicit -inf padding does).
 void pool1d(const float* in, int len, int kernel, PoolType type, float* out);
 
+// GQA-aware pooled window scores (FastKV, AdaKV): each query head's window_scores row is pooled
+// along the key axis, then the g = H/G heads of each KV head are summed. out: [G, n - w].
+void grouped_window_scores(const float* q, const float* k, int n, int H, int G, int d, int w,
+                           int kernel, PoolType pool, float* out);
+
 // Indices of the k largest values (descending by value; equal values: lower index first).
 std::vector<int32_t> topk(const float* values, int len, int k);
 

@@ -39,17 +39,10 @@ AdaKVLayerResult adakv_select(const AdaKVConfig& cfg, const float* q, const floa
 
   // GQA-aware pooled window scores [G, n-w], as fastkv computes them.
   const int before = n - w;
-  const int g = H / G;
-  std::vector<float> raw(static_cast<size_t>(H) * before), pooled(before);
-  kernels::window_scores(q, k, n, H, G, d, w, raw.data());
+  r.group_scores.resize(static_cast<size_t>(G) * before);
+  kernels::grouped_window_scores(q, k, n, H, G, d, w, cfg.kernel, cfg.pool,
+                                 r.group_scores.data());
   r.scoring_flops = 2LL * H * w * n * d;
-  r.group_scores.assign(static_cast<size_t>(G) * before, 0.0f);
-  for (int h = 0; h < H; ++h) {
-    kernels::pool1d(raw.data() + static_cast<int64_t>(h) * before, before, cfg.kernel, cfg.pool,
-                    pooled.data());
-    float* gs = r.group_scores.data() + static_cast<int64_t>(h / g) * before;
-    for (int j = 0; j < before; ++j) gs[j] += pooled[j];
-  }
 
   // 1. safeguard: each head's own top s.
   const int s = cfg.safeguard(capacity);

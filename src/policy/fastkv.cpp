@@ -79,17 +79,10 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
 
   // window scores [H, n-w] -> pooled per query head -> summed per KV head [G, n-w]
   const int before = n - w;
-  const int g = H / G;
-  std::vector<float> raw(static_cast<size_t>(H) * before), pooled(before);
-  kernels::window_scores(q, k, n, H, G, d, w, raw.data());
+  r.group_scores.resize(static_cast<size_t>(G) * before);
+  kernels::grouped_window_scores(q, k, n, H, G, d, w, cfg.kernel, cfg.pool,
+                                 r.group_scores.data());
   r.scoring_flops = 2LL * H * w * n * d;
-  r.group_scores.assign(static_cast<size_t>(G) * before, 0.0f);
-  for (int h = 0; h < H; ++h) {
-    kernels::pool1d(raw.data() + static_cast<int64_t>(h) * before, before, cfg.kernel, cfg.pool,
-                    pooled.data());
-    float* gs = r.group_scores.data() + static_cast<int64_t>(h / g) * before;
-    for (int j = 0; j < before; ++j) gs[j] += pooled[j];
-  }
 
   for (int kvh = 0; kvh < G; ++kvh) {
     std::vector<int32_t>& kh = r.keep[kvh];
