@@ -9,6 +9,9 @@ repo=$(pwd)
 scripts/install-deps.sh
 scripts/fetch-models.sh
 export FASTKV_MODEL_PATH="$repo/models${FASTKV_MODEL_PATH:+:$FASTKV_MODEL_PATH}"
+# ctest runs tests side by side on few cores: OpenMP workers that spin while waiting for a
+# descheduled peer slow such runs many times over, so they yield instead.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 BUILD_DIR=${BUILD_DIR:-build} scripts/build.sh
 

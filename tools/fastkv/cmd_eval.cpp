@@ -163,7 +163,8 @@ void register_eval(CLI::App& app) {
   cmd->add_option("-m,--model", f->model, "GGUF model file")->required();
   cmd->add_option("--methods", f->methods,
                   "comma-separated methods, each NAME[:KEY=VALUE...], e.g. "
-                  "full,fastkv:retain_rate=0.1,snapkv")
+                  "full,fastkv:retain_rate=0.1,snapkv; the method flags (--retain-rate, ...) "
+                  "go to every listed method that takes them")
       ->capture_default_str();
   cmd->add_option("--out", f->out, "folder for results (JSONL, JSON, table, pictures)")
       ->capture_default_str();
