@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The main job: install the dependencies, fetch SmolLM2-135M-Instruct, build, and answer a
 # question about a long document (the GNU GPL v3, sections 0-6, ~3800 tokens) with
-# `fastkv run --chat`, first with the full KV cache and then with FastKV compression (when this
-# build has the `fastkv` method).
+# `fastkv run --chat`, first with the full KV cache and then with FastKV compression.
 #
 # Needs network access for the model (scripts/fetch-models.sh), nothing from ../shared.
 # Environment: BUILD_DIR (default build), N_PREDICT (default 128), GPL_FILE (default
@@ -23,14 +22,7 @@ scripts/install-deps.sh
 
 step "model (scripts/fetch-models.sh)"
 fetch_ok=1
-if [ -x scripts/fetch-models.sh ]; then
-  scripts/fetch-models.sh || fetch_ok=0
-elif [ -f scripts/fetch-models.sh ]; then
-  bash scripts/fetch-models.sh || fetch_ok=0
-else
-  echo "main-job: scripts/fetch-models.sh is missing" >&2
-  fetch_ok=0
-fi
+scripts/fetch-models.sh || fetch_ok=0
 if [ "$fetch_ok" = 0 ] && [ -f "$MODEL" ]; then
   echo "main-job: fetching failed, but $MODEL is already there from an earlier fetch; using it" >&2
   fetch_ok=1
@@ -67,12 +59,5 @@ run_args=(run -m "$MODEL" --chat -f "$PROMPT_FILE" -n "$N_PREDICT")
 step "$FASTKV ${run_args[*]} (method: full KV cache)"
 "$FASTKV" "${run_args[@]}"
 
-# The fastkv method may not be in every build yet: ask for it on a one-word prompt and look
-# for the unknown-method error.
-probe=$("$FASTKV" run -m "$MODEL" -p "Hi" -n 0 --method fastkv 2>&1 >/dev/null) || true
-if grep -q "unknown method" <<<"$probe"; then
-  step "method fastkv: not available in this build, skipped"
-else
-  step "$FASTKV ${run_args[*]} --method fastkv"
-  "$FASTKV" "${run_args[@]}" --method fastkv
-fi
+step "$FASTKV ${run_args[*]} --method fastkv"
+"$FASTKV" "${run_args[@]}" --method fastkv
