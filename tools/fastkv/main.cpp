@@ -1,6 +1,9 @@
 // fastkv: command-line front end. Errors in input (files, flags, prompts) print one line
 // "error: ..." on stderr and exit with status 1; flag syntax errors exit with CLI11's code.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <new>
 
@@ -8,6 +11,15 @@
 #include "common/error.h"
 
 int main(int argc, char** argv) {
+  // OpenMP workers that spin while waiting make every short parallel region (decode runs
+  // hundreds per token) many times slower as soon as another process wants the cores: measured
+  // 1.0 vs 17.3 decode tokens/s on SmolLM2 at a load average of 2. libgomp reads the policy when
+  // it is loaded, before main, so set it and start again; OMP_WAIT_POLICY=ACTIVE restores
+  // spinning for benchmarks on an idle machine.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
+  }
   CLI::App app{"fastkv: long-context LLM inference with FastKV (token-selective propagation and "
                "GQA-aware KV compression)",
                "fastkv"};
