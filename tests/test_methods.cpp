@@ -215,8 +215,9 @@ TEST(H2OReference, MatchesScalarReference) {
                                     {{"retain_rate", "1"}}}) {
       const H2OConfig cfg = H2OConfig::from_options(opts);
       H2OPolicy p(cfg);
-      EXPECT_TRUE(p.wants_attention_column_sums());
       LayerInput in = input_of(x);
+      const int C = cfg.capacity(in.n);
+      EXPECT_EQ(p.wants_attention_column_sums(0, in.n), in.n > C && C >= cfg.window + 1);
       in.attn_colsum = colsum.data();
       const LayerDecision dec = p.on_layer(in);
       EXPECT_EQ(dec.cache_heads, s.G);
@@ -422,8 +423,8 @@ class Recorder : public Policy {
     records.clear();
     inner_->begin(n_prompt, n_layer);
   }
-  bool wants_attention_column_sums() const override {
-    return inner_->wants_attention_column_sums();
+  bool wants_attention_column_sums(int layer, int n) const override {
+    return inner_->wants_attention_column_sums(layer, n);
   }
   LayerDecision on_layer(const LayerInput& in) override {
     LayerRecord r;

@@ -244,7 +244,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
     LayerInput in{l, c.n_layer, N, n, c.n_head, c.n_head_kv, c.head_dim,
                   a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
     in.pass = pass;
-    if (policy.wants_attention_column_sums()) {
+    if (policy.wants_attention_column_sums(l, n)) {
       colsum.resize(static_cast<size_t>(c.n_head) * n);
       kernels::causal_attention_column_sums(a.q.data(), a.k.data(), n, c.n_head, c.n_head_kv,
                                             c.head_dim, colsum.data());

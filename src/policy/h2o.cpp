@@ -39,11 +39,15 @@ H2OLayerResult h2o_select(const BudgetConfig& cfg, const float* colsum, int n, i
   return r;
 }
 
+bool H2OPolicy::wants_attention_column_sums(int layer, int n) const {
+  const int capacity = cfg_.capacity(n);
+  return n > capacity && capacity >= cfg_.window + 1;
+}
+
 LayerDecision H2OPolicy::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;
-  const int capacity = cfg_.capacity(in.n);
-  if (in.n <= capacity || capacity < cfg_.window + 1) return d;  // nothing to drop
+  if (!wants_attention_column_sums(in.layer, in.n)) return d;  // nothing to drop
   if (in.attn_colsum == nullptr) fail("h2o needs the attention column sums from the model");
   H2OLayerResult r = h2o_select(cfg_, in.attn_colsum, in.n, in.n_head, in.n_head_kv);
   d.keep_all = false;

@@ -37,7 +37,8 @@ class H2OPolicy : public Policy {
   explicit H2OPolicy(H2OConfig cfg) : cfg_(cfg) {}
   std::string name() const override { return "h2o"; }
   LayerDecision on_layer(const LayerInput& in) override;
-  bool wants_attention_column_sums() const override { return true; }
+  // Only where the layer will drop rows (n > C >= w + 1).
+  bool wants_attention_column_sums(int layer, int n) const override;
 
  private:
   H2OConfig cfg_;

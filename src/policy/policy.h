@@ -58,8 +58,9 @@ class Policy {
   // Called once before a prefill of n_prompt tokens through n_layer layers.
   virtual void begin(int n_prompt, int n_layer) {}
   virtual LayerDecision on_layer(const LayerInput& in) = 0;
-  // H2O-style policies need the attention each key received from all queries.
-  virtual bool wants_attention_column_sums() const { return false; }
+  // H2O-style policies need the attention each key received from all queries; asked per layer
+  // with its live-token count n, so a layer that will keep everything skips that extra pass.
+  virtual bool wants_attention_column_sums(int layer, int n) const { return false; }
 };
 
 // Keeps everything: the uncompressed baseline.
