@@ -29,7 +29,7 @@ AdaKVLayerResult adakv_select(const AdaKVConfig& cfg, const float* q, const floa
   AdaKVLayerResult r;
   const int w = cfg.window;
   const int capacity = cfg.capacity(n);
-  r.dropped = n > capacity && capacity >= w + 1;
+  r.dropped = cfg.drops(n);
   r.capacity = r.dropped ? capacity : n;
   r.keep.assign(G, {});
   if (!r.dropped) {

@@ -23,6 +23,12 @@ struct BudgetConfig {
   int capacity(int n) const {
     return kv_budget > 0 ? kv_budget : static_cast<int>(n * retain_rate);
   }
+  // Whether a layer of n live tokens drops rows: n > C and C leaves room beyond the window
+  // (C >= w + 1); otherwise every token is kept.
+  bool drops(int n) const {
+    const int c = capacity(n);
+    return n > c && c >= window + 1;
+  }
 };
 
 // Which of the shared fields a method takes.

@@ -16,7 +16,7 @@ H2OLayerResult h2o_select(const BudgetConfig& cfg, const float* colsum, int n, i
   H2OLayerResult r;
   const int w = cfg.window;
   const int capacity = cfg.capacity(n);
-  r.dropped = n > capacity && capacity >= w + 1;
+  r.dropped = cfg.drops(n);
   r.capacity = r.dropped ? capacity : n;
   r.keep.assign(G, {});
   if (!r.dropped) {
@@ -40,8 +40,7 @@ H2OLayerResult h2o_select(const BudgetConfig& cfg, const float* colsum, int n, i
 }
 
 bool H2OPolicy::wants_attention_column_sums(int layer, int n) const {
-  const int capacity = cfg_.capacity(n);
-  return n > capacity && capacity >= cfg_.window + 1;
+  return cfg_.drops(n);
 }
 
 LayerDecision H2OPolicy::on_layer(const LayerInput& in) {

@@ -17,7 +17,7 @@ SnapKVLayerResult snapkv_select(const BudgetConfig& cfg, const float* q, const f
   r.n = n;
   const int w = cfg.window;
   const int capacity = cfg.capacity(n);
-  r.dropped = n > capacity && capacity >= w + 1;
+  r.dropped = cfg.drops(n);
   r.capacity = r.dropped ? capacity : n;
   r.keep.assign(H, {});
   if (!r.dropped) {
