@@ -8,18 +8,22 @@
 
 namespace fastkv::kernels {
 
-void window_scores(const float* q, const float* k, int n, int H, int G, int d, int w, float* out) {
+namespace {
+
+// For each query head h and each of the queries i = first..n-1 (r = i - first), the causal
+// softmax over keys 0..i of q[i, h] · k[j, h/g] / sqrt(d), weighted by weights[r] (1 when
+// weights is nullptr) and added into out[h, j] for j < out_len. out: [H, out_len], zeroed here.
+void accumulate_recent_softmax(const float* q, const float* k, int n, int H, int G, int d,
+                               int first, const float* weights, int out_len, float* out) {
   const int g = H / G;
-  const int before = n - w;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  std::fill(out, out + static_cast<int64_t>(H) * before, 0.0f);
-#pragma omp parallel for if (worth_parallel(static_cast<int64_t>(n) * H * w * d))
+  std::fill(out, out + static_cast<int64_t>(H) * out_len, 0.0f);
+#pragma omp parallel for if (worth_parallel(static_cast<int64_t>(n) * H * (n - first) * d))
   for (int h = 0; h < H; ++h) {
     std::vector<float> s(n);  // one query's scores over the keys it sees
     const int kvh = h / g;
-    float* oh = out + static_cast<int64_t>(h) * before;
-    for (int r = 0; r < w; ++r) {
-      const int i = before + r;  // absolute index of this window query
+    float* oh = out + static_cast<int64_t>(h) * out_len;
+    for (int i = first; i < n; ++i) {
       const float* qi = q + (static_cast<int64_t>(i) * H + h) * d;
       float mx = -std::numeric_limits<float>::infinity();
       for (int j = 0; j <= i; ++j) {
@@ -34,10 +38,17 @@ void window_scores(const float* q, const float* k, int n, int H, int G, int d, i
         s[j] = std::exp(s[j] - mx);
         sum += s[j];
       }
-      const float inv = 1.0f / sum;
-      for (int j = 0; j < before; ++j) oh[j] += s[j] * inv;
+      const float wr = (weights ? weights[i - first] : 1.0f) / sum;
+      const int upto = std::min(out_len, i + 1);
+      for (int j = 0; j < upto; ++j) oh[j] += s[j] * wr;
     }
   }
+}
+
+}  // namespace
+
+void window_scores(const float* q, const float* k, int n, int H, int G, int d, int w, float* out) {
+  accumulate_recent_softmax(q, k, n, H, G, d, n - w, nullptr, n - w, out);
 }
 
 void pool1d(const float* in, int len, int kernel, PoolType type, float* out) {
@@ -98,35 +109,7 @@ void last_query_dot_scores(const float* q, const float* k, int n, int H, int G, 
 
 void recent_query_scores(const float* q, const float* k, int n, int H, int G, int d, int R,
                          const float* weights, float* out) {
-  const int g = H / G;
-  const int first = n - R;  // absolute index of the oldest recent query
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  std::fill(out, out + static_cast<int64_t>(H) * n, 0.0f);
-#pragma omp parallel for if (worth_parallel(static_cast<int64_t>(n) * H * R * d))
-  for (int h = 0; h < H; ++h) {
-    std::vector<float> s(n);  // one query's scores over the keys it sees
-    const int kvh = h / g;
-    float* oh = out + static_cast<int64_t>(h) * n;
-    for (int r = 0; r < R; ++r) {
-      const int i = first + r;
-      const float* qi = q + (static_cast<int64_t>(i) * H + h) * d;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j <= i; ++j) {
-        const float* kj = k + (static_cast<int64_t>(j) * G + kvh) * d;
-        float dot = 0;
-        for (int t = 0; t < d; ++t) dot += qi[t] * kj[t];
-        s[j] = dot * scale;
-        mx = std::max(mx, s[j]);
-      }
-      float sum = 0;
-      for (int j = 0; j <= i; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      const float wr = weights[r] / sum;
-      for (int j = 0; j <= i; ++j) oh[j] += s[j] * wr;
-    }
-  }
+  accumulate_recent_softmax(q, k, n, H, G, d, n - R, weights, n, out);
 }
 
 }  // namespace fastkv::kernels
