@@ -7,6 +7,7 @@
 #include <map>
 
 #include "common/error.h"
+#include "eval/jsonl.h"
 #include "eval/results.h"
 #include "eval/text.h"
 
@@ -188,26 +189,17 @@ std::vector<SampleSpec> LongBenchTask::samples() {
   std::vector<SampleSpec> out;
   records_.clear();
   for (const std::string& file : files_) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) fail(file, ": cannot read");
     const std::string stem = fs::path(file).stem().string();
     std::map<std::string, int> taken;
-    std::string line;
-    int lineno = 0;
-    while (std::getline(in, line)) {
-      ++lineno;
-      if (strip(line).empty()) continue;
-      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object() || !j.contains("context") || !j.contains("answers")) {
-        fail(file, ":", lineno, ": not a LongBench record (needs \"context\" and \"answers\")");
-      }
+    for_each_jsonl_record(file, "LongBench", {"context", "answers"}, [&](const nlohmann::json& j,
+                                                                          int lineno) {
       Record r;
       r.dataset = j.value("dataset", stem);
       if (r.dataset.size() > 2 && r.dataset.compare(r.dataset.size() - 2, 2, "_e") == 0) {
         r.dataset.resize(r.dataset.size() - 2);  // LongBench-E records use the same settings
       }
       const LongBenchDataset& d = longbench_dataset(r.dataset);
-      if (settings_.limit > 0 && taken[d.name] >= settings_.limit) continue;
+      if (settings_.limit > 0 && taken[d.name] >= settings_.limit) return;
       ++taken[d.name];
       r.context = j["context"].get<std::string>();
       r.input = j.value("input", "");
@@ -221,7 +213,7 @@ std::vector<SampleSpec> LongBenchTask::samples() {
       if (j.contains("length")) meta["words"] = j["length"];
       out.push_back({r.id, meta});
       records_[r.id] = std::move(r);
-    }
+    });
   }
   return out;
 }

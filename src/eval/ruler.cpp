@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "eval/jsonl.h"
 #include "eval/metrics.h"
 #include "eval/niah.h"
 #include "eval/results.h"
@@ -570,18 +571,9 @@ RulerExample RulerGenerator::generate(const std::string& task, int length, int i
 // --- jsonl -----------------------------------------------------------------------------------
 
 std::vector<std::pair<int, RulerExample>> read_ruler_jsonl(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot read");
   std::vector<std::pair<int, RulerExample>> out;
-  std::string line;
-  int lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (strip(line).empty()) continue;
-    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("input") || !j.contains("outputs")) {
-      fail(path, ":", lineno, ": not a RULER record (needs \"input\" and \"outputs\")");
-    }
+  for_each_jsonl_record(path, "RULER", {"input", "outputs"}, [&](const nlohmann::json& j,
+                                                                 int lineno) {
     RulerExample ex;
     const std::string input = j["input"].get<std::string>();
     size_t cut = std::string::npos;
@@ -594,7 +586,7 @@ std::vector<std::pair<int, RulerExample>> read_ruler_jsonl(const std::string& pa
     for (const auto& o : j["outputs"])
       ex.outputs.push_back(o.is_string() ? o.get<std::string>() : o.dump());
     out.emplace_back(j.value("index", lineno - 1), std::move(ex));
-  }
+  });
   return out;
 }
 
