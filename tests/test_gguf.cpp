@@ -11,11 +11,13 @@
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/error.h"
 #include "io/gguf.h"
+#include "io/quant.h"
 #include "io/tensor_type.h"
 #include "test_util.h"
 
@@ -546,6 +548,240 @@ TEST(GgufTensors, WriterRejectsBadTensors) {
   expect_error([&] { w.add_f32("a", TensorType::F32, {4}, v.data()); }, {"duplicate tensor 'a'"});
   expect_error([] { Writer bad(48); }, {"alignment must be a power of two, got 48"});
   expect_error([] { Writer bad(0); }, {"alignment must be a power of two, got 0"});
+}
+
+// ---- Streaming writer ------------------------------------------------------------------------
+
+// One tensor of a test file: declared in both writers, data given to the stream in chunks.
+struct StreamTensor {
+  std::string name;
+  TensorType type;
+  std::vector<int64_t> ne;
+  std::vector<uint8_t> bytes;
+};
+
+// Fills `w` (a Writer or a StreamWriter) with the same metadata.
+template <typename W>
+void sample_metadata(W& w) {
+  w.set_string("general.architecture", "llama");
+  w.set_u32("llama.block_count", 2);
+  w.set_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "héllo", ""});
+  w.set_f32_array("floats", {0.5f, -1.0f});
+  w.set("nested", Value::of_array(ValueType::ARRAY,
+                                  {Value::of_array(ValueType::INT32, {Value::of_i32(-3)})}));
+  w.set_bool("flag", true);
+  w.set_string("odd", "abc");  // makes the header length odd
+}
+
+std::vector<StreamTensor> sample_tensors() {
+  std::vector<StreamTensor> t;
+  auto add = [&](const std::string& name, TensorType type, std::vector<int64_t> ne) {
+    int64_t n = 1;
+    for (int64_t d : ne) n *= d;
+    std::vector<float> v = ramp(static_cast<size_t>(n), 1.5f);
+    t.push_back({name, type, ne, quantize(type, v.data(), n)});
+  };
+  add("token_embd.weight", TensorType::Q8_0, {64, 5});
+  add("norm", TensorType::F32, {7});
+  add("empty", TensorType::F32, {0, 3});
+  add("blk.0.f16", TensorType::F16, {3, 3});
+  add("blk.0.bf16", TensorType::BF16, {5});
+  add("q4", TensorType::Q4_0, {32, 3, 2});
+  // Larger than the writer's 4 MiB output buffer, so whole chunks bypass it.
+  add("big", TensorType::F32, {1024, 1100});
+  add("last", TensorType::F16, {1});
+  return t;
+}
+
+TEST(GgufStream, ByteIdenticalToTheInMemoryWriter) {
+  const std::string dir = test::temp_dir();
+  ASSERT_FALSE(dir.empty());
+  const std::vector<StreamTensor> tensors = sample_tensors();
+  for (uint32_t alignment : {1u, 32u, 64u, 4096u}) {
+    for (size_t chunk : {size_t{1} << 30, size_t{7}, size_t{5} << 20}) {
+      if (chunk == 7 && alignment != 32) continue;  // byte-wise once is enough
+      SCOPED_TRACE(cat("alignment ", alignment, ", chunk ", chunk));
+      Writer mem(alignment);
+      StreamWriter st(alignment);
+      sample_metadata(mem);
+      sample_metadata(st);
+      for (const StreamTensor& t : tensors) {
+        mem.add_raw(t.name, t.type, t.ne, t.bytes);
+        st.add_tensor(t.name, t.type, t.ne);
+      }
+      const std::string path = dir + "/stream.gguf";
+      st.begin(path);
+      for (const StreamTensor& t : tensors) {
+        // Chunks of `chunk` bytes, except for 7: one byte, then 7 at a time.
+        size_t at = 0;
+        if (chunk == 7 && !t.bytes.empty()) {
+          st.write_tensor_data(t.name, t.bytes.data(), 1);
+          at = 1;
+        }
+        while (at < t.bytes.size()) {
+          size_t n = std::min(chunk, t.bytes.size() - at);
+          st.write_tensor_data(t.name, t.bytes.data() + at, n);
+          at += n;
+        }
+      }
+      st.finish();
+      const std::vector<uint8_t> expect = mem.to_bytes();
+      const std::vector<uint8_t> got = slurp(path);
+      ASSERT_EQ(got.size(), expect.size());
+      EXPECT_TRUE(got == expect);
+      EXPECT_EQ(st.file_size(), expect.size());
+      EXPECT_EQ(mem.file_size(), expect.size());
+      EXPECT_EQ(st.bytes_written(), expect.size());
+      // And the reader agrees on where everything is.
+      File f = File::open(path);
+      EXPECT_EQ(f.data_offset(), st.data_offset());
+      EXPECT_EQ(f.read_f32("big"), File::from_bytes("mem", expect).read_f32("big"));
+    }
+  }
+  fs::remove_all(dir);
+}
+
+TEST(GgufStream, F32ChunksEncodeLikeAddF32) {
+  const std::string dir = test::temp_dir();
+  ASSERT_FALSE(dir.empty());
+  const std::vector<float> a = ramp(64 * 6, 3.0f), b = ramp(32 * 4, 0.25f), c = ramp(10);
+  Writer mem;
+  mem.add_f32("a", TensorType::Q8_0, {64, 6}, a.data());
+  mem.add_f32("b", TensorType::Q4_0, {32, 4}, b.data());
+  mem.add_f32("c", TensorType::BF16, {10}, c.data());
+  StreamWriter st;
+  st.add_tensor("a", TensorType::Q8_0, {64, 6});
+  st.add_tensor("b", TensorType::Q4_0, {32, 4});
+  st.add_tensor("c", TensorType::BF16, {10});
+  st.begin(dir + "/f32.gguf");
+  st.write_tensor_f32("a", a.data(), 64);           // one row
+  st.write_tensor_f32("a", a.data() + 64, 32);      // one block
+  st.write_tensor_f32("a", a.data() + 96, 64 * 6 - 96);
+  st.write_tensor_f32("b", b.data(), 32 * 4);
+  st.write_tensor_f32("c", c.data(), 3);
+  st.write_tensor_f32("c", c.data() + 3, 7);
+  st.finish();
+  EXPECT_TRUE(slurp(dir + "/f32.gguf") == mem.to_bytes());
+  fs::remove_all(dir);
+}
+
+// A stream writer with tensors "a" (F32 [4], 16 bytes), "b" (F16 [8], 16 bytes) and "c"
+// (Q8_0 [32], 34 bytes) declared and begun at `path`.
+std::unique_ptr<StreamWriter> begun(const std::string& path) {
+  auto w = std::make_unique<StreamWriter>();
+  w->set_string("general.name", "x");
+  w->add_tensor("a", TensorType::F32, {4});
+  w->add_tensor("b", TensorType::F16, {8});
+  w->add_tensor("c", TensorType::Q8_0, {32});
+  w->begin(path);
+  return w;
+}
+
+TEST(GgufStream, MisuseIsAClearError) {
+  const std::string dir = test::temp_dir();
+  ASSERT_FALSE(dir.empty());
+  const std::string path = dir + "/misuse.gguf";
+  const std::vector<uint8_t> bytes(64, 0x11);
+  {
+    auto w = begun(path);
+    expect_error([&] { w->write_tensor_data("b", bytes.data(), 16); },
+                 {"GGUF stream writer: data for tensor 'b' while tensor 'a' is next",
+                  "declaration order"});
+    expect_error([&] { w->write_tensor_data("zz", bytes.data(), 4); },
+                 {"tensor 'zz' was never declared"});
+    expect_error([&] { w->write_tensor_data("a", bytes.data(), 17); },
+                 {"tensor 'a': 17 more bytes after 0 exceed its size of 16 bytes"});
+    w->write_tensor_data("a", bytes.data(), 10);
+    expect_error([&] { w->write_tensor_data("a", bytes.data(), 7); },
+                 {"tensor 'a': 7 more bytes after 10 exceed its size of 16 bytes"});
+    expect_error([&] { w->finish(); },
+                 {"GGUF stream writer: ", path, "tensor 'a' has 10 of its 16 bytes",
+                  "3 of 3 tensors incomplete"});
+    w->write_tensor_data("a", bytes.data(), 6);
+    expect_error([&] { w->write_tensor_data("a", bytes.data(), 1); },
+                 {"tensor 'a' is already complete (16 bytes)"});
+    w->write_tensor_data("a", bytes.data(), 0);  // an empty chunk is harmless
+    expect_error([&] { w->finish(); }, {"tensor 'b' has 0 of its 16 bytes", "2 of 3 tensors"});
+    // Declarations are closed once the header is written.
+    expect_error([&] { w->add_tensor("d", TensorType::F32, {4}); },
+                 {"cannot add tensor 'd' after begin() wrote the header"});
+    expect_error([&] { w->set_u32("k", 1); },
+                 {"cannot set metadata key 'k' after begin() wrote the header"});
+    expect_error([&] { w->begin(path); }, {"begin() called twice"});
+    // f32 chunks must be whole blocks of the tensor's type.
+    w->write_tensor_data("b", bytes.data(), 16);
+    std::vector<float> v = ramp(32);
+    expect_error([&] { w->write_tensor_f32("c", v.data(), 16); },
+                 {"tensor 'c'", "Q8_0", "32"});
+    w->write_tensor_f32("c", v.data(), 32);
+    w->finish();
+    EXPECT_EQ(w->bytes_written(), fs::file_size(path));
+    expect_error([&] { w->finish(); }, {"finish() called twice"});
+    expect_error([&] { w->write_tensor_data("a", bytes.data(), 1); }, {"after finish()"});
+    File f = File::open(path);  // the finished file is valid
+    EXPECT_EQ(f.tensors().size(), 3u);
+  }
+  {
+    StreamWriter w;
+    w.add_tensor("a", TensorType::F32, {4});
+    expect_error([&] { w.write_tensor_data("a", bytes.data(), 16); }, {"before begin()"});
+    expect_error([&] { w.finish(); }, {"finish() before begin()"});
+    expect_error([&] { w.add_tensor("a", TensorType::F32, {4}); }, {"duplicate tensor 'a'"});
+    expect_error([&] { w.add_tensor("q", TensorType::Q4_0, {16, 2}); },
+                 {"tensor 'q' of type Q4_0 has rows of 16 elements", "block size 32"});
+    expect_error([&] { w.add_tensor("n", TensorType::F32, {4, -1}); },
+                 {"tensor 'n' has an impossible dimension -1"});
+    expect_error([&] { w.add_tensor("z", TensorType::F32, {}); }, {"tensor 'z' needs 1 to 4 dims"});
+  }
+  fs::remove_all(dir);
+}
+
+TEST(GgufStream, AnUnfinishedFileIsRemoved) {
+  const std::string dir = test::temp_dir();
+  ASSERT_FALSE(dir.empty());
+  const std::string path = dir + "/partial.gguf";
+  const std::vector<uint8_t> bytes(16, 0);
+  {
+    auto w = begun(path);
+    w->write_tensor_data("a", bytes.data(), 16);
+    EXPECT_TRUE(fs::exists(path));
+  }  // destroyed without finish()
+  EXPECT_FALSE(fs::exists(path));
+  {
+    auto w = begun(path);
+    EXPECT_THROW(w->finish(), Error);  // a failed finish() leaves it unfinished too
+  }
+  EXPECT_FALSE(fs::exists(path));
+  fs::remove_all(dir);
+}
+
+TEST(GgufStream, FileSystemErrorsNameThePath) {
+  const std::string dir = test::temp_dir();
+  ASSERT_FALSE(dir.empty());
+  const std::string missing = dir + "/no/such/dir/x.gguf";
+  expect_error([&] { begun(missing); },
+               {missing + ": cannot open for writing: No such file or directory"});
+  expect_error([&] { begun(dir); }, {dir + ": cannot open for writing: Is a directory"});
+  // The in-memory writer reports the same way.
+  expect_error([&] { Writer().write(missing); }, {missing + ": cannot open for writing"});
+  if (fs::exists("/dev/full")) {
+    // A full disk: every write fails with ENOSPC. /dev/full is not a regular file, so the
+    // failed writer must leave it alone.
+    StreamWriter w;
+    std::vector<uint8_t> big(8 << 20, 1);
+    w.add_tensor("big", TensorType::I8, {static_cast<int64_t>(big.size())});
+    w.begin("/dev/full");
+    expect_error(
+        [&] {
+          w.write_tensor_data("big", big.data(), big.size());
+          w.finish();
+        },
+        {"/dev/full: write failed", "No space left on device"});
+    expect_error([] { Writer().write("/dev/full"); },
+                 {"/dev/full: write failed", "No space left on device"});
+  }
+  EXPECT_TRUE(!fs::exists("/dev/full") || fs::is_character_file("/dev/full"));
+  fs::remove_all(dir);
 }
 
 // ---- Bad input -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <unordered_set>
 
@@ -150,6 +149,14 @@ struct File::Storage {
     if (map) munmap(map, map_size);
   }
 };
+
+void File::release_tensor_pages() const {
+  if (!storage_ || !storage_->map || data_offset_ >= size_) return;
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t start = (data_offset_ + page - 1) / page * page;  // keep the metadata pages
+  if (start >= storage_->map_size) return;
+  madvise(static_cast<uint8_t*>(storage_->map) + start, storage_->map_size - start, MADV_DONTNEED);
+}
 
 // ---- Value ----------------------------------------------------------------------------------
 
@@ -574,73 +581,10 @@ std::vector<int32_t> File::read_i32(std::string_view name) const {
   return out;
 }
 
-// ---- Writer ---------------------------------------------------------------------------------
-
-Writer::Writer(uint32_t alignment) : alignment_(alignment) {
-  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
-    fail("GGUF writer: alignment must be a power of two, got ", alignment);
-  }
-  if (alignment != kDefaultAlignment) set_u32("general.alignment", alignment);
-}
-
-void Writer::set(const std::string& key, Value v) {
-  for (auto& [k, old] : kv_) {
-    if (k == key) {
-      old = std::move(v);
-      return;
-    }
-  }
-  kv_.emplace_back(key, std::move(v));
-}
-
-void Writer::set_string_array(const std::string& key, const std::vector<std::string>& v) {
-  std::vector<Value> elems;
-  elems.reserve(v.size());
-  for (const std::string& s : v) elems.push_back(Value::of_string(s));
-  set(key, Value::of_array(ValueType::STRING, std::move(elems)));
-}
-void Writer::set_f32_array(const std::string& key, const std::vector<float>& v) {
-  std::vector<Value> elems;
-  for (float x : v) elems.push_back(Value::of_f32(x));
-  set(key, Value::of_array(ValueType::FLOAT32, std::move(elems)));
-}
-void Writer::set_i32_array(const std::string& key, const std::vector<int32_t>& v) {
-  std::vector<Value> elems;
-  for (int32_t x : v) elems.push_back(Value::of_i32(x));
-  set(key, Value::of_array(ValueType::INT32, std::move(elems)));
-}
-
-void Writer::add_raw(const std::string& name, TensorType type, std::vector<int64_t> ne,
-                     std::vector<uint8_t> bytes) {
-  if (ne.empty() || ne.size() > kMaxDims) fail("GGUF writer: tensor '", name, "' needs 1 to 4 dims");
-  int64_t n = 1;
-  for (int64_t d : ne) n *= d;
-  if (bytes.size() != bytes_for(type, n)) {
-    fail("GGUF writer: tensor '", name, "' has ", bytes.size(), " bytes, expected ",
-         bytes_for(type, n));
-  }
-  for (const PendingTensor& t : tensors_) {
-    if (t.name == name) fail("GGUF writer: duplicate tensor '", name, "'");
-  }
-  tensors_.push_back({name, type, std::move(ne), std::move(bytes)});
-}
-
-void Writer::add_f32(const std::string& name, TensorType type, std::vector<int64_t> ne,
-                     const float* values) {
-  int64_t n = 1;
-  for (int64_t d : ne) n *= d;
-  add_raw(name, type, std::move(ne), quantize(type, values, n));
-}
-
-void Writer::add_i32(const std::string& name, std::vector<int64_t> ne, const int32_t* values) {
-  int64_t n = 1;
-  for (int64_t d : ne) n *= d;
-  std::vector<uint8_t> bytes(static_cast<size_t>(n) * 4);
-  if (n) std::memcpy(bytes.data(), values, bytes.size());
-  add_raw(name, TensorType::I32, std::move(ne), std::move(bytes));
-}
+// ---- Writers ---------------------------------------------------------------------------------
 
 namespace {
+
 template <typename T>
 void put(std::vector<uint8_t>& out, T v) {
   const auto* p = reinterpret_cast<const uint8_t*>(&v);
@@ -674,9 +618,147 @@ void put_value(std::vector<uint8_t>& out, const Value& v) {
       break;
   }
 }
+
+// Buffered output to a file descriptor; every failure is an Error naming the path and errno.
+class FdSink {
+ public:
+  explicit FdSink(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail(path, ": cannot open for writing: ", std::strerror(errno));
+    struct stat st;
+    regular_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+    buf_.reserve(kBufferSize);
+  }
+  ~FdSink() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdSink(const FdSink&) = delete;
+  FdSink& operator=(const FdSink&) = delete;
+
+  void write(const void* data, size_t n) {
+    const auto* p = static_cast<const uint8_t*>(data);
+    if (buf_.size() + n > kBufferSize) flush();
+    if (n >= kBufferSize) {
+      write_all(p, n);
+    } else {
+      buf_.insert(buf_.end(), p, p + n);
+    }
+    total_ += n;
+  }
+  void zeros(size_t n) {
+    static const uint8_t kZeros[256] = {};
+    while (n > 0) {
+      size_t k = std::min(n, sizeof kZeros);
+      write(kZeros, k);
+      n -= k;
+    }
+  }
+  // Flushes and closes; throws on any failure (a full disk often shows only here).
+  void close() {
+    flush();
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) fail(path_, ": write failed: ", std::strerror(errno));
+  }
+  bool regular() const { return regular_; }
+  bool open() const { return fd_ >= 0; }
+  uint64_t total() const { return total_; }
+
+ private:
+  static constexpr size_t kBufferSize = size_t{4} << 20;
+
+  void flush() {
+    write_all(buf_.data(), buf_.size());
+    buf_.clear();
+  }
+  void write_all(const uint8_t* p, size_t n) {
+    while (n > 0) {
+      ssize_t k = ::write(fd_, p, std::min<size_t>(n, size_t{1} << 30));
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) {
+        fail(path_, ": write failed after ", written_, " bytes: ",
+             k < 0 ? std::strerror(errno) : "no progress");
+      }
+      p += k;
+      n -= static_cast<size_t>(k);
+      written_ += static_cast<uint64_t>(k);
+    }
+  }
+
+  std::string path_;
+  int fd_ = -1;
+  bool regular_ = false;
+  std::vector<uint8_t> buf_;
+  uint64_t total_ = 0;    // bytes accepted
+  uint64_t written_ = 0;  // bytes handed to the kernel
+};
+
 }  // namespace
 
-std::vector<uint8_t> Writer::to_bytes() const {
+WriterBase::WriterBase(uint32_t alignment) : alignment_(alignment) {
+  if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
+    fail("GGUF writer: alignment must be a power of two, got ", alignment);
+  }
+  if (alignment != kDefaultAlignment) set_u32("general.alignment", alignment);
+}
+
+void WriterBase::set(const std::string& key, Value v) {
+  if (frozen_) fail("GGUF writer: cannot set metadata key '", key, "' ", frozen_);
+  for (auto& [k, old] : kv_) {
+    if (k == key) {
+      old = std::move(v);
+      return;
+    }
+  }
+  kv_.emplace_back(key, std::move(v));
+}
+
+void WriterBase::set_string_array(const std::string& key, const std::vector<std::string>& v) {
+  std::vector<Value> elems;
+  elems.reserve(v.size());
+  for (const std::string& s : v) elems.push_back(Value::of_string(s));
+  set(key, Value::of_array(ValueType::STRING, std::move(elems)));
+}
+void WriterBase::set_f32_array(const std::string& key, const std::vector<float>& v) {
+  std::vector<Value> elems;
+  for (float x : v) elems.push_back(Value::of_f32(x));
+  set(key, Value::of_array(ValueType::FLOAT32, std::move(elems)));
+}
+void WriterBase::set_i32_array(const std::string& key, const std::vector<int32_t>& v) {
+  std::vector<Value> elems;
+  for (int32_t x : v) elems.push_back(Value::of_i32(x));
+  set(key, Value::of_array(ValueType::INT32, std::move(elems)));
+}
+
+const WriterBase::TensorEntry& WriterBase::declare(const std::string& name, TensorType type,
+                                                   std::vector<int64_t> ne) {
+  if (frozen_) fail("GGUF writer: cannot add tensor '", name, "' ", frozen_);
+  if (ne.empty() || ne.size() > kMaxDims) {
+    fail("GGUF writer: tensor '", name, "' needs 1 to 4 dims");
+  }
+  const TypeInfo* info = type_info(static_cast<uint32_t>(type));
+  if (!info) fail("GGUF writer: tensor '", name, "' has unknown tensor type ", uint32_t(type));
+  int64_t n = 1;
+  for (int64_t d : ne) {
+    if (d < 0 || d > (int64_t{1} << 40) || (d != 0 && n > (int64_t{1} << 50) / d)) {
+      fail("GGUF writer: tensor '", name, "' has an impossible dimension ", d);
+    }
+    n *= d;
+  }
+  if (ne[0] % info->block_size != 0) {
+    fail("GGUF writer: tensor '", name, "' of type ", info->name, " has rows of ", ne[0],
+         " elements, not a multiple of the block size ", info->block_size);
+  }
+  for (const TensorEntry& t : tensors_) {
+    if (t.name == name) fail("GGUF writer: duplicate tensor '", name, "'");
+  }
+  const uint64_t nbytes = bytes_for(type, n);
+  tensors_.push_back({name, type, std::move(ne), nbytes, data_size_});
+  data_size_ = align_up(data_size_ + nbytes, alignment_);
+  return tensors_.back();
+}
+
+std::vector<uint8_t> WriterBase::encode_header() const {
   std::vector<uint8_t> out;
   out.insert(out.end(), {'G', 'G', 'U', 'F'});
   put<uint32_t>(out, 3);
@@ -687,18 +769,56 @@ std::vector<uint8_t> Writer::to_bytes() const {
     put<uint32_t>(out, static_cast<uint32_t>(v.type));
     put_value(out, v);
   }
-  uint64_t offset = 0;
-  for (const PendingTensor& t : tensors_) {
+  for (const TensorEntry& t : tensors_) {
     put_string(out, t.name);
     put<uint32_t>(out, static_cast<uint32_t>(t.ne.size()));
     for (int64_t d : t.ne) put<uint64_t>(out, static_cast<uint64_t>(d));
     put<uint32_t>(out, static_cast<uint32_t>(t.type));
-    put<uint64_t>(out, offset);
-    offset = align_up(offset + t.bytes.size(), alignment_);
+    put<uint64_t>(out, t.offset);
   }
   out.resize(align_up(out.size(), alignment_), 0);
-  for (const PendingTensor& t : tensors_) {
-    out.insert(out.end(), t.bytes.begin(), t.bytes.end());
+  return out;
+}
+
+uint64_t WriterBase::data_offset() const { return encode_header().size(); }
+
+uint64_t WriterBase::file_size() const { return data_offset() + data_size_; }
+
+Writer::Writer(uint32_t alignment) : WriterBase(alignment) {}
+
+void Writer::add_raw(const std::string& name, TensorType type, std::vector<int64_t> ne,
+                     std::vector<uint8_t> bytes) {
+  if (ne.empty() || ne.size() > kMaxDims) fail("GGUF writer: tensor '", name, "' needs 1 to 4 dims");
+  int64_t n = 1;
+  for (int64_t d : ne) n *= d;
+  if (bytes.size() != bytes_for(type, n)) {
+    fail("GGUF writer: tensor '", name, "' has ", bytes.size(), " bytes, expected ",
+         bytes_for(type, n));
+  }
+  declare(name, type, std::move(ne));
+  data_.push_back(std::move(bytes));
+}
+
+void Writer::add_f32(const std::string& name, TensorType type, std::vector<int64_t> ne,
+                     const float* values) {
+  int64_t n = 1;
+  for (int64_t d : ne) n *= d;
+  add_raw(name, type, std::move(ne), quantize(type, values, n));
+}
+
+void Writer::add_i32(const std::string& name, std::vector<int64_t> ne, const int32_t* values) {
+  int64_t n = 1;
+  for (int64_t d : ne) n *= d;
+  std::vector<uint8_t> bytes(static_cast<size_t>(n) * 4);
+  if (n) std::memcpy(bytes.data(), values, bytes.size());
+  add_raw(name, TensorType::I32, std::move(ne), std::move(bytes));
+}
+
+std::vector<uint8_t> Writer::to_bytes() const {
+  std::vector<uint8_t> out = encode_header();
+  out.reserve(out.size() + data_size_);
+  for (const std::vector<uint8_t>& bytes : data_) {
+    out.insert(out.end(), bytes.begin(), bytes.end());
     out.resize(align_up(out.size(), alignment_), 0);
   }
   return out;
@@ -706,11 +826,112 @@ std::vector<uint8_t> Writer::to_bytes() const {
 
 void Writer::write(const std::string& path) const {
   std::vector<uint8_t> bytes = to_bytes();
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) fail(path, ": cannot open for writing: ", std::strerror(errno));
-  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  out.close();
-  if (!out) fail(path, ": write failed");
+  FdSink sink(path);
+  sink.write(bytes.data(), bytes.size());
+  sink.close();
+}
+
+// ---- StreamWriter ------------------------------------------------------------------------------
+
+struct StreamWriter::Sink : FdSink {
+  using FdSink::FdSink;
+};
+
+StreamWriter::StreamWriter(uint32_t alignment) : WriterBase(alignment) {}
+
+StreamWriter::~StreamWriter() {
+  if (sink_ && !finished_) {
+    const bool remove = sink_->regular();
+    sink_.reset();  // closes the descriptor
+    if (remove) ::unlink(path_.c_str());
+  }
+}
+
+void StreamWriter::add_tensor(const std::string& name, TensorType type, std::vector<int64_t> ne) {
+  declare(name, type, std::move(ne));
+}
+
+void StreamWriter::begin(const std::string& path) {
+  if (sink_ || finished_) fail("GGUF stream writer: begin() called twice");
+  std::vector<uint8_t> header = encode_header();
+  path_ = path;
+  sink_ = std::make_unique<Sink>(path);
+  freeze("after begin() wrote the header");
+  sink_->write(header.data(), header.size());
+  next_ = 0;
+  next_written_ = 0;
+  advance_past_complete();
+}
+
+void StreamWriter::advance_past_complete() {
+  while (next_ < tensors_.size() && next_written_ == tensors_[next_].nbytes) {
+    const TensorEntry& t = tensors_[next_];
+    sink_->zeros(align_up(t.nbytes, alignment_) - t.nbytes);
+    ++next_;
+    next_written_ = 0;
+  }
+}
+
+void StreamWriter::write_tensor_data(const std::string& name, const void* bytes, size_t n) {
+  if (finished_) fail("GGUF stream writer: data for tensor '", name, "' after finish()");
+  if (!sink_) fail("GGUF stream writer: data for tensor '", name, "' before begin()");
+  if (next_ == tensors_.size() || tensors_[next_].name != name) {
+    size_t k = 0;
+    while (k < tensors_.size() && tensors_[k].name != name) ++k;
+    if (k == tensors_.size()) fail("GGUF stream writer: tensor '", name, "' was never declared");
+    if (k < next_) {
+      if (n == 0) return;  // an empty chunk for a finished tensor changes nothing
+      fail("GGUF stream writer: tensor '", name, "' is already complete (",
+           tensors_[k].nbytes, " bytes)");
+    }
+    fail("GGUF stream writer: data for tensor '", name, "' while tensor '", tensors_[next_].name,
+         "' is next (tensors are written in declaration order)");
+  }
+  const TensorEntry& t = tensors_[next_];
+  if (n > t.nbytes - next_written_) {
+    fail("GGUF stream writer: tensor '", name, "': ", n, " more bytes after ", next_written_,
+         " exceed its size of ", t.nbytes, " bytes");
+  }
+  sink_->write(bytes, n);
+  next_written_ += n;
+  advance_past_complete();
+}
+
+void StreamWriter::write_tensor_f32(const std::string& name, const float* values, int64_t n) {
+  const TensorEntry* t = nullptr;
+  for (const TensorEntry& e : tensors_) {
+    if (e.name == name) t = &e;
+  }
+  if (!t) fail("GGUF stream writer: tensor '", name, "' was never declared");
+  if (n < 0) fail("GGUF stream writer: tensor '", name, "': negative element count ", n);
+  uint64_t nbytes = 0;
+  try {
+    nbytes = bytes_for(t->type, n);
+  } catch (const Error& e) {
+    fail("GGUF stream writer: tensor '", name, "': ", e.what());
+  }
+  scratch_.resize(nbytes);
+  quantize_row(t->type, values, scratch_.data(), n);
+  write_tensor_data(name, scratch_.data(), scratch_.size());
+}
+
+void StreamWriter::finish() {
+  if (finished_) fail("GGUF stream writer: finish() called twice");
+  if (!sink_) fail("GGUF stream writer: finish() before begin()");
+  if (next_ < tensors_.size()) {
+    const TensorEntry& t = tensors_[next_];
+    fail("GGUF stream writer: ", path_, ": tensor '", t.name, "' has ", next_written_, " of its ",
+         t.nbytes, " bytes (", tensors_.size() - next_, " of ", tensors_.size(),
+         " tensors incomplete)");
+  }
+  sink_->close();
+  finished_ = true;
+  sink_.reset();
+}
+
+uint64_t StreamWriter::bytes_written() const {
+  if (finished_) return file_size();
+  return sink_ ? sink_->total() : 0;
 }
 
 }  // namespace fastkv::gguf

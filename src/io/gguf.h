@@ -1,4 +1,5 @@
-// GGUF reader (versions 2 and 3, memory-mapped) and writer.
+// GGUF reader (versions 2 and 3, memory-mapped) and writers: `Writer` builds a file in memory,
+// `StreamWriter` writes one tensor chunk at a time (files far larger than memory).
 //
 // File layout (little endian): magic "GGUF", u32 version, u64 tensor_count, u64 kv_count,
 // kv_count × {string key, u32 value_type, value}, tensor_count × {string name, u32 n_dims,
@@ -137,6 +138,11 @@ class File {
   // "<file>: <message>" as an Error, for callers that find semantic problems.
   [[noreturn]] void error(const std::string& message) const;
 
+  // Tells the kernel the mapped tensor bytes are not needed now (the model has converted them
+  // into its own buffers): their pages leave the resident set, and are read from the file
+  // again if a tensor is read later. No effect on in-memory images.
+  void release_tensor_pages() const;
+
  private:
   struct Storage;
   void parse();
@@ -152,11 +158,12 @@ class File {
   std::vector<TensorInfo> tensors_;
 };
 
-// Builds a GGUF (version 3) file: metadata in insertion order, tensors aligned.
-class Writer {
+// What Writer and StreamWriter share: the metadata (in insertion order), the tensor table
+// (name, type, ne, in declaration order) and the one encoding of everything before the data
+// section. Tensor data follows in declaration order, each tensor starting at an offset that is a
+// multiple of the alignment and padded with zeros to the next multiple (the last one too).
+class WriterBase {
  public:
-  explicit Writer(uint32_t alignment = 32);
-
   // Sets (or replaces) a metadata key.
   void set(const std::string& key, Value v);
   void set_string(const std::string& key, std::string v) { set(key, Value::of_string(std::move(v))); }
@@ -168,6 +175,42 @@ class Writer {
   void set_string_array(const std::string& key, const std::vector<std::string>& v);
   void set_f32_array(const std::string& key, const std::vector<float>& v);
   void set_i32_array(const std::string& key, const std::vector<int32_t>& v);
+
+  uint32_t alignment() const { return alignment_; }
+  // Size of the header, metadata and tensor table padded to the alignment: where data begins.
+  uint64_t data_offset() const;
+  // Size of the whole file as it will be written.
+  uint64_t file_size() const;
+
+ protected:
+  explicit WriterBase(uint32_t alignment);
+
+  struct TensorEntry {
+    std::string name;
+    TensorType type;
+    std::vector<int64_t> ne;
+    uint64_t nbytes;  // bytes_for(type, elements)
+    uint64_t offset;  // inside the data section, aligned
+  };
+  // Validates a tensor declaration (1 to 4 non-negative dims, rows of whole blocks, a unique
+  // name) and appends it to the table; returns the new entry.
+  const TensorEntry& declare(const std::string& name, TensorType type, std::vector<int64_t> ne);
+  // Header, metadata and tensor table, zero-padded to the alignment (data_offset() bytes).
+  std::vector<uint8_t> encode_header() const;
+  // After this, set() and declare() throw (the header has been written).
+  void freeze(const char* why) { frozen_ = why; }
+
+  uint32_t alignment_;
+  std::vector<std::pair<std::string, Value>> kv_;
+  std::vector<TensorEntry> tensors_;
+  uint64_t data_size_ = 0;        // aligned end of the last tensor in the data section
+  const char* frozen_ = nullptr;  // why declarations are closed, or nullptr
+};
+
+// Builds a GGUF (version 3) file in memory: metadata in insertion order, tensors aligned.
+class Writer : public WriterBase {
+ public:
+  explicit Writer(uint32_t alignment = 32);
 
   // Adds a tensor from raw bytes already in `type`'s encoding (size must match ne).
   void add_raw(const std::string& name, TensorType type, std::vector<int64_t> ne,
@@ -182,15 +225,55 @@ class Writer {
   void write(const std::string& path) const;
 
  private:
-  struct PendingTensor {
-    std::string name;
-    TensorType type;
-    std::vector<int64_t> ne;
-    std::vector<uint8_t> bytes;
-  };
-  uint32_t alignment_;
-  std::vector<std::pair<std::string, Value>> kv_;
-  std::vector<PendingTensor> tensors_;
+  std::vector<std::vector<uint8_t>> data_;  // parallel to tensors_
+};
+
+// Writes a GGUF (version 3) file without holding its tensor data: declare the metadata and
+// every tensor (name, type, ne) first, call begin(path) to write the header and tensor table
+// (offsets computed from the declarations), then hand over each tensor's bytes in declaration
+// order, in as many write_tensor_data() / write_tensor_f32() chunks as convenient, and call
+// finish(). The result is byte-identical to Writer::to_bytes() for the same content.
+//
+// Misuse throws fastkv::Error ("GGUF stream writer: ..."): data for a tensor other than the
+// next one in declaration order, more bytes than a tensor holds, finish() with tensors not (or
+// not completely) written, declarations after begin(). File-system problems throw
+// "<path>: cannot open for writing: ..." / "<path>: write failed: ...". If the writer is
+// destroyed before finish() succeeded, a regular file it was writing is removed (a partial
+// GGUF file is of no use to anyone); other outputs (devices, pipes) are left alone.
+class StreamWriter : public WriterBase {
+ public:
+  explicit StreamWriter(uint32_t alignment = 32);
+  ~StreamWriter();
+  StreamWriter(const StreamWriter&) = delete;
+  StreamWriter& operator=(const StreamWriter&) = delete;
+
+  // Declares the next tensor of the file.
+  void add_tensor(const std::string& name, TensorType type, std::vector<int64_t> ne);
+
+  // Creates (or truncates) `path` and writes everything before the data section.
+  void begin(const std::string& path);
+  // Appends `n` bytes (already in the tensor's encoding) of tensor `name`, which must be the
+  // next tensor not yet complete. Padding follows automatically once a tensor is complete.
+  void write_tensor_data(const std::string& name, const void* bytes, size_t n);
+  // Encodes `n` f32 values (a multiple of the type's block size) as the tensor's type
+  // (F32, F16, BF16, Q8_0 or Q4_0) and appends them.
+  void write_tensor_f32(const std::string& name, const float* values, int64_t n);
+  // Checks that every tensor is complete, flushes and closes the file.
+  void finish();
+
+  const std::string& path() const { return path_; }
+  uint64_t bytes_written() const;  // so far, header included
+
+ private:
+  void advance_past_complete();
+
+  struct Sink;
+  std::unique_ptr<Sink> sink_;
+  std::string path_;
+  size_t next_ = 0;            // index of the first tensor not yet complete
+  uint64_t next_written_ = 0;  // bytes of tensors_[next_] written so far
+  bool finished_ = false;
+  std::vector<uint8_t> scratch_;  // encoding buffer for write_tensor_f32
 };
 
 }  // namespace fastkv::gguf

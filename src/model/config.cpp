@@ -20,12 +20,12 @@ constexpr ArchTraits kArchs[] = {
     {"qwen2", RopeStyle::kNeox, true},
 };
 
-// Llama-3 style frequency factors from rope.scaling metadata (used when the converter did not
-// write a rope_freqs.weight tensor): wavelengths longer than original_ctx / low_freq_factor are
-// divided by `factor`, shorter than original_ctx / high_freq_factor are kept, and the band in
-// between is interpolated smoothly.
-std::vector<float> llama3_factors(int rope_dim, double theta, double factor, double low,
-                                  double high, double original_ctx) {
+}  // namespace
+
+// Used for rope.scaling metadata (when the converter did not write a rope_freqs.weight tensor)
+// and by `fastkv synth`, which writes the tensor.
+std::vector<float> llama3_rope_freq_factors(int rope_dim, double theta, double factor, double low,
+                                            double high, double original_ctx) {
   std::vector<float> out(rope_dim / 2);
   double low_wavelen = original_ctx / low;
   double high_wavelen = original_ctx / high;
@@ -45,8 +45,6 @@ std::vector<float> llama3_factors(int rope_dim, double theta, double factor, dou
   }
   return out;
 }
-
-}  // namespace
 
 const std::vector<std::string>& supported_architectures() {
   static const std::vector<std::string> names = [] {
@@ -145,7 +143,8 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
       double low = f.get_float(p + "rope.scaling.low_freq_factor", 1.0);
       double high = f.get_float(p + "rope.scaling.high_freq_factor", 4.0);
       if (!(high > low) || !(low > 0) || !(orig > 0)) f.error("invalid llama3 rope.scaling values");
-      c.rope_freq_factors = llama3_factors(c.rope_dim, c.rope_theta, factor, low, high, orig);
+      c.rope_freq_factors =
+          llama3_rope_freq_factors(c.rope_dim, c.rope_theta, factor, low, high, orig);
     } else {
       f.error(cat("unsupported rope.scaling.type '", type, "' (supported: none, linear, llama3)"));
     }

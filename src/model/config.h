@@ -50,4 +50,12 @@ struct ModelConfig {
 // Architectures fastkv can run, for error messages and docs.
 const std::vector<std::string>& supported_architectures();
 
+// Llama-3 style RoPE frequency factors (rope_dim/2 entries; the angle of pair i is divided by
+// factor[i]): wavelengths 2π·theta^(2i/rope_dim) longer than original_ctx / low_freq_factor are
+// divided by `factor`, those shorter than original_ctx / high_freq_factor are kept, and the band
+// in between is interpolated smoothly. What llama.cpp's converter stores as rope_freqs.weight.
+std::vector<float> llama3_rope_freq_factors(int rope_dim, double theta, double factor,
+                                            double low_freq_factor, double high_freq_factor,
+                                            double original_ctx);
+
 }  // namespace fastkv
