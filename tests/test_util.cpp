@@ -18,6 +18,29 @@ std::string shared_dir() {
 
 std::string shared_path(const std::string& relative) { return shared_dir() + "/" + relative; }
 
+std::vector<std::string> env_path_list(const char* name) {
+  std::vector<std::string> out;
+  const char* env = std::getenv(name);
+  if (!env) return out;
+  std::stringstream ss(env);
+  std::string item;
+  while (std::getline(ss, item, ':')) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+std::string find_model(const std::string& name) {
+  std::vector<std::string> dirs = {shared_path("models")};
+  for (const std::string& d : env_path_list("FASTKV_MODEL_PATH")) dirs.push_back(d);
+  dirs.push_back(std::string(FASTKV_SOURCE_DIR) + "/models");
+  for (const std::string& d : dirs) {
+    const fs::path p = fs::path(d) / name;
+    if (fs::exists(p)) return p.string();
+  }
+  return "";
+}
+
 std::string fastkv_bin() { return FASTKV_BIN; }
 
 std::string temp_dir() {

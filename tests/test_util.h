@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace fastkv::test {
 
@@ -9,6 +10,14 @@ namespace fastkv::test {
 // require_shared() first, which fails the test loudly when the folder is missing.
 std::string shared_dir();
 std::string shared_path(const std::string& relative);
+
+// The non-empty entries of a colon-separated list in environment variable `name` (none when
+// it is unset).
+std::vector<std::string> env_path_list(const char* name);
+
+// Where the model file `name` is: ../shared/models/, then the directories of
+// $FASTKV_MODEL_PATH, then models/ of the checkout. "" when none has it.
+std::string find_model(const std::string& name);
 
 // Path of the built `fastkv` binary.
 std::string fastkv_bin();

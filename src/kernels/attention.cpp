@@ -1,5 +1,6 @@
 #include "kernels/attention.h"
 #include "kernels/parallel.h"
+#include "kernels/vec.h"
 
 #include <cblas.h>
 
@@ -14,8 +15,10 @@ constexpr int kTile = 128;    // keys per tile
 constexpr int kMaxGroup = 64; // query heads per KV head handled at once
 }  // namespace
 
-void attend_rows(const float* q, int g, const float* k, const float* v, int64_t len,
-                 int64_t stride, int d, float* out) {
+namespace {
+template <typename Row>
+void attend_rows_impl(const float* q, int g, const Row* k, const Row* v, int64_t len,
+                      int64_t stride, int d, float* out) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   float m[kMaxGroup], l[kMaxGroup];
   float s[kTile];
@@ -29,32 +32,29 @@ void attend_rows(const float* q, int g, const float* k, const float* v, int64_t 
     for (int h = 0; h < g; ++h) {
       const float* qh = q + static_cast<int64_t>(h) * d;
       float* oh = out + static_cast<int64_t>(h) * d;
-      float tile_max = -std::numeric_limits<float>::infinity();
-      for (int t = 0; t < tn; ++t) {
-        const float* kr = k + (t0 + t) * stride;
-        float dot = 0;
-        for (int j = 0; j < d; ++j) dot += qh[j] * kr[j];
-        s[t] = dot * scale;
-        tile_max = std::max(tile_max, s[t]);
-      }
-      const float new_m = std::max(m[h], tile_max);
-      const float correction = std::exp(m[h] - new_m);  // 0 on the first tile
-      l[h] *= correction;
-      for (int j = 0; j < d; ++j) oh[j] *= correction;
-      for (int t = 0; t < tn; ++t) {
-        const float p = std::exp(s[t] - new_m);
-        l[h] += p;
-        const float* vr = v + (t0 + t) * stride;
-        for (int j = 0; j < d; ++j) oh[j] += p * vr[j];
-      }
+      dot_rows(qh, k + t0 * stride, stride, tn, d, scale, s);
+      const float new_m = std::max(m[h], max_of(s, tn));
+      const float correction = exp_nonpositive(m[h] - new_m);  // 0 on the first tile
+      l[h] = l[h] * correction + exp_shift_sum(s, tn, new_m);
+      scale_in_place(oh, correction, d);
+      for (int t = 0; t < tn; ++t) axpy(s[t], v + (t0 + t) * stride, oh, d);
       m[h] = new_m;
     }
   }
   for (int h = 0; h < g; ++h) {
-    const float inv = l[h] > 0 ? 1.0f / l[h] : 0.0f;
-    float* oh = out + static_cast<int64_t>(h) * d;
-    for (int j = 0; j < d; ++j) oh[j] *= inv;
+    scale_in_place(out + static_cast<int64_t>(h) * d, l[h] > 0 ? 1.0f / l[h] : 0.0f, d);
   }
+}
+}  // namespace
+
+void attend_rows(const float* q, int g, const float* k, const float* v, int64_t len,
+                 int64_t stride, int d, float* out) {
+  attend_rows_impl(q, g, k, v, len, stride, d, out);
+}
+
+void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, int64_t len,
+                 int64_t stride, int d, float* out) {
+  attend_rows_impl(q, g, k, v, len, stride, d, out);
 }
 
 void causal_attention(const float* q, const float* k, const float* v, int n, int H, int G, int d,
@@ -87,21 +87,18 @@ void causal_attention(const float* q, const float* k, const float* v, int n, int
                     kh + j0 * kv_stride, kv_stride, 0.0f, s.data(), kKBlock);
         for (int r = 0; r < qn; ++r) {
           float* sr = s.data() + static_cast<int64_t>(r) * kKBlock;
-          const int visible = std::min(kn, i0 + r + 1 - j0);  // causal: key j <= query i
-          float tile_max = -std::numeric_limits<float>::infinity();
-          for (int t = 0; t < visible; ++t) tile_max = std::max(tile_max, sr[t]);
-          const float new_m = std::max(m[r], tile_max);
-          const float corr = std::exp(m[r] - new_m);
-          float sum = 0;
-          for (int t = 0; t < visible; ++t) {
-            sr[t] = std::exp(sr[t] - new_m);
-            sum += sr[t];
+          const int visible = std::max(0, std::min(kn, i0 + r + 1 - j0));  // causal: key j <= query i
+          const float new_m = std::max(m[r], max_of(sr, visible));
+          if (visible == 0) {  // nothing visible in this tile for this query
+            std::fill(sr, sr + kn, 0.0f);
+            continue;
           }
-          for (int t = std::max(visible, 0); t < kn; ++t) sr[t] = 0.0f;
+          const float corr = exp_nonpositive(m[r] - new_m);
+          const float sum = exp_shift_sum(sr, visible, new_m);
+          std::fill(sr + visible, sr + kn, 0.0f);
           l[r] = l[r] * corr + sum;
           m[r] = new_m;
-          float* ar = acc.data() + static_cast<int64_t>(r) * d;
-          for (int j = 0; j < d; ++j) ar[j] *= corr;
+          scale_in_place(acc.data() + static_cast<int64_t>(r) * d, corr, d);
         }
         // acc[qn, d] += P[qn, kn] · V[kn, d]
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, qn, d, kn, 1.0f, s.data(), kKBlock,
@@ -132,26 +129,20 @@ void causal_attention_column_sums(const float* q, const float* k, int n, int H, 
       float m = -std::numeric_limits<float>::infinity(), l = 0;
       for (int t0 = 0; t0 <= i; t0 += kTile) {
         const int tn = std::min(kTile, i + 1 - t0);
-        float tile_max = -std::numeric_limits<float>::infinity();
-        for (int t = 0; t < tn; ++t) {
-          const float* kj = k + (static_cast<int64_t>(t0 + t) * G + kvh) * d;
-          float dot = 0;
-          for (int j = 0; j < d; ++j) dot += qi[j] * kj[j];
-          s[t] = dot * scale;
-          tile_max = std::max(tile_max, s[t]);
-        }
-        const float new_m = std::max(m, tile_max);
-        l *= std::exp(m - new_m);
-        for (int t = 0; t < tn; ++t) l += std::exp(s[t] - new_m);
+        dot_rows(qi, k + (static_cast<int64_t>(t0) * G + kvh) * d, static_cast<int64_t>(G) * d, tn,
+                 d, scale, s.data());
+        const float new_m = std::max(m, max_of(s.data(), tn));
+        l = l * exp_nonpositive(m - new_m) + exp_shift_sum(s.data(), tn, new_m);
         m = new_m;
       }
       // Pass 2: add each key's probability.
       const float inv_l = 1.0f / l;
-      for (int j = 0; j <= i; ++j) {
-        const float* kj = k + (static_cast<int64_t>(j) * G + kvh) * d;
-        float dot = 0;
-        for (int t = 0; t < d; ++t) dot += qi[t] * kj[t];
-        cs[j] += std::exp(dot * scale - m) * inv_l;
+      for (int t0 = 0; t0 <= i; t0 += kTile) {
+        const int tn = std::min(kTile, i + 1 - t0);
+        dot_rows(qi, k + (static_cast<int64_t>(t0) * G + kvh) * d, static_cast<int64_t>(G) * d, tn,
+                 d, scale, s.data());
+        exp_shift_sum(s.data(), tn, m);
+        axpy(inv_l, s.data(), cs + t0, tn);
       }
     }
   }

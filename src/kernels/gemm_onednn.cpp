@@ -2,12 +2,15 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
 #include "common/error.h"
 #include "io/quant.h"
+#include "kernels/onednn_engine.h"
 #include "kernels/parallel.h"
+#include "kernels/vec.h"
 
 namespace fastkv::kernels {
 namespace {
@@ -15,15 +18,17 @@ namespace {
 using dt = dnnl::memory::data_type;
 using tag = dnnl::memory::format_tag;
 
-dnnl::engine& engine() {
-  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
-  return eng;
-}
+dnnl::engine& engine() { return onednn_engine(); }
 
 // M used to let oneDNN choose the weight layout: a prefill-sized block of rows.
 constexpr int kLayoutM = 256;
 
 }  // namespace
+
+dnnl::engine& onednn_engine() {
+  static dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
 
 struct OneDnnLinear::Impl {
   dnnl::memory::desc weights_md;  // the blocked bf16 layout chosen by oneDNN
@@ -41,7 +46,11 @@ struct OneDnnLinear::Impl {
     if (it != by_m.end()) return it->second;
     dnnl::memory::desc src({m, in}, dt::bf16, tag::ab);
     dnnl::memory::desc dst({m, out}, dt::f32, tag::ab);
-    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), engine());
+    // A user scratchpad per calling thread: oneDNN's default one is shared by all primitives,
+    // which races when two threads (server slots) run prefills at once.
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, weights_md, dst), attr, engine());
     auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd)});
     by_m.emplace(m, p);
     return p;
@@ -92,16 +101,33 @@ std::string OneDnnLinear::impl_name(int n) const {
 
 void OneDnnLinear::forward(const float* x, int n, float* y) const {
   if (n <= 0) return;
-  auto p = impl_->get(n, in_, out_);
   thread_local std::vector<uint16_t> xb;
   xb.resize(static_cast<size_t>(n) * in_);
   const int64_t count = static_cast<int64_t>(n) * in_;
+  uint16_t* dst = xb.data();  // the calling thread's buffer (workers have their own thread_local)
+  constexpr int64_t kChunk = 8192;
+  const int64_t chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for if (worth_parallel(count * 4))
-  for (int64_t i = 0; i < count; ++i) xb[i] = gguf::f32_to_bf16(x[i]);
-  dnnl::memory src({{n, in_}, dt::bf16, tag::ab}, engine(), xb.data());
+  for (int64_t c = 0; c < chunks; ++c) {
+    to_bf16(x + c * kChunk, 1.0f, dst + c * kChunk, std::min(kChunk, count - c * kChunk));
+  }
+  forward_bf16(dst, n, y);
+}
+
+void OneDnnLinear::forward_bf16(const uint16_t* xb, int n, float* y) const {
+  if (n <= 0) return;
+  auto p = impl_->get(n, in_, out_);
+  dnnl::memory src({{n, in_}, dt::bf16, tag::ab}, engine(), const_cast<uint16_t*>(xb));
   dnnl::memory dst({{n, out_}, dt::f32, tag::ab}, engine(), y);
+  thread_local std::vector<uint8_t> pad_buf;
+  const dnnl::memory::desc pad_md = p->pd.scratchpad_desc();
+  if (pad_buf.size() < pad_md.get_size()) pad_buf.resize(pad_md.get_size());
+  dnnl::memory pad(pad_md, engine(), pad_buf.data());
   dnnl::stream s(engine());
-  p->prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, impl_->weights}, {DNNL_ARG_DST, dst}});
+  p->prim.execute(s, {{DNNL_ARG_SRC, src},
+                      {DNNL_ARG_WEIGHTS, impl_->weights},
+                      {DNNL_ARG_DST, dst},
+                      {DNNL_ARG_SCRATCHPAD, pad}});
   s.wait();
   if (!bias_.empty()) {
     for (int i = 0; i < n; ++i) {

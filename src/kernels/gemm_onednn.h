@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 namespace fastkv::kernels {
@@ -28,6 +29,9 @@ class OneDnnLinear {
 
   // y[n, out] = x[n, in] · Wᵀ (+ bias). Thread-safe.
   void forward(const float* x, int n, float* y) const;
+  // The same from bf16 inputs xb[n, in] (no conversion; what `fastkv bench` times as the
+  // machine's GEMM ceiling).
+  void forward_bf16(const uint16_t* xb, int n, float* y) const;
 
   int in() const { return in_; }
   int out() const { return out_; }

@@ -22,6 +22,14 @@ void Linear::forward(const float* x, int n, float* y) const {
   }
 }
 
+void Linear::forward_native(const void* x, int n, float* y) const {
+  if (fast_) {
+    fast_->forward_bf16(static_cast<const uint16_t*>(x), n, y);
+  } else {
+    forward(static_cast<const float*>(x), n, y);
+  }
+}
+
 int64_t Linear::weight_bytes() const {
   return fast_ ? fast_->weight_bytes() : static_cast<int64_t>(w_.size() * sizeof(float));
 }

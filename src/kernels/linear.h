@@ -21,6 +21,10 @@ class Linear {
 
   // y[n, out] = x[n, in] · Wᵀ (+ bias)
   void forward(const float* x, int n, float* y) const;
+  // The same from inputs already in the backend's element type (f32 for kF32, bf16 bits for
+  // kBf16): the bare GEMM, which `fastkv bench` times as the machine's ceiling.
+  void forward_native(const void* x, int n, float* y) const;
+  Backend backend() const { return fast_ ? Backend::kBf16 : Backend::kF32; }
 
   int in() const { return in_; }
   int out() const { return out_; }

@@ -1,5 +1,6 @@
 #include "kernels/ops.h"
 #include "kernels/parallel.h"
+#include "kernels/vec.h"
 
 #include <cblas.h>
 
@@ -13,8 +14,7 @@ void rmsnorm(const float* x, const float* weight, int n, int dim, float eps, flo
   for (int i = 0; i < n; ++i) {
     const float* xi = x + static_cast<int64_t>(i) * dim;
     float* oi = out + static_cast<int64_t>(i) * dim;
-    double ss = 0;
-    for (int j = 0; j < dim; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+    const double ss = dot(xi, xi, dim);  // vectorised: 16 partial sums, then combined
     float scale = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
     for (int j = 0; j < dim; ++j) oi[j] = xi[j] * scale * weight[j];
   }
@@ -37,10 +37,12 @@ void linear(const float* x, int n, const float* w, int in, int out, const float*
 }
 
 void swiglu(const float* gate, const float* up, int64_t count, float* out) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for if (worth_parallel(count * 8))
-  for (int64_t i = 0; i < count; ++i) {
-    float g = gate[i];
-    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk;
+    silu_mul(gate + i0, up + i0, std::min(kChunk, count - i0), out + i0);
   }
 }
 
@@ -49,10 +51,9 @@ void add_inplace(float* x, const float* y, int64_t count) {
   for (int64_t i = 0; i < count; ++i) x[i] += y[i];
 }
 
-void RopeTable::apply(float* x, int n_heads, int head_dim, int64_t pos) const {
+void RopeTable::angles(int64_t pos, float* cs, float* sn) const {
   const int half = rope_dim / 2;
   // Angles in double: a float product of a large position and a small frequency loses digits.
-  float cs[512], sn[512];
   for (int i = 0; i < half; ++i) {
     double inv_freq = std::pow(theta, -2.0 * i / rope_dim);
     double angle = static_cast<double>(pos) * freq_scale * inv_freq;
@@ -60,6 +61,10 @@ void RopeTable::apply(float* x, int n_heads, int head_dim, int64_t pos) const {
     cs[i] = static_cast<float>(std::cos(angle));
     sn[i] = static_cast<float>(std::sin(angle));
   }
+}
+
+void RopeTable::rotate(float* x, int n_heads, int head_dim, const float* cs, const float* sn) const {
+  const int half = rope_dim / 2;
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + static_cast<int64_t>(h) * head_dim;
     for (int i = 0; i < half; ++i) {
@@ -70,6 +75,19 @@ void RopeTable::apply(float* x, int n_heads, int head_dim, int64_t pos) const {
       v[b] = x0 * sn[i] + x1 * cs[i];
     }
   }
+}
+
+void RopeTable::apply(float* x, int n_heads, int head_dim, int64_t pos) const {
+  float cs[512], sn[512];
+  angles(pos, cs, sn);
+  rotate(x, n_heads, head_dim, cs, sn);
+}
+
+void RopeTable::apply(float* q, int hq, float* k, int hk, int head_dim, int64_t pos) const {
+  float cs[512], sn[512];
+  angles(pos, cs, sn);
+  rotate(q, hq, head_dim, cs, sn);
+  rotate(k, hk, head_dim, cs, sn);
 }
 
 void softmax(float* x, int count) {

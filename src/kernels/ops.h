@@ -32,6 +32,13 @@ struct RopeTable {
   // Rotates `n_heads` heads of `head_dim` floats in place, stored contiguously at x, for a
   // token at position pos.
   void apply(float* x, int n_heads, int head_dim, int64_t pos) const;
+  // The same for a token's queries (q: [hq, head_dim]) and keys (k: [hk, head_dim]) with the
+  // angles computed once.
+  void apply(float* q, int hq, float* k, int hk, int head_dim, int64_t pos) const;
+
+ private:
+  void angles(int64_t pos, float* cs, float* sn) const;
+  void rotate(float* x, int n_heads, int head_dim, const float* cs, const float* sn) const;
 };
 
 // In-place softmax over count floats.

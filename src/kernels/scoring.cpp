@@ -1,5 +1,6 @@
 #include "kernels/scoring.h"
 #include "kernels/parallel.h"
+#include "kernels/vec.h"
 
 #include <algorithm>
 #include <cmath>
@@ -25,22 +26,11 @@ void accumulate_recent_softmax(const float* q, const float* k, int n, int H, int
     float* oh = out + static_cast<int64_t>(h) * out_len;
     for (int i = first; i < n; ++i) {
       const float* qi = q + (static_cast<int64_t>(i) * H + h) * d;
-      float mx = -std::numeric_limits<float>::infinity();
-      for (int j = 0; j <= i; ++j) {
-        const float* kj = k + (static_cast<int64_t>(j) * G + kvh) * d;
-        float dot = 0;
-        for (int t = 0; t < d; ++t) dot += qi[t] * kj[t];
-        s[j] = dot * scale;
-        mx = std::max(mx, s[j]);
-      }
-      float sum = 0;
-      for (int j = 0; j <= i; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
+      dot_rows(qi, k + static_cast<int64_t>(kvh) * d, static_cast<int64_t>(G) * d, i + 1, d, scale,
+               s.data());
+      const float sum = exp_shift_sum(s.data(), i + 1, max_of(s.data(), i + 1));
       const float wr = (weights ? weights[i - first] : 1.0f) / sum;
-      const int upto = std::min(out_len, i + 1);
-      for (int j = 0; j < upto; ++j) oh[j] += s[j] * wr;
+      axpy(wr, s.data(), oh, std::min(out_len, i + 1));
     }
   }
 }

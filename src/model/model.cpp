@@ -2,6 +2,7 @@
 #include "kernels/parallel.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <numeric>
 
@@ -29,7 +30,23 @@ std::vector<float> load_vector(const gguf::File& f, const std::string& name, int
   return f.read_f32(t);
 }
 
-// Activations of one layer for n live tokens (all row-major, token-major).
+// Adds the seconds since the last lap to a counter: the per-step times of PrefillStats.
+class Lap {
+ public:
+  void to(double& counter) {
+    const auto now = std::chrono::steady_clock::now();
+    counter += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+// Activations of one layer for n live tokens (all row-major, token-major). The MLP runs over
+// blocks of at most kMlpRows tokens, so its buffers (the widest: F per token) stay small.
+constexpr int kMlpRows = 2048;
+
 struct Activations {
   std::vector<float> hidden;  // [n, D] residual stream
   std::vector<float> xnorm;   // [n, D] normed input of the current sub-block
@@ -37,23 +54,24 @@ struct Activations {
   std::vector<float> k;       // [n, G*d]
   std::vector<float> v;       // [n, G*d]
   std::vector<float> attn;    // [n, H*d] attention output before o_proj
-  std::vector<float> proj;    // [n, D] output of o_proj / ffn_down
-  std::vector<float> gate;    // [n, F]
-  std::vector<float> up;      // [n, F]
+  std::vector<float> proj;    // [min(n, kMlpRows), D] output of o_proj / ffn_down
+  std::vector<float> gate;    // [min(n, kMlpRows), F]
+  std::vector<float> up;      // [min(n, kMlpRows), F]
   std::vector<int32_t> pos;   // [n] original positions
 
   void resize(int n, const ModelConfig& c) {
     const int64_t qd = static_cast<int64_t>(c.n_head) * c.head_dim;
     const int64_t kvd = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
+    const int64_t block = std::min(n, kMlpRows);
     hidden.resize(static_cast<size_t>(n) * c.d_model);
     xnorm.resize(static_cast<size_t>(n) * c.d_model);
     q.resize(n * qd);
     k.resize(n * kvd);
     v.resize(n * kvd);
     attn.resize(n * qd);
-    proj.resize(static_cast<size_t>(n) * c.d_model);
-    gate.resize(static_cast<size_t>(n) * c.d_ff);
-    up.resize(static_cast<size_t>(n) * c.d_ff);
+    proj.resize(block * c.d_model);
+    gate.resize(block * c.d_ff);
+    up.resize(block * c.d_ff);
   }
 };
 
@@ -67,22 +85,29 @@ void project_qkv(const ModelConfig& c, const LayerWeights& lw, const kernels::Ro
   lw.wv.forward(a.xnorm.data(), n, a.v.data());
 #pragma omp parallel for if (kernels::worth_parallel(static_cast<int64_t>(n) * (qd + kvd) * 4))
   for (int i = 0; i < n; ++i) {
-    rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, c.n_head, c.head_dim, a.pos[i]);
-    rope.apply(a.k.data() + static_cast<int64_t>(i) * kvd, c.n_head_kv, c.head_dim, a.pos[i]);
+    rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, c.n_head,
+               a.k.data() + static_cast<int64_t>(i) * kvd, c.n_head_kv, c.head_dim, a.pos[i]);
   }
 }
 
-// hidden += o_proj(attn); hidden += down(silu(gate(norm(hidden))) * up(norm(hidden)))
+// hidden += o_proj(attn); hidden += down(silu(gate(norm(hidden))) * up(norm(hidden))),
+// in blocks of kMlpRows tokens (each token's MLP is independent of the others).
 void output_and_mlp(const ModelConfig& c, const LayerWeights& lw, int n, Activations& a) {
-  const int64_t nd = static_cast<int64_t>(n) * c.d_model;
-  lw.wo.forward(a.attn.data(), n, a.proj.data());
-  kernels::add_inplace(a.hidden.data(), a.proj.data(), nd);
-  kernels::rmsnorm(a.hidden.data(), lw.ffn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
-  lw.w_gate.forward(a.xnorm.data(), n, a.gate.data());
-  lw.w_up.forward(a.xnorm.data(), n, a.up.data());
-  kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(n) * c.d_ff, a.gate.data());
-  lw.w_down.forward(a.gate.data(), n, a.proj.data());
-  kernels::add_inplace(a.hidden.data(), a.proj.data(), nd);
+  const int D = c.d_model;
+  const int64_t qd = static_cast<int64_t>(c.n_head) * c.head_dim;
+  for (int i0 = 0; i0 < n; i0 += kMlpRows) {
+    const int m = std::min(kMlpRows, n - i0);
+    const int64_t md = static_cast<int64_t>(m) * D;
+    float* hidden = a.hidden.data() + static_cast<int64_t>(i0) * D;
+    lw.wo.forward(a.attn.data() + i0 * qd, m, a.proj.data());
+    kernels::add_inplace(hidden, a.proj.data(), md);
+    kernels::rmsnorm(hidden, lw.ffn_norm.data(), m, D, c.rms_eps, a.xnorm.data());
+    lw.w_gate.forward(a.xnorm.data(), m, a.gate.data());
+    lw.w_up.forward(a.xnorm.data(), m, a.up.data());
+    kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(m) * c.d_ff, a.gate.data());
+    lw.w_down.forward(a.gate.data(), m, a.proj.data());
+    kernels::add_inplace(hidden, a.proj.data(), md);
+  }
 }
 
 // Writes the rows a policy kept into the layer's cache. Cache head ch serves query heads
@@ -103,11 +128,8 @@ void store_cache(const ModelConfig& c, const LayerDecision& dec, const Activatio
   lc.reset(C, d);
   for (int ch = 0; ch < C; ++ch) {
     const int kvh = (ch * r) / g;
-    HeadCache& hc = lc.heads[ch];
     const int64_t rows = dec.keep_all ? n : static_cast<int64_t>(dec.keep[ch].size());
-    hc.k.reserve(rows * d);
-    hc.v.reserve(rows * d);
-    hc.pos.reserve(rows);
+    lc.reserve(ch, rows);
     for (int64_t j = 0; j < rows; ++j) {
       const int32_t idx = dec.keep_all ? static_cast<int32_t>(j) : dec.keep[ch][j];
       if (idx < 0 || idx >= n) fail("policy kept row ", idx, " of ", n, " live tokens");
@@ -173,6 +195,9 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   m->rope_.factors = c.rope_freq_factors;
   m->rope_.neox = c.rope_style == RopeStyle::kNeox;
   if (f.has("tokenizer.ggml.model")) m->tokenizer_ = Tokenizer::from_gguf(f);
+  // Every weight now lives in the model's own buffers: drop the file's pages from the resident
+  // set (otherwise a bf16 model is counted twice).
+  f.release_tensor_pages();
   return m;
 }
 
@@ -209,6 +234,24 @@ double Model::linear_flops_per_token() const {
   return 2.0 * c.n_layer * (D * qd + 2 * D * kvd + qd * D + 3 * D * c.d_ff);
 }
 
+double Model::full_prefill_flops(int n) const {
+  const ModelConfig& c = config_;
+  const double attention = 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+  return linear_flops_per_token() * n + c.n_layer * attention + 2.0 * c.d_model * c.n_vocab;
+}
+
+int64_t Model::decode_weight_bytes() const {
+  const ModelConfig& c = config_;
+  int64_t b = w_.lm_head.weight_bytes();
+  for (const LayerWeights& lw : w_.layers) {
+    for (const kernels::Linear* l : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down}) {
+      b += l->weight_bytes();
+    }
+  }
+  const int64_t norms = (2 * static_cast<int64_t>(c.n_layer) + 1) * c.d_model;
+  return b + (norms + c.d_model) * static_cast<int64_t>(sizeof(float));
+}
+
 PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
                              const std::vector<int>& logit_rows) const {
   const ModelConfig& c = config_;
@@ -226,20 +269,29 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
   std::iota(a.pos.begin(), a.pos.end(), 0);
   std::vector<int32_t> pass_tokens = tokens;  // the tokens of the current pass
   embed(pass_tokens.data(), N, a.hidden.data());
-  cache.reset(c.n_layer);
+  const bool bf16_cache = backend_ == kernels::Backend::kBf16;
+  cache.reset(c.n_layer, bf16_cache);
   policy.begin(N, c.n_layer);
   const double per_layer_linear = linear_flops_per_token() / c.n_layer;
   std::vector<float> colsum;  // [H, n] for policies that want attention column sums
 
   int n = N;  // live tokens
   int pass = 0;
+  PrefillStats::Seconds& sec = st.seconds;
+  Lap lap;
   for (int l = 0; l < c.n_layer; ++l) {
     const LayerWeights& lw = w_.layers[l];
     st.live_tokens.push_back(n);
     // norm -> attention over the layer's full K/V of its n live tokens
     project_qkv(c, lw, rope_, n, a);
-    kernels::causal_attention(a.q.data(), a.k.data(), a.v.data(), n, c.n_head, c.n_head_kv,
-                              c.head_dim, a.attn.data());
+    lap.to(sec.qkv);
+    if (backend_ == kernels::Backend::kBf16) {
+      kernels::causal_attention_bf16(a.q.data(), a.k.data(), a.v.data(), n, c.n_head,
+                                     c.n_head_kv, c.head_dim, a.attn.data());
+    } else {
+      kernels::causal_attention(a.q.data(), a.k.data(), a.v.data(), n, c.n_head, c.n_head_kv,
+                                c.head_dim, a.attn.data());
+    }
     st.attention_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
     LayerInput in{l, c.n_layer, N, n, c.n_head, c.n_head_kv, c.head_dim,
                   a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
@@ -251,8 +303,10 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
       st.scoring_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
       in.attn_colsum = colsum.data();
     }
+    lap.to(sec.attention);
     // select: what this layer's cache keeps, and which tokens go on
     LayerDecision dec = policy.on_layer(in);
+    lap.to(sec.select);
     st.scoring_flops += static_cast<double>(dec.scoring_flops);
     if (dec.restart) {
       // Two-pass policies (GemFilter): start again from layer 0 on the chosen tokens only,
@@ -273,7 +327,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
       a.pos.resize(n);
       std::iota(a.pos.begin(), a.pos.end(), 0);
       embed(pass_tokens.data(), n, a.hidden.data());
-      cache.reset(c.n_layer);
+      cache.reset(c.n_layer, bf16_cache);
       st.live_tokens.clear();  // per-layer stats describe the final pass; FLOPs add up both
       st.kept_rows.clear();
       pass = 1;
@@ -283,15 +337,18 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
     }
     store_cache(c, dec, a, n, cache.layer(l));
     st.kept_rows.push_back(cache.layer(l).rows());
+    lap.to(sec.cache);
     // o_proj and MLP on all n live tokens
     output_and_mlp(c, lw, n, a);
     st.linear_flops += per_layer_linear * n;
+    lap.to(sec.mlp);
     // gather: token-selective propagation
     if (dec.propagate) {
       if (!logit_rows.empty()) fail("logits of chosen rows need a policy that keeps every token");
       gather_live(*dec.propagate, n, c.d_model, a);
       n = static_cast<int>(dec.propagate->size());
     }
+    lap.to(sec.gather);
   }
   st.propagated = n;
   st.final_positions = a.pos;
@@ -307,6 +364,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
   out.logits.resize(rows.size() * static_cast<size_t>(c.n_vocab));
   lm_head(sel.data(), static_cast<int>(rows.size()), out.logits.data());
   st.linear_flops += 2.0 * c.d_model * c.n_vocab * rows.size();
+  lap.to(sec.lm_head);
   return out;
 }
 
@@ -332,9 +390,13 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
 #pragma omp parallel for if (kernels::worth_parallel(lc.rows() * d * 2))
     for (int ch = 0; ch < C; ++ch) {
       const HeadCache& hc = lc.heads[ch];
-      kernels::attend_rows(a.q.data() + static_cast<int64_t>(ch) * r * d, r, hc.k.data(),
-                           hc.v.data(), hc.len(), d, d,
-                           a.attn.data() + static_cast<int64_t>(ch) * r * d);
+      const float* qh = a.q.data() + static_cast<int64_t>(ch) * r * d;
+      float* oh = a.attn.data() + static_cast<int64_t>(ch) * r * d;
+      if (lc.bf16) {
+        kernels::attend_rows(qh, r, hc.kb.data(), hc.vb.data(), hc.len(), d, d, oh);
+      } else {
+        kernels::attend_rows(qh, r, hc.k.data(), hc.v.data(), hc.len(), d, d, oh);
+      }
     }
     output_and_mlp(c, lw, 1, a);
   }

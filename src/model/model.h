@@ -56,6 +56,18 @@ struct PrefillStats {
   double attention_flops = 0;          // 2 × multiply-adds in Q·Kᵀ and P·V
   double scoring_flops = 0;            // reported by the policy
   std::vector<int32_t> final_positions;  // [propagated] original positions of the live set
+  // Wall time of each step, summed over layers and passes (seconds), for `fastkv bench`:
+  // where a prefill's time goes, and that selection stays a small part of it.
+  struct Seconds {
+    double qkv = 0;        // norm, Q/K/V projections, RoPE
+    double attention = 0;  // causal attention (+ column sums for H2O)
+    double select = 0;     // the policy's scoring and top-k (on_layer)
+    double cache = 0;      // writing the kept rows into the KV cache
+    double mlp = 0;        // o_proj, norm, MLP
+    double gather = 0;     // TSP: compacting the live rows
+    double lm_head = 0;    // final norm and LM head
+    double total() const { return qkv + attention + select + cache + mlp + gather + lm_head; }
+  } seconds;
 };
 
 struct PrefillOutput {
@@ -90,6 +102,14 @@ class Model {
 
   // FLOPs of the linear layers for one token (2 per multiply-add), excluding the LM head.
   double linear_flops_per_token() const;
+  // FLOPs of an uncompressed prefill of n tokens: projections and MLP of every token in every
+  // layer, causal attention (Q·Kᵀ and P·V), the LM head for the last token. The denominator of
+  // a method's predicted speedup.
+  double full_prefill_flops(int n) const;
+  // Weight bytes one decode step reads: every linear layer, the LM head, the norms and one
+  // embedding row.
+  int64_t decode_weight_bytes() const;
+  const Weights& weights() const { return w_; }
 
  private:
   Model(gguf::File file) : file_(std::move(file)) {}
