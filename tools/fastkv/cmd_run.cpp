@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "common/error.h"
+#include "flag_lists.h"
 #include "method_options.h"
 #include "model/model.h"
 #include "runtime/chat_template.h"
@@ -60,11 +61,7 @@ void run(RunFlags& f) {
   if (text.empty()) fail("the prompt is empty");
 
   LoadOptions load;
-  if (f.backend == "bf16") {
-    load.backend = kernels::Backend::kBf16;
-  } else if (f.backend != "f32") {
-    fail("--backend must be f32 or bf16, got '", f.backend, "'");
-  }
+  load.backend = parse_backend(f.backend);
   auto model = Model::load(f.model, load);
   const Tokenizer& tok = model->require_tokenizer();
   // Validate the method before the (possibly long) tokenisation and prefill.
@@ -171,7 +168,8 @@ void register_run(CLI::App& app) {
   cmd->add_option("-s,--seed", f->sampling.seed, "random seed");
   cmd->add_option("--json", f->json_out, "also write the result and statistics as JSON");
   cmd->add_option("--backend", f->backend,
-                  "GEMM backend: f32 (OpenBLAS, the reference) or bf16 (oneDNN, AMX where present)")
+                  "GEMM backend: f32 (OpenBLAS, the reference), bf16 (oneDNN, AMX where present) or "
+                  "auto (bf16 where the CPU has native bf16)")
       ->capture_default_str();
   f->method.add_to(cmd);
   cmd->callback([f] { run(*f); });

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   fastkv::cli::register_run(app);
   fastkv::cli::register_eval(app);
   fastkv::cli::register_serve(app);
+  fastkv::cli::register_synth(app);
+  fastkv::cli::register_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

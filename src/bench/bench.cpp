@@ -1,0 +1,349 @@
+#include "bench/bench.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "io/quant.h"
+
+namespace fastkv::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// A prompt of n token ids drawn uniformly from the vocabulary: the cost of a prefill does not
+// depend on what the tokens say, and no tokenizer is needed.
+std::vector<int32_t> random_prompt(int n, int n_vocab, uint64_t seed) {
+  std::vector<int32_t> t(n);
+  Rng rng(seed);
+  for (int i = 0; i < n; ++i) t[i] = static_cast<int32_t>(rng.uniform(0, n_vocab - 1));
+  return t;
+}
+
+int32_t argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+std::string human_mib(int64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", b / 1048576.0);
+  return buf;
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+int64_t last_level_cache_bytes() {
+  int64_t best = 0;
+  for (int idx = 0; idx < 8; ++idx) {
+    std::ifstream in("/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(idx) + "/size");
+    std::string s;
+    if (!(in >> s) || s.empty()) continue;
+    int64_t v = std::atoll(s.c_str());
+    if (s.back() == 'K') v <<= 10;
+    if (s.back() == 'M') v <<= 20;
+    best = std::max(best, v);
+  }
+  return best;
+}
+
+int64_t bandwidth_probe_bytes() {
+  return std::max<int64_t>(int64_t{1} << 30, 2 * last_level_cache_bytes());
+}
+
+double measure_read_bandwidth(int64_t bytes, int passes) {
+  const int64_t n = bytes / static_cast<int64_t>(sizeof(uint64_t));
+  std::unique_ptr<uint64_t[]> buf(new uint64_t[n]);
+  // Each thread touches the part it later reads (first touch places the pages).
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) buf[i] = static_cast<uint64_t>(i);
+  double best = 0;
+  volatile uint64_t sink = 0;
+  for (int p = 0; p < passes; ++p) {
+    const auto t0 = Clock::now();
+    uint64_t total = 0;
+#pragma omp parallel for simd schedule(static) reduction(+ : total)
+    for (int64_t i = 0; i < n; ++i) total += buf[i];
+    const double s = seconds_since(t0);
+    sink = sink + total;
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / s);
+  }
+  return best;
+}
+
+double measure_gemm_ceiling(const Model& m, int rows, int passes) {
+  const LayerWeights& lw = m.weights().layers.at(0);
+  const std::vector<const kernels::Linear*> shapes = {&lw.wq, &lw.wk,     &lw.wv,   &lw.wo,
+                                                      &lw.w_gate, &lw.w_up, &lw.w_down};
+  int max_in = 0, max_out = 0;
+  double flops = 0;
+  for (const kernels::Linear* l : shapes) {
+    max_in = std::max(max_in, l->in());
+    max_out = std::max(max_out, l->out());
+    flops += 2.0 * rows * l->in() * l->out();
+  }
+  const bool bf16 = m.backend() == kernels::Backend::kBf16;
+  const size_t n_in = static_cast<size_t>(rows) * max_in;
+  std::vector<float> xf(bf16 ? 0 : n_in);
+  std::vector<uint16_t> xb(bf16 ? n_in : 0);
+  Rng rng(7);
+  for (size_t i = 0; i < n_in; ++i) {
+    const float v = static_cast<float>(rng.uniform01() * 2 - 1);
+    if (bf16) {
+      xb[i] = gguf::f32_to_bf16(v);
+    } else {
+      xf[i] = v;
+    }
+  }
+  const void* x = bf16 ? static_cast<const void*>(xb.data()) : static_cast<const void*>(xf.data());
+  std::vector<float> y(static_cast<size_t>(rows) * max_out);
+  for (const kernels::Linear* l : shapes) l->forward_native(x, rows, y.data());  // warm-up
+  double best = 0;
+  for (int p = 0; p < passes; ++p) {
+    const auto t0 = Clock::now();
+    for (const kernels::Linear* l : shapes) l->forward_native(x, rows, y.data());
+    best = std::max(best, flops / seconds_since(t0));
+  }
+  return best;
+}
+
+bool reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+int64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      return std::atoll(line.c_str() + 6) * 1024;  // "VmHWM:   123456 kB"
+    }
+  }
+  return 0;
+}
+
+double Row::ttft_median() const { return median(ttft_s); }
+double Row::ttft_min() const { return ttft_s.empty() ? 0 : *std::min_element(ttft_s.begin(), ttft_s.end()); }
+double Row::ttft_max() const { return ttft_s.empty() ? 0 : *std::max_element(ttft_s.begin(), ttft_s.end()); }
+
+double Row::decode_tok_s() const {
+  std::vector<double> rates;
+  for (double s : decode_s) {
+    if (s > 0) rates.push_back(n_gen / s);
+  }
+  return median(rates);
+}
+
+double Row::selection_fraction() const {
+  const double total = seconds.total();
+  return total > 0 ? (seconds.select + seconds.cache + seconds.gather) / total : 0;
+}
+
+Result run(const Model& model, const std::string& model_path, const Settings& s,
+           std::FILE* progress) {
+  const ModelConfig& c = model.config();
+  if (s.contexts.empty()) fail("bench: no prompt length given");
+  if (s.methods.empty()) fail("bench: no method given");
+  if (s.reps < 1) fail("-r/--repetitions must be >= 1, got ", s.reps);
+  if (s.n_gen < 0) fail("-n/--n-gen must be >= 0, got ", s.n_gen);
+  if (s.warmup < 0) fail("--warmup must be >= 0, got ", s.warmup);
+  for (int ctx : s.contexts) {
+    if (ctx < 1) fail("-p: prompt lengths must be >= 1, got ", ctx);
+  }
+  Result r;
+  r.model = model_path;
+  r.model_name = c.name;
+  r.backend = model.backend() == kernels::Backend::kBf16 ? "bf16" : "f32";
+  r.threads = omp_get_max_threads();
+  r.decode_weight_bytes = model.decode_weight_bytes();
+  if (s.bandwidth_bytes < 0) fail("bench: the bandwidth probe size must be >= 0");
+  const int64_t bw_bytes = s.bandwidth_bytes > 0 ? s.bandwidth_bytes : bandwidth_probe_bytes();
+  const bool rss_resettable = reset_peak_rss();
+
+  const int total = static_cast<int>(s.contexts.size() * s.methods.size());
+  int cell = 0;
+  for (int ctx : s.contexts) {
+    const std::vector<int32_t> prompt = random_prompt(ctx, c.n_vocab, s.seed + ctx);
+    for (const eval::MethodSpec& spec : s.methods) {
+      ++cell;
+      Row row;
+      row.method = spec.label;
+      row.ctx = ctx;
+      row.reps = s.reps;
+      row.n_gen = s.n_gen;
+      row.full_prefill_flops = model.full_prefill_flops(ctx);
+      for (int rep = -s.warmup; rep < s.reps; ++rep) {
+        const bool timed = rep >= 0;
+        // The machine is shared: probe its limits between runs, keep the best seen.
+        r.gemm_ceiling_flop_s =
+            std::max(r.gemm_ceiling_flop_s, measure_gemm_ceiling(model, s.gemm_rows));
+        r.bandwidth_bytes_s = std::max(r.bandwidth_bytes_s, measure_read_bandwidth(bw_bytes));
+        if (rss_resettable) reset_peak_rss();
+
+        auto policy = eval::create_policy(spec, c.n_layer);
+        KVCache cache;
+        auto t0 = Clock::now();
+        PrefillOutput out = model.prefill(prompt, *policy, cache);
+        const double ttft = seconds_since(t0);
+        const int64_t kv_before = cache.kv_bytes();
+        const int64_t held = cache.bytes();
+        int32_t token = argmax(out.logits);
+        t0 = Clock::now();
+        for (int t = 0; t < s.n_gen; ++t) {
+          token = argmax(model.decode(token, out.stats.next_position + t, cache));
+        }
+        const double dec = seconds_since(t0);
+        if (progress) {
+          std::fprintf(progress, "bench [%d/%d] %s @ %d: %s: TTFT %.3f s, decode %.2f tok/s\n",
+                       cell, total, spec.label.c_str(), ctx,
+                       timed ? cat("rep ", rep + 1, "/", s.reps).c_str() : "warm-up", ttft,
+                       s.n_gen > 0 && dec > 0 ? s.n_gen / dec : 0.0);
+          std::fflush(progress);
+        }
+        if (!timed) continue;
+        row.ttft_s.push_back(ttft);
+        row.decode_s.push_back(dec);
+        row.kv_bytes = held;
+        row.kv_read_bytes = (kv_before + cache.kv_bytes()) / 2;
+        row.peak_rss_bytes = std::max(row.peak_rss_bytes, rss_resettable ? peak_rss_bytes() : 0);
+        const PrefillStats& st = out.stats;
+        row.prefill_flops = st.linear_flops + st.attention_flops + st.scoring_flops;
+        row.propagated = st.propagated;
+        const double w = 1.0 / s.reps;
+        row.seconds.qkv += st.seconds.qkv * w;
+        row.seconds.attention += st.seconds.attention * w;
+        row.seconds.select += st.seconds.select * w;
+        row.seconds.cache += st.seconds.cache * w;
+        row.seconds.mlp += st.seconds.mlp * w;
+        row.seconds.gather += st.seconds.gather * w;
+        row.seconds.lm_head += st.seconds.lm_head * w;
+      }
+      r.rows.push_back(std::move(row));
+    }
+  }
+  return r;
+}
+
+namespace {
+
+const Row* full_row(const Result& r, int ctx) {
+  for (const Row& row : r.rows) {
+    if (row.ctx == ctx && row.method == "full") return &row;
+  }
+  return nullptr;
+}
+
+double bound_tok_s(const Result& r, const Row& row) {
+  const double bytes = static_cast<double>(r.decode_weight_bytes + row.kv_read_bytes);
+  return bytes > 0 ? r.bandwidth_bytes_s / bytes : 0;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const Result& r) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const Row& row : r.rows) {
+    const double ttft = row.ttft_median();
+    nlohmann::json j;
+    j["model"] = r.model;
+    j["model_name"] = r.model_name;
+    j["backend"] = r.backend;
+    j["threads"] = r.threads;
+    j["method"] = row.method;
+    j["ctx"] = row.ctx;
+    j["reps"] = row.reps;
+    j["n_gen"] = row.n_gen;
+    j["ttft_s"] = ttft;
+    j["ttft_min_s"] = row.ttft_min();
+    j["ttft_max_s"] = row.ttft_max();
+    j["prefill_tok_s"] = ttft > 0 ? row.ctx / ttft : 0.0;
+    j["decode_tok_s"] = row.decode_tok_s();
+    j["kv_bytes"] = row.kv_bytes;
+    j["peak_rss_bytes"] = row.peak_rss_bytes;
+    j["prefill_flops"] = row.prefill_flops;
+    j["gemm_ceiling_flop_s"] = r.gemm_ceiling_flop_s;
+    j["prefill_utilisation"] =
+        ttft > 0 && r.gemm_ceiling_flop_s > 0 ? row.prefill_flops / ttft / r.gemm_ceiling_flop_s : 0.0;
+    j["predicted_speedup_vs_full"] =
+        row.prefill_flops > 0 ? row.full_prefill_flops / row.prefill_flops : 0.0;
+    if (const Row* full = full_row(r, row.ctx); full && ttft > 0) {
+      j["ttft_speedup_vs_full"] = full->ttft_median() / ttft;
+      const double full_dec = full->decode_tok_s();
+      if (full_dec > 0) j["decode_speedup_vs_full"] = row.decode_tok_s() / full_dec;
+    }
+    j["decode_bytes_per_token"] = r.decode_weight_bytes + row.kv_read_bytes;
+    j["decode_weight_bytes"] = r.decode_weight_bytes;
+    j["decode_kv_bytes_per_token"] = row.kv_read_bytes;
+    j["bandwidth_bytes_s"] = r.bandwidth_bytes_s;
+    const double bound = bound_tok_s(r, row);
+    j["bandwidth_bound_tok_s"] = bound;
+    j["decode_fraction_of_bound"] = bound > 0 ? row.decode_tok_s() / bound : 0.0;
+    j["propagated_tokens"] = row.propagated;
+    j["selection_fraction_of_ttft"] = row.selection_fraction();
+    j["prefill_seconds"] = {{"qkv", row.seconds.qkv},       {"attention", row.seconds.attention},
+                            {"select", row.seconds.select}, {"cache", row.seconds.cache},
+                            {"mlp", row.seconds.mlp},       {"gather", row.seconds.gather},
+                            {"lm_head", row.seconds.lm_head}};
+    list.push_back(std::move(j));
+  }
+  return list;
+}
+
+std::string table(const Result& r) {
+  std::ostringstream o;
+  o << "model: " << r.model << " (" << r.model_name << "), backend " << r.backend << ", "
+    << r.threads << " threads\n";
+  o << "GEMM ceiling (best probe on the model's projection shapes): "
+    << fmt("%.3f", r.gemm_ceiling_flop_s / 1e12) << " TFLOP/s; memory read bandwidth: "
+    << fmt("%.2f", r.bandwidth_bytes_s / 1e9) << " GB/s; decode reads "
+    << human_mib(r.decode_weight_bytes) << " MiB of weights per token\n\n";
+  o << "| method | ctx | TTFT s | min-max s | pp t/s | util | pred x | got x | select % | tg t/s "
+       "| bound t/s | of bound | KV MiB | RSS MiB |\n";
+  o << "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+  for (const Row& row : r.rows) {
+    const double ttft = row.ttft_median();
+    const Row* full = full_row(r, row.ctx);
+    const double bound = bound_tok_s(r, row);
+    o << "| " << row.method << " | " << row.ctx << " | " << fmt("%.3f", ttft) << " | "
+      << fmt("%.3f", row.ttft_min()) << "-" << fmt("%.3f", row.ttft_max()) << " | "
+      << fmt("%.1f", ttft > 0 ? row.ctx / ttft : 0) << " | "
+      << fmt("%.0f%%", ttft > 0 && r.gemm_ceiling_flop_s > 0
+                           ? 100 * row.prefill_flops / ttft / r.gemm_ceiling_flop_s
+                           : 0)
+      << " | " << fmt("%.2f", row.prefill_flops > 0 ? row.full_prefill_flops / row.prefill_flops : 0)
+      << " | " << (full && ttft > 0 ? fmt("%.2f", full->ttft_median() / ttft) : std::string("-"))
+      << " | " << fmt("%.2f", 100 * row.selection_fraction()) << " | "
+      << fmt("%.2f", row.decode_tok_s()) << " | " << fmt("%.2f", bound) << " | "
+      << fmt("%.0f%%", bound > 0 ? 100 * row.decode_tok_s() / bound : 0) << " | "
+      << human_mib(row.kv_bytes) << " | " << human_mib(row.peak_rss_bytes) << " |\n";
+  }
+  return o.str();
+}
+
+}  // namespace fastkv::bench

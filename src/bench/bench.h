@@ -1,0 +1,99 @@
+// `fastkv bench`: time-to-first-token, prefill and decode throughput of compression methods at
+// several prompt lengths, next to the machine's own limits measured in the same run — the GEMM
+// ceiling on the model's projection shapes (for prefill) and the memory read bandwidth (for
+// decode) — so every number comes with the bound it should be compared to.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/methods.h"
+#include "model/model.h"
+
+namespace fastkv::bench {
+
+// ---- Probes of the machine -------------------------------------------------------------------
+
+// Size of the last-level cache from sysfs, 0 when unknown.
+int64_t last_level_cache_bytes();
+
+// Bytes/s of a read of a fresh `bytes`-sized buffer by all OpenMP threads (best of `passes`).
+double measure_read_bandwidth(int64_t bytes, int passes = 3);
+
+// Bytes the bandwidth probe reads: twice the last-level cache, at least 1 GiB, so that the
+// read comes from memory.
+int64_t bandwidth_probe_bytes();
+
+// FLOP/s of the bare GEMMs of layer 0's projections (Q, K, V, O, gate, up, down) of `m` on
+// `rows` rows of input already in the backend's element type: the best of `passes` passes.
+double measure_gemm_ceiling(const Model& m, int rows, int passes = 3);
+
+// Resets the kernel's peak-RSS counter of this process (false where /proc does not allow it).
+bool reset_peak_rss();
+// Peak resident set size (VmHWM) since the last reset, in bytes; 0 when unknown.
+int64_t peak_rss_bytes();
+
+// ---- The benchmark ---------------------------------------------------------------------------
+
+struct Settings {
+  std::vector<int> contexts;               // prompt lengths (tokens)
+  std::vector<eval::MethodSpec> methods;   // resolved method specs
+  int n_gen = 128;                         // decoded tokens per repetition
+  int reps = 3;                            // timed repetitions per (method, context)
+  int warmup = 1;                          // untimed runs before them
+  int gemm_rows = 1024;                    // rows of the GEMM-ceiling probe
+  int64_t bandwidth_bytes = 0;             // bandwidth probe size (0 = bandwidth_probe_bytes())
+  uint64_t seed = 1;                       // prompt tokens are drawn from this seed
+};
+
+// One (method, context) cell. Times are wall-clock seconds.
+struct Row {
+  std::string method;  // label, e.g. "fastkv" or "fastkv:retain_rate=0.2"
+  int ctx = 0;
+  int reps = 0;
+  int n_gen = 0;
+  std::vector<double> ttft_s;       // [reps]
+  std::vector<double> decode_s;     // [reps] time of n_gen decode steps
+  int64_t kv_bytes = 0;             // KV cache held after prefill (K, V, positions)
+  int64_t kv_read_bytes = 0;        // K + V bytes a decode step reads, averaged over the steps
+  int64_t peak_rss_bytes = 0;       // max over reps of the peak RSS during prefill + decode
+  double prefill_flops = 0;         // linear + attention + scoring FLOPs of this prefill
+  double full_prefill_flops = 0;    // the same for an uncompressed prefill of ctx tokens
+  int propagated = 0;               // live tokens after the last layer
+  PrefillStats::Seconds seconds;    // mean over reps of the per-step prefill times
+
+  double ttft_median() const;
+  double ttft_min() const;
+  double ttft_max() const;
+  double decode_tok_s() const;      // median over reps
+  // Scoring, cache writes and TSP gather as a fraction of the prefill's step times.
+  double selection_fraction() const;
+};
+
+struct Result {
+  std::string model;              // the path as given
+  std::string model_name;         // general.name
+  std::string backend;            // "f32" | "bf16"
+  int threads = 0;
+  int64_t decode_weight_bytes = 0;  // weights one decode step reads
+  double gemm_ceiling_flop_s = 0;   // best of the interleaved probes
+  double bandwidth_bytes_s = 0;     // best of the interleaved probes
+  std::vector<Row> rows;
+};
+
+// Runs every context × method: warm-up, then reps of (GEMM probe, bandwidth probe, prefill,
+// decode). One progress line per run goes to `progress` (nullptr = quiet).
+Result run(const Model& model, const std::string& model_path, const Settings& s,
+           std::FILE* progress);
+
+// One object per (method, context), with the field names of the issue (ttft_s, ...).
+nlohmann::json to_json(const Result& r);
+
+// A Markdown table in the spirit of llama-bench's, with the bounds beside the measurements.
+std::string table(const Result& r);
+
+}  // namespace fastkv::bench
