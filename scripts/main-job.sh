@@ -54,7 +54,9 @@ awk '/^ *7\. Additional Terms\./ { exit } { print }' "$GPL_FILE" > "$PROMPT_FILE
 printf '\nQuestion: under this license, what must you give recipients when you convey the program in object code form? Answer briefly.\n' >> "$PROMPT_FILE"
 echo "main-job: prompt $PROMPT_FILE: $(wc -w < "$PROMPT_FILE") words" >&2
 
-run_args=(run -m "$MODEL" --chat -f "$PROMPT_FILE" -n "$N_PREDICT")
+# The fast path (bf16 on oneDNN, AMX where present) where the CPU has native bf16; the f32
+# reference path elsewhere.
+run_args=(run -m "$MODEL" --chat -f "$PROMPT_FILE" -n "$N_PREDICT" --backend auto)
 
 step "$FASTKV ${run_args[*]} (method: full KV cache)"
 "$FASTKV" "${run_args[@]}"

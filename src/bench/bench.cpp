@@ -324,8 +324,8 @@ std::string table(const Result& r) {
     << fmt("%.2f", r.bandwidth_bytes_s / 1e9) << " GB/s; decode reads "
     << human_mib(r.decode_weight_bytes) << " MiB of weights per token\n\n";
   o << "| method | ctx | TTFT s | min-max s | pp t/s | util | pred x | got x | select % | tg t/s "
-       "| bound t/s | of bound | KV MiB | RSS MiB |\n";
-  o << "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+       "| tg x | bound t/s | of bound | KV MiB | RSS MiB |\n";
+  o << "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
   for (const Row& row : r.rows) {
     const double ttft = row.ttft_median();
     const Row* full = full_row(r, row.ctx);
@@ -339,7 +339,10 @@ std::string table(const Result& r) {
       << " | " << fmt("%.2f", row.prefill_flops > 0 ? row.full_prefill_flops / row.prefill_flops : 0)
       << " | " << (full && ttft > 0 ? fmt("%.2f", full->ttft_median() / ttft) : std::string("-"))
       << " | " << fmt("%.2f", 100 * row.selection_fraction()) << " | "
-      << fmt("%.2f", row.decode_tok_s()) << " | " << fmt("%.2f", bound) << " | "
+      << fmt("%.2f", row.decode_tok_s()) << " | "
+      << (full && full->decode_tok_s() > 0 ? fmt("%.2f", row.decode_tok_s() / full->decode_tok_s())
+                                           : std::string("-"))
+      << " | " << fmt("%.2f", bound) << " | "
       << fmt("%.0f%%", bound > 0 ? 100 * row.decode_tok_s() / bound : 0) << " | "
       << human_mib(row.kv_bytes) << " | " << human_mib(row.peak_rss_bytes) << " |\n";
   }

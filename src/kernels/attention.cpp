@@ -9,6 +9,10 @@
 #include <limits>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace fastkv::kernels {
 namespace {
 constexpr int kTile = 128;    // keys per tile
@@ -52,8 +56,95 @@ void attend_rows(const float* q, int g, const float* k, const float* v, int64_t 
   attend_rows_impl(q, g, k, v, len, stride, d, out);
 }
 
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FASTKV_HAVE_AVX512_DECODE 1
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 header false positive
+#pragma GCC diagnostic ignored "-Wuninitialized"
+namespace {
+
+constexpr int kDecodeGroup = 8;  // g handled by the AVX-512 decode kernel
+constexpr int kDecodeTile = 64;  // rows per online-softmax step
+
+__attribute__((target("avx512f"), always_inline)) inline __m512 load_bf16x16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Decode attention over bf16 rows with AVX-512, NV = d / 16 vectors per row: each K and V row
+// is loaded and widened once for all g query heads (the generic path re-reads it per head), the
+// g × d accumulators stay in registers.
+//   s: [g, kDecodeTile] scores, then probabilities, of the current tile
+template <int NV>
+__attribute__((target("avx512f"))) void attend_rows_bf16_avx512(const float* q, int g,
+                                                                 const uint16_t* k,
+                                                                 const uint16_t* v, int64_t len,
+                                                                 int64_t stride, float* out) {
+  constexpr int d = NV * 16;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  __m512 qv[kDecodeGroup][NV], acc[kDecodeGroup][NV];
+  float m[kDecodeGroup], l[kDecodeGroup];
+  alignas(64) float s[kDecodeGroup][kDecodeTile];
+  for (int h = 0; h < g; ++h) {
+    for (int j = 0; j < NV; ++j) {
+      qv[h][j] = _mm512_mul_ps(_mm512_loadu_ps(q + h * d + 16 * j), _mm512_set1_ps(scale));
+      acc[h][j] = _mm512_setzero_ps();
+    }
+    m[h] = -std::numeric_limits<float>::infinity();
+    l[h] = 0;
+  }
+  for (int64_t t0 = 0; t0 < len; t0 += kDecodeTile) {
+    const int tn = static_cast<int>(std::min<int64_t>(kDecodeTile, len - t0));
+    for (int t = 0; t < tn; ++t) {
+      const uint16_t* kr = k + (t0 + t) * stride;
+      __m512 kf[NV];
+      for (int j = 0; j < NV; ++j) kf[j] = load_bf16x16(kr + 16 * j);
+      for (int h = 0; h < g; ++h) {
+        __m512 dot = _mm512_mul_ps(qv[h][0], kf[0]);
+        for (int j = 1; j < NV; ++j) dot = _mm512_fmadd_ps(qv[h][j], kf[j], dot);
+        s[h][t] = _mm512_reduce_add_ps(dot);
+      }
+    }
+    for (int h = 0; h < g; ++h) {
+      const float new_m = std::max(m[h], max_of(s[h], tn));
+      const float corr = exp_nonpositive(m[h] - new_m);  // 0 on the first tile
+      l[h] = l[h] * corr + exp_shift_sum(s[h], tn, new_m);
+      m[h] = new_m;
+      const __m512 c = _mm512_set1_ps(corr);
+      for (int j = 0; j < NV; ++j) acc[h][j] = _mm512_mul_ps(acc[h][j], c);
+    }
+    for (int t = 0; t < tn; ++t) {
+      const uint16_t* vr = v + (t0 + t) * stride;
+      __m512 vf[NV];
+      for (int j = 0; j < NV; ++j) vf[j] = load_bf16x16(vr + 16 * j);
+      for (int h = 0; h < g; ++h) {
+        const __m512 p = _mm512_set1_ps(s[h][t]);
+        for (int j = 0; j < NV; ++j) acc[h][j] = _mm512_fmadd_ps(p, vf[j], acc[h][j]);
+      }
+    }
+  }
+  for (int h = 0; h < g; ++h) {
+    const __m512 inv = _mm512_set1_ps(l[h] > 0 ? 1.0f / l[h] : 0.0f);
+    for (int j = 0; j < NV; ++j) _mm512_storeu_ps(out + h * d + 16 * j, _mm512_mul_ps(acc[h][j], inv));
+  }
+}
+
+}  // namespace
+#pragma GCC diagnostic pop
+#endif
+
 void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, int64_t len,
                  int64_t stride, int d, float* out) {
+#ifdef FASTKV_HAVE_AVX512_DECODE
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  if (avx512 && g <= kDecodeGroup && len > 0) {
+    switch (d) {
+      case 64: return attend_rows_bf16_avx512<4>(q, g, k, v, len, stride, out);
+      case 128: return attend_rows_bf16_avx512<8>(q, g, k, v, len, stride, out);
+      default: break;
+    }
+  }
+#endif
   attend_rows_impl(q, g, k, v, len, stride, d, out);
 }
 
