@@ -99,8 +99,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--json", f->json_out, "also write one JSON object per (method, context)");
   cmd->add_option("-t,--threads", f->threads, "threads (0 = all cores)");
   cmd->add_option("-c,--ctx-size", f->ctx_size, "context limit (0 = the model's)");
-  cmd->add_option("--backend", f->backend, "GEMM backend: f32, bf16 or auto")
-      ->capture_default_str();
+  add_backend_option(cmd, f->backend);
   cmd->add_option("--seed", f->seed, "seed of the random prompt tokens")->capture_default_str();
   cmd->add_option("--gemm-rows", f->gemm_rows, "rows of the GEMM-ceiling probe")
       ->capture_default_str();

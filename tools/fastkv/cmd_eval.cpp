@@ -28,6 +28,7 @@ namespace fs = std::filesystem;
 
 struct EvalFlags {
   std::string task, model, methods = "full,fastkv", out = "fastkv-eval", data, jsonl;
+  std::string backend = "f32";
   std::string lengths, depths, subtasks, datasets;
   int limit = 0, ctx_size = 0, threads = 0, max_length = 0, max_new_tokens = 0;
   uint64_t seed = 42;
@@ -72,7 +73,9 @@ void run(EvalFlags& f) {
   const std::string data = f.data.empty() ? default_data_dir() : f.data;
 
   std::vector<eval::MethodSpec> methods = eval::parse_method_list(f.methods);
-  auto model = Model::load(f.model);
+  LoadOptions load;
+  load.backend = parse_backend(f.backend);
+  auto model = Model::load(f.model, load);
   model->require_tokenizer();
   std::vector<std::string> notes;
   eval::resolve_methods(methods, f.method.options, model->config().n_layer, &notes);
@@ -176,6 +179,7 @@ void register_eval(CLI::App& app) {
   cmd->add_flag("--chat", f->chat, "niah/ruler: wrap prompts in the model's chat template");
   cmd->add_option("-c,--ctx-size", f->ctx_size, "context size (0 = the model's)");
   cmd->add_option("-t,--threads", f->threads, "threads (0 = all cores)");
+  add_backend_option(cmd, f->backend);
   f->method.add_to(cmd);
   // One method list here: --methods replaces run's single --method; the method parameters
   // apply to every listed method that takes them.

@@ -167,10 +167,7 @@ void register_run(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-s,--seed", f->sampling.seed, "random seed");
   cmd->add_option("--json", f->json_out, "also write the result and statistics as JSON");
-  cmd->add_option("--backend", f->backend,
-                  "GEMM backend: f32 (OpenBLAS, the reference), bf16 (oneDNN, AMX where present) or "
-                  "auto (bf16 where the CPU has native bf16)")
-      ->capture_default_str();
+  add_backend_option(cmd, f->backend);
   f->method.add_to(cmd);
   cmd->callback([f] { run(*f); });
 }

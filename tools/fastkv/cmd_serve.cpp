@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "common/error.h"
+#include "flag_lists.h"
 #include "method_options.h"
 #include "model/model.h"
 #include "server/server.h"
@@ -19,7 +20,7 @@ namespace fastkv::cli {
 namespace {
 
 struct ServeFlags {
-  std::string model, alias;
+  std::string model, alias, backend = "f32";
   server::ServerOptions opts;
   MethodFlags method;
 };
@@ -43,7 +44,9 @@ void serve(ServeFlags& f) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto model = Model::load(f.model);
+  LoadOptions load;
+  load.backend = parse_backend(f.backend);
+  auto model = Model::load(f.model, load);
   server::Server srv(*model, f.opts);
   const int port = srv.bind();
   std::thread waiter([&srv, stop_signals] {
@@ -88,6 +91,7 @@ void register_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-t,--threads", f->opts.threads, "threads per request (0 = cores / slots)")
       ->capture_default_str();
+  add_backend_option(cmd, f->backend);
   f->method.add_to(cmd);
   cmd->callback([f] { serve(*f); });
 }

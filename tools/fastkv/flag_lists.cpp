@@ -38,4 +38,12 @@ kernels::Backend parse_backend(const std::string& text) {
   fail("--backend must be f32, bf16 or auto, got '", text, "'");
 }
 
+void add_backend_option(CLI::App* cmd, std::string& value) {
+  cmd->add_option("--backend", value,
+                  "f32 (OpenBLAS: the reference path), bf16 (oneDNN bf16 GEMMs and attention "
+                  "tiles, AMX where present; bf16 KV cache) or auto (bf16 where the CPU has "
+                  "native bf16, else f32)")
+      ->capture_default_str();
+}
+
 }  // namespace fastkv::cli

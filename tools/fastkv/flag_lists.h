@@ -2,6 +2,8 @@
 #pragma once
 
 #include <string>
+
+#include <CLI/CLI.hpp>
 #include <vector>
 
 #include "kernels/linear.h"
@@ -15,5 +17,8 @@ std::vector<int> parse_int_list(const std::string& flag, const std::string& text
 // --backend: "f32" (OpenBLAS, the reference), "bf16" (oneDNN), or "auto" (bf16 where the CPU
 // has native bf16 instructions, f32 elsewhere).
 kernels::Backend parse_backend(const std::string& text);
+
+// Adds --backend (bound to `value`, whose initial text is the default) to a sub-command.
+void add_backend_option(CLI::App* cmd, std::string& value);
 
 }  // namespace fastkv::cli
