@@ -50,17 +50,6 @@ FASTKV_CLONES void axpy(float a, const uint16_t* x, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * bf16_to_f32(x[i]);
 }
 
-FASTKV_CLONES void dot_rows(const float* q, const uint16_t* k, int64_t stride, int n_rows, int d,
-                            float scale, float* out) {
-  for (int r = 0; r < n_rows; ++r) {
-    const uint16_t* kr = k + r * stride;
-    float s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int i = 0; i < d; ++i) s += q[i] * bf16_to_f32(kr[i]);
-    out[r] = s * scale;
-  }
-}
-
 FASTKV_CLONES void scale_in_place(float* x, float a, int n) {
 #pragma omp simd
   for (int i = 0; i < n; ++i) x[i] *= a;
@@ -181,15 +170,35 @@ FASTKV_CLONES void to_bf16(const float* x, float a, uint16_t* y, int64_t n) {
   }
 }
 
-FASTKV_CLONES void dot_rows(const float* q, const float* k, int64_t stride, int n_rows, int d,
-                            float scale, float* out) {
+namespace {
+
+// Widening of a stored element to f32 (f32 rows, bf16 rows).
+__attribute__((always_inline)) inline float widen(float x) { return x; }
+__attribute__((always_inline)) inline float widen(uint16_t x) { return bf16_to_f32(x); }
+
+template <typename Row>
+__attribute__((always_inline)) inline void dot_rows_impl(const float* q, const Row* k,
+                                                         int64_t stride, int n_rows, int d,
+                                                         float scale, float* out) {
   for (int r = 0; r < n_rows; ++r) {
-    const float* kr = k + r * stride;
+    const Row* kr = k + r * stride;
     float s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int i = 0; i < d; ++i) s += q[i] * kr[i];
+    for (int i = 0; i < d; ++i) s += q[i] * widen(kr[i]);
     out[r] = s * scale;
   }
+}
+
+}  // namespace
+
+FASTKV_CLONES void dot_rows(const float* q, const float* k, int64_t stride, int n_rows, int d,
+                            float scale, float* out) {
+  dot_rows_impl(q, k, stride, n_rows, d, scale, out);
+}
+
+FASTKV_CLONES void dot_rows(const float* q, const uint16_t* k, int64_t stride, int n_rows, int d,
+                            float scale, float* out) {
+  dot_rows_impl(q, k, stride, n_rows, d, scale, out);
 }
 
 }  // namespace fastkv::kernels
