@@ -165,24 +165,29 @@ double Row::selection_fraction() const {
   return total > 0 ? (seconds.select + seconds.cache + seconds.gather) / total : 0;
 }
 
+void Settings::validate() const {
+  if (contexts.empty()) fail("-p/--n-prompt: give at least one prompt length");
+  for (int ctx : contexts) {
+    if (ctx < 1) fail("-p/--n-prompt: prompt lengths must be >= 1, got ", ctx);
+  }
+  if (methods.empty()) fail("--methods: no method given");
+  if (reps < 1) fail("-r/--repetitions must be >= 1, got ", reps);
+  if (n_gen < 0) fail("-n/--n-gen must be >= 0, got ", n_gen);
+  if (warmup < 0) fail("--warmup must be >= 0, got ", warmup);
+  if (gemm_rows < 1) fail("--gemm-rows must be >= 1, got ", gemm_rows);
+  if (bandwidth_bytes < 0) fail("--bandwidth-mib must be >= 0, got ", bandwidth_bytes / (1 << 20));
+}
+
 Result run(const Model& model, const std::string& model_path, const Settings& s,
            std::FILE* progress) {
   const ModelConfig& c = model.config();
-  if (s.contexts.empty()) fail("bench: no prompt length given");
-  if (s.methods.empty()) fail("bench: no method given");
-  if (s.reps < 1) fail("-r/--repetitions must be >= 1, got ", s.reps);
-  if (s.n_gen < 0) fail("-n/--n-gen must be >= 0, got ", s.n_gen);
-  if (s.warmup < 0) fail("--warmup must be >= 0, got ", s.warmup);
-  for (int ctx : s.contexts) {
-    if (ctx < 1) fail("-p: prompt lengths must be >= 1, got ", ctx);
-  }
+  s.validate();
   Result r;
   r.model = model_path;
   r.model_name = c.name;
   r.backend = model.backend() == kernels::Backend::kBf16 ? "bf16" : "f32";
   r.threads = omp_get_max_threads();
   r.decode_weight_bytes = model.decode_weight_bytes();
-  if (s.bandwidth_bytes < 0) fail("bench: the bandwidth probe size must be >= 0");
   const int64_t bw_bytes = s.bandwidth_bytes > 0 ? s.bandwidth_bytes : bandwidth_probe_bytes();
   const bool rss_resettable = reset_peak_rss();
 
@@ -235,14 +240,7 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
         const PrefillStats& st = out.stats;
         row.prefill_flops = st.linear_flops + st.attention_flops + st.scoring_flops;
         row.propagated = st.propagated;
-        const double w = 1.0 / s.reps;
-        row.seconds.qkv += st.seconds.qkv * w;
-        row.seconds.attention += st.seconds.attention * w;
-        row.seconds.select += st.seconds.select * w;
-        row.seconds.cache += st.seconds.cache * w;
-        row.seconds.mlp += st.seconds.mlp * w;
-        row.seconds.gather += st.seconds.gather * w;
-        row.seconds.lm_head += st.seconds.lm_head * w;
+        row.seconds.add_scaled(st.seconds, 1.0 / s.reps);
       }
       r.rows.push_back(std::move(row));
     }

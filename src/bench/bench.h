@@ -48,6 +48,10 @@ struct Settings {
   int gemm_rows = 1024;                    // rows of the GEMM-ceiling probe
   int64_t bandwidth_bytes = 0;             // bandwidth probe size (0 = bandwidth_probe_bytes())
   uint64_t seed = 1;                       // prompt tokens are drawn from this seed
+
+  // Throws fastkv::Error naming the `fastkv bench` flag of the first bad value. The front end
+  // calls it before loading the model; run() calls it too.
+  void validate() const;
 };
 
 // One (method, context) cell. Times are wall-clock seconds.

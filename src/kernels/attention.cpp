@@ -9,7 +9,7 @@
 #include <limits>
 #include <vector>
 
-#if defined(__x86_64__)
+#ifdef FASTKV_AVX512_KERNELS
 #include <immintrin.h>
 #endif
 
@@ -56,8 +56,7 @@ void attend_rows(const float* q, int g, const float* k, const float* v, int64_t 
   attend_rows_impl(q, g, k, v, len, stride, d, out);
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FASTKV_HAVE_AVX512_DECODE 1
+#ifdef FASTKV_AVX512_KERNELS
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 header false positive
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -135,9 +134,8 @@ __attribute__((target("avx512f"))) void attend_rows_bf16_avx512(const float* q, 
 
 void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, int64_t len,
                  int64_t stride, int d, float* out) {
-#ifdef FASTKV_HAVE_AVX512_DECODE
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512 && g <= kDecodeGroup && len > 0) {
+#ifdef FASTKV_AVX512_KERNELS
+  if (cpu_has_avx512f() && g <= kDecodeGroup && len > 0) {
     switch (d) {
       case 64: return attend_rows_bf16_avx512<4>(q, g, k, v, len, stride, out);
       case 128: return attend_rows_bf16_avx512<8>(q, g, k, v, len, stride, out);

@@ -109,12 +109,17 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const TilePrims& tp = prims_for(rows, d);
 
-  // K and V of every KV head as bf16 [G, n_pad, d], padding rows zero.
+  // K and V of every KV head as bf16 [G, n_pad, d]: rows < n converted below, padding rows zero.
   thread_local std::vector<uint16_t> kb_buf, vb_buf;
-  kb_buf.assign(static_cast<size_t>(G) * n_pad * d, 0);
-  vb_buf.assign(static_cast<size_t>(G) * n_pad * d, 0);
+  kb_buf.resize(static_cast<size_t>(G) * n_pad * d);
+  vb_buf.resize(kb_buf.size());
   uint16_t* kb = kb_buf.data();
   uint16_t* vb = vb_buf.data();
+  for (int h = 0; h < G; ++h) {
+    const int64_t pad_begin = (h * n_pad + n) * d, pad_end = (h + 1) * n_pad * d;
+    std::fill(kb + pad_begin, kb + pad_end, 0);
+    std::fill(vb + pad_begin, vb + pad_end, 0);
+  }
 #pragma omp parallel for collapse(2) if (worth_parallel(static_cast<int64_t>(n) * kv_stride * 4))
   for (int h = 0; h < G; ++h) {
     for (int i = 0; i < n; ++i) {

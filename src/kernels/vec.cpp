@@ -2,7 +2,7 @@
 
 #include <limits>
 
-#if defined(__x86_64__)
+#ifdef FASTKV_AVX512_KERNELS
 #include <immintrin.h>
 #endif
 
@@ -37,6 +37,13 @@ FASTKV_CLONES void axpy(float a, const float* x, float* y, int n) {
 }
 
 namespace {
+// Round-to-nearest-even f32 -> bf16 bits (finite values).
+__attribute__((always_inline)) inline uint16_t bf16_bits(float e) {
+  uint32_t bits;
+  std::memcpy(&bits, &e, sizeof bits);
+  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
 __attribute__((always_inline)) inline float bf16_to_f32(uint16_t b) {
   const uint32_t bits = static_cast<uint32_t>(b) << 16;
   float f;
@@ -72,13 +79,6 @@ FASTKV_CLONES void silu_mul(const float* gate, const float* up, int64_t n, float
 
 namespace {
 
-// Round-to-nearest-even f32 -> bf16 bits (finite values).
-inline uint16_t bf16_bits(float e) {
-  uint32_t bits;
-  std::memcpy(&bits, &e, sizeof bits);
-  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
-
 float exp_shift_sum_to_bf16_portable(const float* x, int n, float m, uint16_t* y) {
   float s = 0;
   for (int i = 0; i < n; ++i) {
@@ -89,8 +89,7 @@ float exp_shift_sum_to_bf16_portable(const float* x, int n, float m, uint16_t* y
   return s;
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define FASTKV_HAVE_AVX512_PATH 1
+#ifdef FASTKV_AVX512_KERNELS
 // The same with AVX-512 intrinsics (GCC does not vectorise the mixed float/int loop above):
 // exp_approx's steps on 16 lanes, then the same rounding to bf16.
 __attribute__((target("avx512f"))) float exp_shift_sum_to_bf16_avx512(const float* x, int n,
@@ -141,33 +140,34 @@ __attribute__((target("avx512f"))) float max_of_avx512(const float* x, int n) {
 
 }  // namespace
 
-float max_of(const float* x, int n) {
-  float m = -std::numeric_limits<float>::infinity();
-  int i = 0;
-#ifdef FASTKV_HAVE_AVX512_PATH
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) return max_of_avx512(x, n);
+bool cpu_has_avx512f() {
+#ifdef FASTKV_AVX512_KERNELS
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+#else
+  return false;
 #endif
-  for (; i < n; ++i) m = x[i] > m ? x[i] : m;
+}
+
+float max_of(const float* x, int n) {
+#ifdef FASTKV_AVX512_KERNELS
+  if (cpu_has_avx512f()) return max_of_avx512(x, n);
+#endif
+  float m = -std::numeric_limits<float>::infinity();
+  for (int i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
   return m;
 }
 
 float exp_shift_sum_to_bf16(const float* x, int n, float m, uint16_t* y) {
-#ifdef FASTKV_HAVE_AVX512_PATH
-  static const bool avx512 = __builtin_cpu_supports("avx512f");
-  if (avx512) return exp_shift_sum_to_bf16_avx512(x, n, m, y);
+#ifdef FASTKV_AVX512_KERNELS
+  if (cpu_has_avx512f()) return exp_shift_sum_to_bf16_avx512(x, n, m, y);
 #endif
   return exp_shift_sum_to_bf16_portable(x, n, m, y);
 }
 
 FASTKV_CLONES void to_bf16(const float* x, float a, uint16_t* y, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = x[i] * a;
-    uint32_t bits;
-    std::memcpy(&bits, &v, sizeof bits);
-    y[i] = static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_bits(x[i] * a);
 }
 
 namespace {

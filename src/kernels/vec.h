@@ -6,7 +6,16 @@
 #include <cstdint>
 #include <cstring>
 
+// GCC on x86-64 compiles the AVX-512 intrinsic kernels in (each behind cpu_has_avx512f());
+// elsewhere only the portable loops exist.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define FASTKV_AVX512_KERNELS 1
+#endif
+
 namespace fastkv::kernels {
+
+// Whether this CPU runs AVX-512F (read once from cpuid; false where the kernels are not built).
+bool cpu_has_avx512f();
 
 // e^x, branch-free so loops that call it vectorise: x = n·ln2 + r with |r| <= ln2/2, e^r by a
 // degree-6 polynomial (relative error below 2e-7), 2^n through the exponent bits. Returns 0

@@ -67,6 +67,16 @@ struct PrefillStats {
     double gather = 0;     // TSP: compacting the live rows
     double lm_head = 0;    // final norm and LM head
     double total() const { return qkv + attention + select + cache + mlp + gather + lm_head; }
+    // this += w · other, step by step (means over repetitions).
+    void add_scaled(const Seconds& o, double w) {
+      qkv += w * o.qkv;
+      attention += w * o.attention;
+      select += w * o.select;
+      cache += w * o.cache;
+      mlp += w * o.mlp;
+      gather += w * o.gather;
+      lm_head += w * o.lm_head;
+    }
   } seconds;
 };
 

@@ -28,25 +28,17 @@ struct BenchFlags {
 void run(BenchFlags& f) {
   if (f.threads < 0) fail("-t/--threads must be >= 0, got ", f.threads);
   if (f.ctx_size < 0) fail("-c/--ctx-size must be >= 0, got ", f.ctx_size);
-  if (f.gemm_rows < 1) fail("--gemm-rows must be >= 1, got ", f.gemm_rows);
-  if (f.bandwidth_mib < 0) fail("--bandwidth-mib must be >= 0, got ", f.bandwidth_mib);
   bench::Settings s;
   s.contexts = parse_int_list("-p/--n-prompt", f.prompts);
-  if (s.contexts.empty()) fail("-p/--n-prompt: give at least one prompt length");
-  for (int ctx : s.contexts) {
-    if (ctx < 1) fail("-p/--n-prompt: prompt lengths must be >= 1, got ", ctx);
-  }
   s.n_gen = f.n_gen;
   s.reps = f.reps;
   s.warmup = f.warmup;
   s.seed = f.seed;
   s.gemm_rows = f.gemm_rows;
   s.bandwidth_bytes = static_cast<int64_t>(f.bandwidth_mib) << 20;
-  if (s.reps < 1) fail("-r/--repetitions must be >= 1, got ", s.reps);
-  if (s.n_gen < 0) fail("-n/--n-gen must be >= 0, got ", s.n_gen);
-  if (s.warmup < 0) fail("--warmup must be >= 0, got ", s.warmup);
   f.method.collect();
   s.methods = eval::parse_method_list(f.methods);
+  s.validate();
   if (f.threads > 0) omp_set_num_threads(f.threads);
   LoadOptions load;
   load.backend = parse_backend(f.backend);
