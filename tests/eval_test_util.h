@@ -43,13 +43,6 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
   return out;
 }
 
-// Single-quotes a string for the shell.
-inline std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // The command failed with a line "error: ..." that contains `needle`.
 inline void expect_eval_error(const CommandResult& r, const std::string& needle) {
   EXPECT_NE(r.exit_code, 0) << describe(r);

@@ -20,9 +20,7 @@ namespace fs = std::filesystem;
 using test::run_fastkv;
 using test::shared_path;
 
-std::string quote(const std::string& path) {
-  return "'" + path + "'";
-}
+std::string quote(const std::string& path) { return test::shell_quote(path); }
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

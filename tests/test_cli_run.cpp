@@ -21,18 +21,7 @@ using test::run_fastkv;
 
 std::string stories() { return test::shared_path("models/stories260K.gguf"); }
 
-// Single-quotes a string for the shell.
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
+std::string q(const std::string& s) { return test::shell_quote(s); }
 
 std::string describe(const CommandResult& r) {
   return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +

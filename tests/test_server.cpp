@@ -495,18 +495,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// Single-quotes a string for the shell.
-std::string q(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
+std::string q(const std::string& s) { return test::shell_quote(s); }
 
 // A child process (argv[0] is the program, searched in PATH) with stdout and stderr in files. The
 // destructor ends it: SIGTERM, then SIGKILL after 5 s. It also dies with the test process.

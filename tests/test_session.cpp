@@ -124,7 +124,9 @@ TEST_F(SessionTest, MaxTokensIsRespected) {
     EXPECT_EQ(r.finish_reason, "length");
     EXPECT_EQ(r.n_decode_steps, std::max(0, n - 1));
     EXPECT_EQ(r.text, model_->require_tokenizer().decode(r.tokens).substr(0, r.text.size()));
-    if (n == 0) EXPECT_EQ(r.text, "");
+    if (n == 0) {
+      EXPECT_EQ(r.text, "");
+    }
   }
   Session s(*model_, nullptr);
   GenerationParams gp = greedy(-5);

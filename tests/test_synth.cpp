@@ -61,9 +61,7 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-std::string quote(const std::string& s) {
-  return "'" + s + "'";
-}
+std::string quote(const std::string& s) { return test::shell_quote(s); }
 
 std::vector<uint8_t> slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -77,4 +77,10 @@ CommandResult run_fastkv(const std::string& args) {
   return run_shell("'" + fastkv_bin() + "' " + args);
 }
 
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
 }  // namespace fastkv::test

@@ -31,6 +31,9 @@ struct CommandResult {
   std::string err;     // stderr
 };
 
+// s in single quotes for a shell command line (embedded quotes escaped as '\'').
+std::string shell_quote(const std::string& s);
+
 // Runs `fastkv <args>` (args is appended verbatim to a shell command line; quote as needed).
 CommandResult run_fastkv(const std::string& args);
 
