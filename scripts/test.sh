@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The README's test command: installs every dependency, fetches the pinned real model,
-# builds, fuzzes the parsers for a bounded time, then runs every CTest test (unit + golden).
-# Needs ../shared beside the checkout (or FASTKV_SHARED) for the golden tests.
+# builds, checks that the build used only packages scripts/install-deps.sh installs, fuzzes the
+# parsers for a bounded time, then runs every CTest test (unit + golden).
+# Needs ../shared beside the checkout (or FASTKV_SHARED) for the golden tests and the package
+# audit (../shared/tools/check-debian-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
+shared=${FASTKV_SHARED:-$repo/../shared}
+build=${BUILD_DIR:-build}
 
 scripts/install-deps.sh
 scripts/fetch-models.sh
@@ -13,12 +17,27 @@ export FASTKV_MODEL_PATH="$repo/models${FASTKV_MODEL_PATH:+:$FASTKV_MODEL_PATH}"
 # descheduled peer slow such runs many times over, so they yield instead.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
-BUILD_DIR=${BUILD_DIR:-build} scripts/build.sh
+# A fresh Debian machine has only what install-deps.sh installs (without recommends): every
+# header, library and CMake-found file a build used must come from those packages. A package
+# installed by hand on this machine would otherwise hide a missing install step.
+audit() {
+  local dir=$1 tool=$shared/tools/check-debian-deps.sh
+  if [[ ! -x $tool ]]; then
+    echo "test.sh: error: $tool is missing: cannot check the build's Debian packages" >&2
+    exit 1
+  fi
+  # shellcheck disable=SC2046  # one package per word
+  "$tool" "$dir" $(scripts/install-deps.sh --list)
+}
+
+BUILD_DIR=$build scripts/build.sh
+audit "$build"
 
 # Parser fuzzing (GGUF reader, tokenizers): FUZZ_SECONDS each, 0 to skip.
 if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
   scripts/fuzz.sh
+  audit "${FUZZ_BUILD_DIR:-build-fuzz}"
 fi
 
-cd "${BUILD_DIR:-build}"
+cd "$build"
 ctest --output-on-failure -j "$(nproc)" --timeout 900
