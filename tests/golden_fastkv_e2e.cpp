@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <set>
-#include <sstream>
 
 #include "io/gguf.h"
 #include "model/model.h"
@@ -22,21 +21,9 @@ namespace fastkv {
 namespace {
 namespace fs = std::filesystem;
 
-std::vector<std::string> split_env(const char* name) {
-  std::vector<std::string> out;
-  if (const char* env = std::getenv(name)) {
-    std::stringstream ss(env);
-    std::string item;
-    while (std::getline(ss, item, ':')) {
-      if (!item.empty()) out.push_back(item);
-    }
-  }
-  return out;
-}
-
 std::vector<std::string> e2e_files() {
   std::vector<std::string> dirs = {test::shared_path("golden/fastkv-e2e")};
-  for (const std::string& d : split_env("FASTKV_E2E_GOLDENS")) dirs.push_back(d);
+  for (const std::string& d : test::env_path_list("FASTKV_E2E_GOLDENS")) dirs.push_back(d);
   std::vector<std::string> out;
   for (const std::string& d : dirs) {
     if (!fs::is_directory(d)) continue;
@@ -46,15 +33,6 @@ std::vector<std::string> e2e_files() {
   }
   std::sort(out.begin(), out.end());
   return out;
-}
-
-std::string find_model(const std::string& name) {
-  std::vector<std::string> dirs = {test::shared_path("models")};
-  for (const std::string& d : split_env("FASTKV_MODEL_PATH")) dirs.push_back(d);
-  for (const std::string& d : dirs) {
-    if (fs::exists(fs::path(d) / name)) return (fs::path(d) / name).string();
-  }
-  return "";
 }
 
 double decimal_rate(double stored) { return std::round(stored * 1e6) / 1e6; }
@@ -99,7 +77,7 @@ class FastKVEndToEnd : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(FastKVEndToEnd, MatchesReference) {
   const gguf::File g = gguf::File::open(GetParam());
-  const std::string model_path = find_model(g.get_string("golden.model"));
+  const std::string model_path = test::find_model(g.get_string("golden.model"));
   ASSERT_FALSE(model_path.empty()) << "model " << g.get_string("golden.model") << " not found";
   auto model = Model::load(model_path);
   const ModelConfig& c = model->config();

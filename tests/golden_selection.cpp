@@ -33,13 +33,7 @@ namespace fs = std::filesystem;
 
 std::vector<std::string> selection_files(const std::string& method) {
   std::vector<std::string> dirs = {test::shared_path("golden/selection")};
-  if (const char* env = std::getenv("FASTKV_SELECTION_GOLDENS")) {
-    std::stringstream ss(env);
-    std::string item;
-    while (std::getline(ss, item, ':')) {
-      if (!item.empty()) dirs.push_back(item);
-    }
-  }
+  for (const std::string& d : test::env_path_list("FASTKV_SELECTION_GOLDENS")) dirs.push_back(d);
   std::vector<std::string> out;
   for (const std::string& d : dirs) {
     if (!fs::is_directory(d)) continue;
@@ -148,9 +142,13 @@ TEST_P(FastKVSelectionGolden, MatchesReference) {
     std::vector<int32_t> g(kept.begin() + static_cast<size_t>(h) * C,
                            kept.begin() + static_cast<size_t>(h + 1) * C);
     ASSERT_EQ(static_cast<int>(r.keep[h].size()), C) << "head " << h;
+    // Every golden index is a token of the layer.
+    for (int32_t x : g) ASSERT_TRUE(x >= 0 && x < n) << "golden kept index " << x << ", head " << h;
     if (!golden_dropped) {
-      std::set<int32_t> all(r.keep[h].begin(), r.keep[h].end());
+      // Both keep every token: the same set, 0..n-1.
+      std::set<int32_t> all(r.keep[h].begin(), r.keep[h].end()), golden_all(g.begin(), g.end());
       EXPECT_EQ(all.size(), static_cast<size_t>(n));
+      EXPECT_EQ(all, golden_all) << "head " << h;
       continue;
     }
     // The window keys are always kept; the rest must be a valid top-k of the golden scores.
