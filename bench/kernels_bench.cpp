@@ -72,10 +72,6 @@ constexpr Projection kProjections[] = {
     {"down", kFfn, kDModel},              // 8192 -> 2048
 };
 
-const char* backend_name(Backend b) {
-  return b == Backend::kBf16 ? "bf16" : "f32";
-}
-
 // One Linear per (backend, projection), built on first use and kept for the whole run, so
 // repeated runs of a case (the harness calls a case several times while sizing its iteration
 // count) do not rebuild and re-pack the weights.

@@ -2,6 +2,7 @@
 // and one clear "error: " line with a non-zero exit status for every bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -172,24 +173,8 @@ TEST_F(CliRun, ModelErrors) {
   EXPECT_TRUE(contains(r.err, "tokenizer")) << describe(r);
 }
 
-// models/ of the checkout, then the directories of $FASTKV_MODEL_PATH.
-std::string find_model(const std::string& name) {
-  std::vector<std::string> dirs = {std::string(FASTKV_SOURCE_DIR) + "/models"};
-  if (const char* env = std::getenv("FASTKV_MODEL_PATH")) {
-    std::stringstream ss(env);
-    std::string d;
-    while (std::getline(ss, d, ':')) {
-      if (!d.empty()) dirs.push_back(d);
-    }
-  }
-  for (const std::string& d : dirs) {
-    if (fs::exists(fs::path(d) / name)) return (fs::path(d) / name).string();
-  }
-  return "";
-}
-
 TEST_F(CliRun, ChatOnSmolLM2) {
-  const std::string smol = find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  const std::string smol = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
   if (smol.empty()) {
     GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in models/ or $FASTKV_MODEL_PATH "
                     "(scripts/fetch-models.sh downloads it)";
@@ -210,6 +195,109 @@ TEST_F(CliRun, ChatFallsBackToInstBlocksForSentencePiece) {
   // stories260K has no template; its SentencePiece vocabulary falls back to [INST] blocks.
   CommandResult r = run_fastkv("run -m " + q(stories()) + " --chat -p 'Hi' -n 4 --temp 0");
   EXPECT_EQ(r.exit_code, 0) << describe(r);
+}
+
+// Usage errors behave as in llama.cpp's tools: exit status 1 and exactly one "error: " line
+// (CLI11's own codes were 104 for a number out of range and 114 for a missing value).
+TEST_F(CliRun, UsageErrorsExitOneWithOneErrorLine) {
+  const std::string m = "run -m " + q(stories()) + " -p 'Once upon a time' ";
+  for (const std::string& args :
+       {m + "-n 99999999999", m + "--stop", m + "-n abc", m + "--no-such-flag",
+        m + "--backend nope", std::string("run -p x"), std::string("no-such-command"),
+        std::string("")}) {
+    CommandResult r = run_fastkv(args);
+    EXPECT_EQ(r.exit_code, 1) << args << "\n" << describe(r);
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << args << "\n" << describe(r);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << describe(r);
+  }
+  // --help and --version are not errors.
+  EXPECT_EQ(run_fastkv("run --help").exit_code, 0);
+  EXPECT_EQ(run_fastkv("--version").exit_code, 0);
+}
+
+// -p processes \n, \t, \\, \" and \' as llama.cpp does by default; --no-escape keeps them.
+// Checked through `--json`'s prompt token count and the tokenizer's view of the same bytes.
+TEST_F(CliRun, PromptEscapesAndNoEscape) {
+  const std::string m = "run -m " + q(stories()) + " -n 1 --backend f32 --json ";
+  const std::string escaped = dir_ + "/escaped.json", literal = dir_ + "/literal.json",
+                    file = dir_ + "/file.json";
+  // The file holds the bytes the escapes stand for.
+  const std::string text_file = write_file("p.txt", "Once\nupon\ta \"time\" it's \\ \\q");
+  ASSERT_EQ(run_fastkv(m + q(escaped) + " -p " + q("Once\\nupon\\ta \\\"time\\\" it\\'s \\\\ \\q"))
+                .exit_code,
+            0);
+  ASSERT_EQ(run_fastkv(m + q(literal) + " --no-escape -p " +
+                       q("Once\\nupon\\ta \\\"time\\\" it\\'s \\\\ \\q"))
+                .exit_code,
+            0);
+  ASSERT_EQ(run_fastkv(m + q(file) + " -f " + q(text_file)).exit_code, 0);
+  auto prompt_tokens = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string j = ss.str();
+    const size_t at = j.find("\"prompt_tokens\": ");
+    return at == std::string::npos ? -1 : std::atoi(j.c_str() + at + 17);
+  };
+  EXPECT_GT(prompt_tokens(file), 0);
+  EXPECT_EQ(prompt_tokens(escaped), prompt_tokens(file));
+  // Taken literally, the backslashes are text of their own: more tokens.
+  EXPECT_GT(prompt_tokens(literal), prompt_tokens(file));
+}
+
+TEST_F(CliRun, PromptFromStandardInput) {
+  CommandResult r = test::run_shell("printf 'Once upon a time' | '" + test::fastkv_bin() +
+                                    "' run -m " + q(stories()) + " -f - -n 60 --temp 0");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_EQ(r.out.rfind(kExpected, 0), 0u) << describe(r);
+}
+
+TEST_F(CliRun, ContextBeyondTrainingWarnsAndSystemNeedsChat) {
+  // stories260K has no context_length key: 2048 is assumed (docs/models.md).
+  CommandResult r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 4 -c 4096");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "warning: the context size 4096 is larger than the 2048 tokens"))
+      << describe(r);
+  r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 4 -c 2048");
+  EXPECT_FALSE(contains(r.err, "warning")) << describe(r);
+  expect_error(run_fastkv("run -m " + q(stories()) + " -p 'Hi' --system 'Be brief'"), "--chat");
+}
+
+// The statistics and --json say which model, backend and method ran; --backend auto is the
+// default (bf16 where the CPU has native bf16, f32 elsewhere).
+TEST_F(CliRun, StatsNameModelBackendAndMethod) {
+  const std::string json_path = dir_ + "/r.json";
+  CommandResult r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 8 --json " +
+                               q(json_path));
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "model: " + stories() + " (llama, 5 layers)")) << describe(r);
+  EXPECT_TRUE(contains(r.err, "backend: bf16 (auto)") || contains(r.err, "backend: f32 (auto)"))
+      << describe(r);
+  EXPECT_TRUE(contains(r.err, "method: full")) << describe(r);
+  std::ifstream in(json_path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string j = ss.str();
+  for (const char* key : {"\"backend\"", "\"model\"", "\"prefill_tokens_per_s\"",
+                          "\"decode_tokens_per_s\"", "\"propagated\"", "\"kv_bytes\""}) {
+    EXPECT_TRUE(contains(j, key)) << key << "\n" << j;
+  }
+  r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 2 --backend f32");
+  EXPECT_TRUE(contains(r.err, "backend: f32\n")) << describe(r);
+}
+
+// A prefill longer than FASTKV_PROGRESS_DELAY seconds (default 2) shows its progress on stderr;
+// with 0 every prefill does (one line per 2 s when stderr is not a terminal: here the first).
+TEST_F(CliRun, LongPrefillShowsProgress) {
+  const std::string m = "run -m " + q(stories()) + " -p 'Once upon a time' -n 2";
+  CommandResult r = test::run_shell("FASTKV_PROGRESS_DELAY=0 '" + test::fastkv_bin() + "' " + m);
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "prefill: layer 1/5, 5 tokens live, ")) << describe(r);
+  EXPECT_TRUE(contains(r.err, " tokens/s, ETA ")) << describe(r);
+  r = run_fastkv(m);  // well under 2 s
+  EXPECT_FALSE(contains(r.err, "prefill: layer")) << describe(r);
+  expect_error(test::run_shell("FASTKV_PROGRESS_DELAY=soon '" + test::fastkv_bin() + "' " + m),
+               "FASTKV_PROGRESS_DELAY");
 }
 
 }  // namespace

@@ -78,6 +78,40 @@ TEST(CliTokenize, TextFromFile) {
   EXPECT_EQ(r.out, "403 ' Once'\n407 ' upon'\n261 ' a'\n378 ' time'\n13 '\\n'\n");
 }
 
+// The text argument's \n, \t, \\, \" and \' are processed as `run -p` does (llama.cpp's default);
+// --no-escape takes them literally; other backslashes stay.
+TEST(CliTokenize, EscapesInTheTextArgument) {
+  auto r = test::run_fastkv("tokenize --ids --no-bos " + stories() + " 'a\\nb'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto newline = test::run_fastkv("tokenize --ids --no-bos " + stories() + " \"$(printf 'a\\nb')\"");
+  ASSERT_EQ(newline.exit_code, 0) << newline.err;
+  EXPECT_EQ(r.out, newline.out);
+  EXPECT_NE(r.out.find(", 13, "), std::string::npos) << r.out;  // 13 is '\n' (see TextFromFile)
+  r = test::run_fastkv("tokenize --ids --no-bos --no-escape " + stories() + " 'a\\nb'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.find(", 13, "), std::string::npos) << r.out;
+  // \q is no escape: the backslash stays, so the text is the same with and without --no-escape.
+  const auto q1 = test::run_fastkv("tokenize --ids " + stories() + " 'x\\qy'");
+  const auto q2 = test::run_fastkv("tokenize --ids --no-escape " + stories() + " 'x\\qy'");
+  EXPECT_EQ(q1.out, q2.out);
+}
+
+TEST(CliTokenize, TextFromStandardInput) {
+  const auto r = test::run_shell("printf 'Once upon a time' | '" + test::fastkv_bin() +
+                                 "' tokenize --ids " + stories() + " -f -");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "[1, 403, 407, 261, 378]\n");
+}
+
+// No tokens (empty text, no BOS) is an empty list in both formats, not silence.
+TEST(CliTokenize, EmptyTextPrintsAnEmptyList) {
+  for (const char* format : {"", "--ids "}) {
+    const auto r = test::run_fastkv(std::string("tokenize --no-bos ") + format + stories() + " ''");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "[]\n") << format;
+  }
+}
+
 TEST(CliTokenize, TextAndFileTogetherIsAnError) {
   const std::string dir = test::temp_dir();
   write_file(dir + "/prompt.txt", "x");

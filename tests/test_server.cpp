@@ -1140,6 +1140,18 @@ TEST_F(ServerE2E, ServerDefaultMethodComesFromTheCommandLine) {
             full.j()["usage"]["kv_cache_bytes"].get<int64_t>());
   Http models = srv.get("/v1/models");
   EXPECT_EQ(models.j()["data"][0]["kv_compression"]["method"], "fastkv");
+  // The backend in use (--backend auto is the default: bf16 where the CPU has native bf16).
+  const std::string backend = models.j()["data"][0].value("backend", "");
+  EXPECT_TRUE(backend == "bf16" || backend == "f32") << models.body;
+  // The start-up line names the model, backend, default method with its options, slots and
+  // context, so that a log shows what the server runs.
+  const std::string log = srv.log();
+  for (const std::string& part :
+       {std::string("fastkv serve: model stories260K (llama, 5 layers), backend ") + backend,
+        std::string("method fastkv (retain_rate=0.1 tsp_rate=0.2)"), std::string("slots 2"),
+        std::string("context 2048")}) {
+    EXPECT_NE(log.find(part), std::string::npos) << part << "\n" << log;
+  }
 }
 
 TEST_F(ServerE2E, BadCommandLinesFailAtStart) {

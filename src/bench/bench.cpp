@@ -185,7 +185,7 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
   Result r;
   r.model = model_path;
   r.model_name = c.name;
-  r.backend = model.backend() == kernels::Backend::kBf16 ? "bf16" : "f32";
+  r.backend = kernels::backend_name(model.backend());
   r.threads = omp_get_max_threads();
   r.decode_weight_bytes = model.decode_weight_bytes();
   const int64_t bw_bytes = s.bandwidth_bytes > 0 ? s.bandwidth_bytes : bandwidth_probe_bytes();

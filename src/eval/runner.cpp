@@ -54,6 +54,8 @@ std::string run_task(Task& task, const Model& model, const std::vector<MethodSpe
   const std::string model_name = std::filesystem::path(settings.model_path).filename().string();
   nlohmann::json setup = task.setup();
   setup["model"] = model_name;
+  // Results of the two backends differ slightly (bf16 rounding): never mix them in one file.
+  setup["backend"] = kernels::backend_name(model.backend());
   if (settings.max_new_tokens > 0) setup["max_new_tokens"] = settings.max_new_tokens;
   ResultStore store(settings.out_dir + "/" + task.name() + ".jsonl", setup);
 

@@ -13,6 +13,9 @@ namespace fastkv::kernels {
 
 enum class Backend { kF32, kBf16 };
 
+// "f32" | "bf16": the names `--backend` takes and reports print.
+inline const char* backend_name(Backend b) { return b == Backend::kBf16 ? "bf16" : "f32"; }
+
 class Linear {
  public:
   Linear() = default;

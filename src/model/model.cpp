@@ -253,7 +253,8 @@ int64_t Model::decode_weight_bytes() const {
 }
 
 PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
-                             const std::vector<int>& logit_rows) const {
+                             const std::vector<int>& logit_rows,
+                             const PrefillProgressFn& progress) const {
   const ModelConfig& c = config_;
   const int N = static_cast<int>(tokens.size());
   if (N == 0) fail("prefill needs at least one token");
@@ -349,6 +350,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
       n = static_cast<int>(dec.propagate->size());
     }
     lap.to(sec.gather);
+    if (progress) progress({pass, l + 1, c.n_layer, N, n});
   }
   st.propagated = n;
   st.final_positions = a.pos;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,6 +81,16 @@ struct PrefillStats {
   } seconds;
 };
 
+// Reported after each layer of a prefill, for progress displays.
+struct PrefillProgress {
+  int pass = 0;      // 0, or 1 in the second pass of a policy that restarts the prefill
+  int layers_done = 0;  // layers finished in this pass (1..n_layer)
+  int n_layer = 0;   // L
+  int n_prompt = 0;  // N
+  int live = 0;      // tokens going on to the next layer (fewer than N after TSP)
+};
+using PrefillProgressFn = std::function<void(const PrefillProgress&)>;
+
 struct PrefillOutput {
   std::vector<float> logits;  // [rows, V] for the requested rows (default: the last token)
   PrefillStats stats;
@@ -103,8 +114,10 @@ class Model {
   // layer's cache keeps and which tokens go on. `cache` is reset and filled.
   // logit_rows: indices into the prompt (0..N-1) whose logits are wanted; only valid while all
   // tokens stay live (the full policy). Empty = the last prompt token only.
+  // progress: called after every layer (may be empty).
   PrefillOutput prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
-                        const std::vector<int>& logit_rows = {}) const;
+                        const std::vector<int>& logit_rows = {},
+                        const PrefillProgressFn& progress = {}) const;
 
   // One token at original position `pos` against the cache (which it is appended to first).
   // Returns [V] logits.

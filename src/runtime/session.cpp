@@ -49,8 +49,17 @@ void Session::check_context(const Model& m, size_t n_prompt, int ctx_size) {
   }
 }
 
-const std::vector<float>& Session::prefill(const std::vector<int32_t>& tokens) {
-  PrefillOutput out = model_.prefill(tokens, *policy_, cache_);
+std::string Session::context_warning(const Model& m, int ctx_size) {
+  const int trained = m.config().n_ctx_train;
+  if (ctx_size <= trained) return "";
+  return cat("the context size ", ctx_size, " is larger than the ", trained,
+             " tokens the model was trained with; output past ", trained,
+             " tokens is likely to be gibberish");
+}
+
+const std::vector<float>& Session::prefill(const std::vector<int32_t>& tokens,
+                                           const PrefillProgressFn& progress) {
+  PrefillOutput out = model_.prefill(tokens, *policy_, cache_, {}, progress);
   logits_ = std::move(out.logits);
   stats_ = std::move(out.stats);
   next_pos_ = stats_.next_position;
@@ -75,7 +84,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt,
   GenerationResult r;
   r.n_prompt = static_cast<int>(prompt.size());
   const auto t0 = Clock::now();
-  prefill(prompt);
+  prefill(prompt, params.on_prefill_layer);
   r.prefill = stats_;
   r.kv_bytes = cache_.bytes();
   // With nothing to generate, the time to first token is the prefill alone (so that reports of

@@ -22,6 +22,7 @@ struct GenerationParams {
   std::vector<std::string> stop;       // stop strings (not included in the output)
   bool stop_at_eog = true;             // stop on EOS / end-of-turn tokens
   int ctx_size = 0;                    // 0 = the model's training context
+  PrefillProgressFn on_prefill_layer;  // called after each prefill layer (may be empty)
 };
 
 struct GenerationResult {
@@ -41,13 +42,17 @@ class Session {
   Session(const Model& model, std::unique_ptr<Policy> policy);
 
   // Fresh prefill of `tokens` (positions 0..N-1); returns the last token's logits [V].
-  const std::vector<float>& prefill(const std::vector<int32_t>& tokens);
+  const std::vector<float>& prefill(const std::vector<int32_t>& tokens,
+                                    const PrefillProgressFn& progress = {});
   // Appends `token` at position N + t and returns its logits [V].
   const std::vector<float>& decode(int32_t token);
 
   // Checks the prompt fits the context (prompt + at least one generated token); throws
   // fastkv::Error suggesting -c/--ctx-size otherwise.
   static void check_context(const Model& m, size_t n_prompt, int ctx_size);
+  // A warning for a context size above the model's training context (positions it never saw:
+  // output degrades without an error), naming both numbers; "" when ctx_size is within it.
+  static std::string context_warning(const Model& m, int ctx_size);
 
   // Prefill + sampling loop. on_text gets printable chunks as they are produced; returning
   // false from it stops generation (finish_reason "stop").

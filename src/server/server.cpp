@@ -349,9 +349,13 @@ struct Server::Impl {
       } catch (const ApiError& e) {
         return send_error(s, e);
       }
-      json m = {{"id", opts.model_id},   {"object", "model"},
-                {"created", unix_now()}, {"owned_by", "fastkv"},
-                {"context_length", ctx}, {"kv_compression", {{"method", opts.defaults.method}}}};
+      json m = {{"id", opts.model_id},
+                {"object", "model"},
+                {"created", unix_now()},
+                {"owned_by", "fastkv"},
+                {"context_length", ctx},
+                {"backend", kernels::backend_name(model.backend())},
+                {"kv_compression", {{"method", opts.defaults.method}}}};
       for (const auto& [k, v] : opts.defaults.options) m["kv_compression"][k] = v;
       s.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
     });
@@ -422,6 +426,19 @@ Server::Server(const Model& model, ServerOptions opts)
     : impl_(std::make_unique<Impl>(model, std::move(opts))) {}
 
 Server::~Server() = default;
+
+std::string Server::summary() const {
+  const Impl& m = *impl_;
+  std::string method = m.opts.defaults.method;
+  std::string options;
+  for (const auto& [k, v] : m.opts.defaults.options) options += cat(options.empty() ? "" : " ", k, "=", v);
+  if (!options.empty()) method += " (" + options + ")";
+  const ModelConfig& c = m.model.config();
+  return cat("model ", m.opts.model_id, " (", c.name.empty() ? c.arch : c.name, ", ", c.n_layer,
+             " layers), backend ", kernels::backend_name(m.model.backend()), ", method ", method,
+             ", slots ", m.opts.slots, ", queue ", m.opts.queue, ", context ", m.ctx,
+             ", threads per request ", m.threads);
+}
 
 int Server::bind() {
   const ServerOptions& o = impl_->opts;

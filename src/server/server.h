@@ -42,6 +42,9 @@ class Server {
   // Binds the listening socket; returns the port (the chosen one for port 0). Throws
   // fastkv::Error when the address cannot be bound.
   int bind();
+  // One line for the start-up message: model, backend, default method and its options, slots,
+  // queue, context and threads per request.
+  std::string summary() const;
   // Serves until stop() (from any thread or a signal-handling thread).
   void run();
   void stop();

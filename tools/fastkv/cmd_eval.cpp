@@ -21,6 +21,7 @@
 #include "flag_lists.h"
 #include "method_options.h"
 #include "model/model.h"
+#include "runtime/session.h"
 
 namespace fastkv::cli {
 namespace {
@@ -28,7 +29,7 @@ namespace fs = std::filesystem;
 
 struct EvalFlags {
   std::string task, model, methods = "full,fastkv", out = "fastkv-eval", data, jsonl;
-  std::string backend = "f32";
+  std::string backend = "auto";
   std::string lengths, depths, subtasks, datasets;
   int limit = 0, ctx_size = 0, threads = 0, max_length = 0, max_new_tokens = 0;
   uint64_t seed = 42;
@@ -90,10 +91,11 @@ void run(EvalFlags& f) {
   settings.no_run = f.no_run;
   settings.model_path = f.model;
   const int ctx = eval::context_of(*model, f.ctx_size);
-  if (f.ctx_size > model->config().n_ctx_train) {
-    std::fprintf(stderr, "note: -c %d is beyond the model's training context (%d)\n", f.ctx_size,
-                 model->config().n_ctx_train);
+  if (const std::string w = Session::context_warning(*model, f.ctx_size); !w.empty()) {
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
   }
+  std::fprintf(stderr, "eval: model %s, backend %s\n", f.model.c_str(),
+               kernels::backend_name(model->backend()));
   (void)ctx;
 
   std::unique_ptr<eval::Task> task;

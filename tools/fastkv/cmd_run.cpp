@@ -4,14 +4,16 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
-#include <sstream>
 
 #include "commands.h"
 #include "common/error.h"
 #include "flag_lists.h"
 #include "method_options.h"
+#include "prefill_progress.h"
+#include "text_input.h"
 #include "model/model.h"
 #include "runtime/chat_template.h"
 #include "runtime/session.h"
@@ -20,8 +22,8 @@ namespace fastkv::cli {
 namespace {
 
 struct RunFlags {
-  std::string model, prompt, file, system, json_out, backend = "f32";
-  bool prompt_given = false;
+  std::string model, prompt, file, system, json_out, backend = "auto";
+  bool prompt_given = false, system_given = false, no_escape = false;
   int n_predict = 128;
   int ctx_size = 0;
   int threads = 0;
@@ -30,14 +32,6 @@ struct RunFlags {
   SamplingParams sampling;
   MethodFlags method;
 };
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot read the prompt file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 std::string human_bytes(int64_t b) {
   char buf[64];
@@ -49,28 +43,55 @@ std::string human_bytes(int64_t b) {
   return buf;
 }
 
+double per_second(double count, double seconds) { return seconds > 0 ? count / seconds : 0.0; }
+
+// Seconds a prefill runs before its progress shows: $FASTKV_PROGRESS_DELAY, default 2.
+double progress_delay() {
+  const char* env = std::getenv("FASTKV_PROGRESS_DELAY");
+  if (env == nullptr || *env == '\0') return 2.0;
+  char* end = nullptr;
+  const double v = std::strtod(env, &end);
+  if (*end != '\0' || !(v >= 0)) {
+    fail("FASTKV_PROGRESS_DELAY must be a number of seconds >= 0, got '", env, "'");
+  }
+  return v;
+}
+
 void run(RunFlags& f) {
   if (f.prompt_given == !f.file.empty()) fail("give exactly one of -p/--prompt and -f/--file");
   if (f.n_predict < 0) fail("-n/--n-predict must be >= 0, got ", f.n_predict);
   if (f.ctx_size < 0) fail("-c/--ctx-size must be >= 0, got ", f.ctx_size);
   if (f.threads < 0) fail("-t/--threads must be >= 0, got ", f.threads);
+  if (f.system_given && !f.chat) {
+    fail("--system needs --chat (a system message only exists in a chat template)");
+  }
   f.sampling.validate();
   f.method.collect();
+  const kernels::Backend backend = parse_backend(f.backend);
+  const double delay_s = progress_delay();
   if (f.threads > 0) omp_set_num_threads(f.threads);
-  std::string text = f.prompt_given ? f.prompt : read_text_file(f.file);
+  std::string text;
+  if (f.prompt_given) {
+    text = f.no_escape ? f.prompt : process_escapes(f.prompt);
+  } else {
+    text = read_input_file(f.file, "prompt");
+  }
   if (text.empty()) fail("the prompt is empty");
 
   LoadOptions load;
-  load.backend = parse_backend(f.backend);
+  load.backend = backend;
   auto model = Model::load(f.model, load);
   const Tokenizer& tok = model->require_tokenizer();
   // Validate the method before the (possibly long) tokenisation and prefill.
   auto policy = PolicyRegistry::instance().create(f.method.method, f.method.options,
                                                   model->config().n_layer);
+  if (const std::string w = Session::context_warning(*model, f.ctx_size); !w.empty()) {
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
+  }
   if (f.chat) {
     ChatTemplate tmpl = ChatTemplate::detect(model->file(), tok);
     std::vector<ChatMessage> msgs;
-    if (!f.system.empty()) msgs.push_back({"system", f.system});
+    if (f.system_given) msgs.push_back({"system", f.system});
     msgs.push_back({"user", text});
     text = tmpl.render(msgs, true);
   }
@@ -83,22 +104,37 @@ void run(RunFlags& f) {
   gp.stop = f.stop;
   gp.stop_at_eog = !f.ignore_eos;
   gp.ctx_size = f.ctx_size;
+  PrefillProgressLine progress(stderr, delay_s);
+  gp.on_prefill_layer = progress.callback();
   Session session(*model, std::move(policy));
-  GenerationResult r = session.generate(prompt, gp, [](const std::string& chunk) {
+  progress.restart();
+  bool first_chunk = true;
+  GenerationResult r = session.generate(prompt, gp, [&](const std::string& chunk) {
+    if (first_chunk) progress.finish();  // clear the progress line before the text
+    first_chunk = false;
     std::fwrite(chunk.data(), 1, chunk.size(), stdout);
     std::fflush(stdout);
     return true;
   });
+  progress.finish();
   std::printf("\n");
   std::fflush(stdout);
 
   const PrefillStats& st = r.prefill;
-  std::fprintf(stderr, "\nmethod: %s\n", f.method.method.c_str());
+  const std::string backend_name = kernels::backend_name(backend);
+  const double prefill_tps = per_second(r.n_prompt, r.ttft_s);
+  const double decode_tps = per_second(r.n_decode_steps, r.decode_s);
+  std::fprintf(stderr, "\nmodel: %s (%s, %d layers)\n", f.model.c_str(),
+               model->config().name.empty() ? model->config().arch.c_str()
+                                            : model->config().name.c_str(),
+               model->config().n_layer);
+  std::fprintf(stderr, "backend: %s%s\n", backend_name.c_str(),
+               f.backend == "auto" ? " (auto)" : "");
+  std::fprintf(stderr, "method: %s\n", f.method.method.c_str());
   std::fprintf(stderr, "prompt tokens: %d\n", r.n_prompt);
   std::fprintf(stderr, "time to first token: %.1f ms\n", r.ttft_s * 1e3);
-  std::fprintf(stderr, "prefill: %.1f tokens/s\n", r.ttft_s > 0 ? r.n_prompt / r.ttft_s : 0.0);
-  std::fprintf(stderr, "decode: %.1f tokens/s (%d tokens)\n",
-               r.decode_s > 0 ? r.n_decode_steps / r.decode_s : 0.0, r.n_decode_steps);
+  std::fprintf(stderr, "prefill: %.1f tokens/s\n", prefill_tps);
+  std::fprintf(stderr, "decode: %.1f tokens/s (%d tokens)\n", decode_tps, r.n_decode_steps);
   std::fprintf(stderr, "generated tokens: %zu (finish: %s)\n", r.tokens.size(),
                r.finish_reason.c_str());
   std::fprintf(stderr, "tokens propagated to the last layer: %d of %d\n", st.propagated,
@@ -116,6 +152,9 @@ void run(RunFlags& f) {
   if (!f.json_out.empty()) {
     nlohmann::json j;
     j["model"] = f.model;
+    j["model_name"] = model->config().name;
+    j["n_layer"] = model->config().n_layer;
+    j["backend"] = backend_name;
     j["method"] = f.method.method;
     j["options"] = f.method.options;
     j["prompt_tokens"] = r.n_prompt;
@@ -123,8 +162,10 @@ void run(RunFlags& f) {
     j["text"] = r.text;
     j["finish_reason"] = r.finish_reason;
     j["ttft_s"] = r.ttft_s;
+    j["prefill_tokens_per_s"] = prefill_tps;
     j["decode_s"] = r.decode_s;
     j["decode_steps"] = r.n_decode_steps;
+    j["decode_tokens_per_s"] = decode_tps;
     j["kv_bytes"] = r.kv_bytes;
     j["live_tokens_per_layer"] = st.live_tokens;
     j["kept_rows_per_layer"] = st.kept_rows;
@@ -144,16 +185,17 @@ void register_run(CLI::App& app) {
   auto f = std::make_shared<RunFlags>();
   CLI::App* cmd = app.add_subcommand("run", "generate text from a prompt");
   cmd->add_option("-m,--model", f->model, "GGUF model file")->required();
-  cmd->add_option("-p,--prompt", f->prompt, "prompt text")->each([f](const std::string&) {
-    f->prompt_given = true;
-  });
-  cmd->add_option("-f,--file", f->file, "read the prompt from a file");
+  cmd->add_option("-p,--prompt", f->prompt, "prompt text (escapes processed, see --no-escape)")
+      ->each([f](const std::string&) { f->prompt_given = true; });
+  cmd->add_option("-f,--file", f->file, "read the prompt from a file ('-' = standard input)");
+  add_no_escape_flag(cmd, f->no_escape);
   cmd->add_option("-n,--n-predict", f->n_predict, "tokens to generate")->capture_default_str();
   cmd->add_option("-c,--ctx-size", f->ctx_size, "context size (0 = the model's)")
       ->capture_default_str();
   cmd->add_option("-t,--threads", f->threads, "threads (0 = all cores)");
   cmd->add_flag("--chat", f->chat, "wrap the prompt in the model's chat template");
-  cmd->add_option("--system", f->system, "system message (with --chat)");
+  cmd->add_option("--system", f->system, "system message (with --chat)")
+      ->each([f](const std::string&) { f->system_given = true; });
   cmd->add_option("--stop", f->stop, "stop string (repeatable)");
   cmd->add_flag("--ignore-eos", f->ignore_eos, "do not stop at end-of-generation tokens");
   cmd->add_option("--temp", f->sampling.temperature, "temperature (0 = greedy)")

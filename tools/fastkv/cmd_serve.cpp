@@ -14,13 +14,14 @@
 #include "flag_lists.h"
 #include "method_options.h"
 #include "model/model.h"
+#include "runtime/session.h"
 #include "server/server.h"
 
 namespace fastkv::cli {
 namespace {
 
 struct ServeFlags {
-  std::string model, alias, backend = "f32";
+  std::string model, alias, backend = "auto";
   server::ServerOptions opts;
   MethodFlags method;
 };
@@ -47,8 +48,12 @@ void serve(ServeFlags& f) {
   LoadOptions load;
   load.backend = parse_backend(f.backend);
   auto model = Model::load(f.model, load);
+  if (const std::string w = Session::context_warning(*model, f.opts.ctx_size); !w.empty()) {
+    std::fprintf(stderr, "warning: %s\n", w.c_str());
+  }
   server::Server srv(*model, f.opts);
   const int port = srv.bind();
+  std::fprintf(stderr, "fastkv serve: %s\n", srv.summary().c_str());
   std::thread waiter([&srv, stop_signals] {
     int sig = 0;
     sigwait(&stop_signals, &sig);

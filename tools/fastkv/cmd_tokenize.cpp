@@ -1,17 +1,19 @@
 // fastkv tokenize: show how a model's tokenizer splits a text.
 //
-//   fastkv tokenize MODEL.gguf "text"        one line per token: <id> '<piece>'
-//   fastkv tokenize MODEL.gguf -f FILE       the text is the file's contents (bytes as they are)
+//   fastkv tokenize MODEL.gguf "text"        one line per token: <id> '<piece>'; "[]" for none
+//                                            (\n, \t, ... in the text are processed, as `run -p`)
+//   fastkv tokenize MODEL.gguf -f FILE       the text is the file's contents (bytes as they are;
+//                                            -f - reads standard input)
+//   --no-escape                              take the text argument literally
 //   --ids                                    only the ids, as [1, 15043, 3186]
 //   --no-bos                                 do not prepend BOS even when the model asks for it
 //   --no-parse-special                       treat special-token texts (<s>, <|im_end|>) as text
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 
 #include "commands.h"
+#include "text_input.h"
 #include "common/error.h"
 #include "io/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -22,17 +24,8 @@ namespace {
 
 struct TokenizeFlags {
   std::string model, text, file;
-  bool ids = false, no_bos = false, no_parse_special = false;
+  bool ids = false, no_bos = false, no_parse_special = false, no_escape = false;
 };
-
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot read the text file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(path, ": cannot read the text file");
-  return ss.str();
-}
 
 // A piece between single quotes: backslash escapes for quotes, backslashes, control
 // characters and bytes that are not part of valid UTF-8 (pieces can be partial characters).
@@ -83,13 +76,15 @@ void tokenize(const TokenizeFlags& flags, bool text_given, bool file_given) {
   if (!text_given && !file_given) {
     fail("tokenize: no text: give it as an argument or with -f FILE");
   }
-  const std::string text = text_given ? flags.text : read_text_file(flags.file);
+  const std::string text = !text_given     ? read_input_file(flags.file, "text")
+                           : flags.no_escape ? flags.text
+                                             : process_escapes(flags.text);
   const gguf::File f = gguf::File::open(flags.model);
   const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(f);
   const std::vector<int32_t> ids = tok->encode(text, !flags.no_bos, !flags.no_parse_special);
 
   std::string out;
-  if (flags.ids) {
+  if (flags.ids || ids.empty()) {  // no tokens: an empty list rather than no output
     out += "[";
     for (size_t i = 0; i < ids.size(); ++i) out += cat(i ? ", " : "", ids[i]);
     out += "]\n";
@@ -108,7 +103,9 @@ void register_tokenize(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("tokenize", "show the tokens of a text");
   cmd->add_option("model", flags->model, "GGUF file with a tokenizer")->required();
   CLI::Option* text = cmd->add_option("text", flags->text, "text to tokenize");
-  CLI::Option* file = cmd->add_option("-f,--file", flags->file, "read the text from FILE");
+  CLI::Option* file =
+      cmd->add_option("-f,--file", flags->file, "read the text from FILE ('-' = standard input)");
+  add_no_escape_flag(cmd, flags->no_escape);
   cmd->add_flag("--ids", flags->ids, "print only the ids, as [1, 2, 3]");
   cmd->add_flag("--no-bos", flags->no_bos, "do not prepend the BOS token");
   cmd->add_flag("--no-parse-special", flags->no_parse_special,

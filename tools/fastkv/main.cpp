@@ -1,11 +1,13 @@
-// fastkv: command-line front end. Errors in input (files, flags, prompts) print one line
-// "error: ..." on stderr and exit with status 1; flag syntax errors exit with CLI11's code.
+// fastkv: command-line front end. Every error in input (files, flags and their values,
+// prompts) prints one line "error: ..." on stderr and exits with status 1, as llama.cpp's tools
+// do; --help and --version exit 0.
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <new>
+#include <string>
 
 #include "commands.h"
 #include "common/error.h"
@@ -34,8 +36,21 @@ int main(int argc, char** argv) {
   fastkv::cli::register_bench(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 exits with its own codes (104, 114, ...) and a second line; users and scripts of
+    // llama.cpp-style tools expect status 1 and one line.
+    std::string msg = e.what();
+    for (char& ch : msg) {
+      if (ch == '\n') ch = ' ';
+    }
+    std::fprintf(stderr, "error: %s (see --help)\n", msg.c_str());
+    return 1;
   } catch (const fastkv::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
