@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# The main job: install the dependencies, fetch SmolLM2-135M-Instruct, build, and answer a
-# question about a long document (the GNU GPL v3, sections 0-6, ~3800 tokens) with
-# `fastkv run --chat`, first with the full KV cache and then with FastKV compression.
+# The main job: install the dependencies, fetch SmolLM2-135M-Instruct, build the `fastkv`
+# front end (only that: the test command builds the rest), and ask a question about a long
+# document — a fact planted in the middle of the GNU GPL v3 (sections 0-6, ~3,900 tokens) —
+# first with the full KV cache, then with FastKV. Ends with one table: the two answers (checked
+# against the planted fact), time to first token, prefill and decode speed, tokens that reach
+# the last layer, KV cache size, and the ratios.
 #
 # Needs network access for the model (scripts/fetch-models.sh), nothing from ../shared.
-# Environment: BUILD_DIR (default build), N_PREDICT (default 128), GPL_FILE (default
-# /usr/share/common-licenses/GPL-3, present on every Debian machine).
+# Environment: BUILD_DIR (default build), N_PREDICT (default 32), GPL_FILE (default
+# /usr/share/common-licenses/GPL-3, present on every Debian machine), FASTKV_ARGS (extra
+# `fastkv run` arguments for the FastKV run, e.g. "--tsp-layer 19").
+# The table is printed by Debian's /usr/bin/python3 (standard library only; installed by
+# scripts/install-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DIR=${BUILD_DIR:-build}
-N_PREDICT=${N_PREDICT:-128}
+N_PREDICT=${N_PREDICT:-32}
 GPL_FILE=${GPL_FILE:-/usr/share/common-licenses/GPL-3}
 MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
+PYTHON=/usr/bin/python3
 
 step() { printf '\n=== %s ===\n' "$*" >&2; }
 die() { printf 'main-job: error: %s\n' "$*" >&2; exit 1; }
@@ -28,8 +35,8 @@ if [ "$fetch_ok" = 0 ] && [ -f "$MODEL" ]; then
   fetch_ok=1
 fi
 
-step "build (scripts/build.sh, BUILD_DIR=$BUILD_DIR)"
-BUILD_DIR="$BUILD_DIR" scripts/build.sh
+step "build the fastkv front end (scripts/build.sh fastkv, BUILD_DIR=$BUILD_DIR)"
+BUILD_DIR="$BUILD_DIR" scripts/build.sh fastkv
 FASTKV="$BUILD_DIR/fastkv"
 [ -x "$FASTKV" ] || die "$FASTKV was not built"
 
@@ -46,20 +53,43 @@ fi
 
 [ -r "$GPL_FILE" ] || die "$GPL_FILE is missing (package base-files provides it on Debian)"
 
-# The prompt: the license text up to (not including) section 7, then the question. Section 6
-# ("Conveying Non-Source Forms") holds the answer: the Corresponding Source.
-PROMPT_FILE="$BUILD_DIR/main-job-prompt.txt"
-awk '/^ *7\. Additional Terms\./ { exit } { print }' "$GPL_FILE" > "$PROMPT_FILE"
-[ -s "$PROMPT_FILE" ] || die "could not extract the license text from $GPL_FILE"
-printf '\nQuestion: under this license, what must you give recipients when you convey the program in object code form? Answer briefly.\n' >> "$PROMPT_FILE"
-echo "main-job: prompt $PROMPT_FILE: $(wc -w < "$PROMPT_FILE") words" >&2
+# The document: the license up to (not including) section 7, with one planted sentence halfway
+# through; then the question. The answer exists only in the planted sentence.
+NEEDLE="  Note from the Debian maintainer: the signing key of this package is kept in a safe in the town of Quillmere."
+QUESTION="Question: according to the note from the Debian maintainer, in which town is the signing key kept? Answer with the name of the town."
+EXPECTED=Quillmere
+work="$BUILD_DIR/main-job"
+mkdir -p "$work"
+PROMPT_FILE="$work/prompt.txt"
+awk '/^ *7\. Additional Terms\./ { exit } { print }' "$GPL_FILE" >"$work/license.txt"
+[ -s "$work/license.txt" ] || die "could not extract the license text from $GPL_FILE"
+half=$(($(wc -l <"$work/license.txt") / 2))
+{
+  head -n "$half" "$work/license.txt"
+  printf '\n%s\n\n' "$NEEDLE"
+  tail -n +"$((half + 1))" "$work/license.txt"
+  printf '\n%s\n' "$QUESTION"
+} >"$PROMPT_FILE"
+echo "main-job: prompt $PROMPT_FILE: $(wc -w <"$PROMPT_FILE") words; the planted fact is on line $((half + 2)) of $(wc -l <"$PROMPT_FILE")" >&2
 
-# The fast path (bf16 on oneDNN, AMX where present) where the CPU has native bf16; the f32
-# reference path elsewhere.
-run_args=(run -m "$MODEL" --chat -f "$PROMPT_FILE" -n "$N_PREDICT" --backend auto)
+# --backend auto (the default): the fast path (bf16 on oneDNN, AMX where present) where the CPU
+# has native bf16; the f32 reference path elsewhere.
+run_args=(run -m "$MODEL" --chat -f "$PROMPT_FILE" -n "$N_PREDICT")
 
-step "$FASTKV ${run_args[*]} (method: full KV cache)"
-"$FASTKV" "${run_args[@]}"
+step "$FASTKV ${run_args[*]} --method full"
+"$FASTKV" "${run_args[@]}" --method full --json "$work/full.json"
 
-step "$FASTKV ${run_args[*]} --method fastkv"
-"$FASTKV" "${run_args[@]}" --method fastkv
+# shellcheck disable=SC2086  # FASTKV_ARGS is a list of words
+step "$FASTKV ${run_args[*]} --method fastkv ${FASTKV_ARGS:-}"
+# shellcheck disable=SC2086
+"$FASTKV" "${run_args[@]}" --method fastkv ${FASTKV_ARGS:-} --json "$work/fastkv.json"
+
+step "what FastKV bought on this prompt"
+"$PYTHON" scripts/compare-runs.py --expect "$EXPECTED" "$work/full.json" "$work/fastkv.json"
+cat <<'NOTE'
+
+The fact sits halfway through the document. Moved elsewhere, FastKV's default settings lose it
+more often than the full cache does on this 135M-parameter model: over 5 depths x 2 planted facts,
+full KV answered 9 of 10 and FastKV (TSP layer 14, 20% of tokens propagated, 10% KV) 4 of 10
+(docs/fastkv.md, "The main job's question"; docs/accuracy.md has the needle-in-a-haystack grid).
+NOTE
