@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes tests/fixtures/longbench_metrics.json: inputs and the scores that the reference Python
 packages give for them, so that the C++ metrics in src/eval/metrics.cpp can be checked against
-them (tests/test_eval_metrics.cpp).
+them (tests/eval/test_eval_metrics.cpp).
 
 Run once in a throw-away virtual environment with the pinned packages:
 

@@ -3,7 +3,7 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "eval/text.h"
+#include "common/strings.h"
 
 namespace fastkv::eval {
 

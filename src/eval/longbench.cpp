@@ -7,9 +7,10 @@
 #include <map>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "eval/jsonl.h"
 #include "eval/results.h"
-#include "eval/text.h"
+#include "runtime/context.h"
 
 namespace fastkv::eval {
 namespace fs = std::filesystem;
@@ -182,7 +183,7 @@ LongBenchTask::LongBenchTask(const Model& model, const EvalSettings& settings,
 nlohmann::json LongBenchTask::setup() const {
   return {{"task", "longbench"},
           {"max_length", max_length_},
-          {"ctx", context_of(model_, settings_.ctx_size)}};
+          {"ctx", effective_context(model_, settings_.ctx_size)}};
 }
 
 std::vector<SampleSpec> LongBenchTask::samples() {
@@ -222,7 +223,7 @@ BuiltPrompt LongBenchTask::build(const SampleSpec& s) {
   const Record& r = records_.at(s.id);
   const LongBenchDataset& d = longbench_dataset(r.dataset);
   const Tokenizer& tok = model_.require_tokenizer();
-  const int ctx = context_of(model_, settings_.ctx_size);
+  const int ctx = effective_context(model_, settings_.ctx_size);
   const int max_length = max_length_ > 0 ? max_length_ : ctx - d.max_new_tokens - 64;
   if (max_length < 16)
     fail("longbench: the context (", ctx, ") leaves no room for ", d.name, "'s prompt");

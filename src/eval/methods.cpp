@@ -3,7 +3,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "eval/text.h"
+#include "common/strings.h"
 #include "policy/options.h"
 
 namespace fastkv::eval {

@@ -6,6 +6,7 @@
 #include <map>
 #include <set>
 
+#include "common/strings.h"
 #include "eval/text.h"
 
 namespace fastkv::eval {

@@ -10,6 +10,7 @@
 #include "eval/metrics.h"
 #include "eval/plot.h"
 #include "eval/results.h"
+#include "runtime/context.h"
 
 namespace fastkv::eval {
 namespace fs = std::filesystem;
@@ -94,7 +95,7 @@ NiahTask::NiahTask(const Model& model, const EvalSettings& settings, std::vector
       lengths_(std::move(lengths)),
       depths_(std::move(depths)),
       essay_dir_(std::move(essay_dir)) {
-  const int ctx = context_of(model_, settings_.ctx_size);
+  const int ctx = effective_context(model_, settings_.ctx_size);
   if (lengths_.empty()) lengths_ = default_niah_lengths(ctx);
   if (depths_.empty()) depths_ = default_niah_depths();
   for (int l : lengths_) {
@@ -108,8 +109,9 @@ NiahTask::NiahTask(const Model& model, const EvalSettings& settings, std::vector
 }
 
 nlohmann::json NiahTask::setup() const {
-  return {
-      {"task", "niah"}, {"chat", settings_.chat}, {"ctx", context_of(model_, settings_.ctx_size)}};
+  return {{"task", "niah"},
+          {"chat", settings_.chat},
+          {"ctx", effective_context(model_, settings_.ctx_size)}};
 }
 
 std::vector<SampleSpec> NiahTask::samples() {
@@ -152,7 +154,7 @@ BuiltPrompt NiahTask::build(const SampleSpec& s) {
   const Tokenizer& tok = model_.require_tokenizer();
   const int length = s.meta["length"].get<int>();
   const int depth = s.meta["depth"].get<int>();
-  const int ctx = context_of(model_, settings_.ctx_size);
+  const int ctx = effective_context(model_, settings_.ctx_size);
   const int budget = std::min(length, ctx - kNiahMaxNewTokens);
 
   const int overhead =

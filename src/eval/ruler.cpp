@@ -7,12 +7,14 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/strings.h"
 #include "eval/jsonl.h"
 #include "eval/metrics.h"
 #include "eval/niah.h"
 #include "eval/results.h"
 #include "eval/text.h"
 #include "eval/words.h"
+#include "runtime/context.h"
 
 namespace fastkv::eval {
 namespace {
@@ -561,7 +563,7 @@ RulerTask::RulerTask(const Model& model, const EvalSettings& settings,
       lengths_(std::move(lengths)),
       seed_(seed),
       jsonl_path_(std::move(jsonl_path)) {
-  const int ctx = context_of(model_, settings_.ctx_size);
+  const int ctx = effective_context(model_, settings_.ctx_size);
   if (!jsonl_path_.empty()) return;
   if (tasks_.empty()) tasks_ = ruler_task_names();
   for (const std::string& t : tasks_) {

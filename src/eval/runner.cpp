@@ -12,10 +12,6 @@
 
 namespace fastkv::eval {
 
-int context_of(const Model& model, int ctx_size) {
-  return ctx_size > 0 ? ctx_size : model.config().n_ctx_train;
-}
-
 std::vector<int32_t> tokenize_prompt(const Tokenizer& tok, const std::string& text, bool chat) {
   return tok.encode(text, /*add_special=*/true, /*parse_special=*/chat);
 }

@@ -75,9 +75,6 @@ std::string run_task(Task& task, const Model& model, const std::vector<MethodSpe
 nlohmann::json method_costs(const std::vector<MethodSpec>& methods,
                             const std::vector<nlohmann::json>& records);
 
-// The model's context (ctx_size or its training context).
-int context_of(const Model& model, int ctx_size);
-
 // Tokenises a prompt for a model: BOS as the vocabulary asks; special tokens parsed only in
 // chat-formatted text.
 std::vector<int32_t> tokenize_prompt(const Tokenizer& tok, const std::string& text, bool chat);

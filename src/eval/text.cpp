@@ -65,25 +65,6 @@ std::string to_utf8(const U32& s) {
   return out;
 }
 
-bool is_space(char32_t c) {
-  if (c >= 0x09 && c <= 0x0D) return true;
-  if (c >= 0x1C && c <= 0x20) return true;
-  if (c < 0x80) return false;
-  switch (c) {
-    case 0x85:
-    case 0xA0:
-    case 0x1680:
-    case 0x2028:
-    case 0x2029:
-    case 0x202F:
-    case 0x205F:
-    case 0x3000:
-      return true;
-    default:
-      return c >= 0x2000 && c <= 0x200A;
-  }
-}
-
 bool is_decimal_digit(char32_t c) {
   if (c < 0x80) return c >= '0' && c <= '9';
   auto it = std::upper_bound(kDigitZeros.begin(), kDigitZeros.end(), c);
@@ -153,47 +134,6 @@ U32 collapse_ws(const U32& s) {
     out += w;
   }
   return out;
-}
-
-std::string strip(std::string_view utf8) {
-  U32 s = to_u32(utf8);
-  size_t b = 0, e = s.size();
-  while (b < e && is_space(s[b])) ++b;
-  while (e > b && is_space(s[e - 1])) --e;
-  return to_utf8(s.substr(b, e - b));
-}
-
-std::string join(const std::vector<std::string>& parts, std::string_view sep) {
-  std::string out;
-  for (size_t i = 0; i < parts.size(); ++i) {
-    if (i) out += sep;
-    out += parts[i];
-  }
-  return out;
-}
-
-std::vector<std::string> split(std::string_view s, std::string_view sep) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (true) {
-    size_t at = s.find(sep, start);
-    if (at == std::string_view::npos) {
-      out.emplace_back(s.substr(start));
-      return out;
-    }
-    out.emplace_back(s.substr(start, at - start));
-    start = at + sep.size();
-  }
-}
-
-std::string replace_all(std::string s, std::string_view from, std::string_view to) {
-  if (from.empty()) return s;
-  size_t pos = 0;
-  while ((pos = s.find(from, pos)) != std::string::npos) {
-    s.replace(pos, from.size(), to);
-    pos += to.size();
-  }
-  return s;
 }
 
 }  // namespace fastkv::eval

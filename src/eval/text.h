@@ -2,13 +2,16 @@
 // these follow Python 3 `str` semantics on Unicode code points: str.lower(), str.split() with
 // no argument (Unicode whitespace), `\w` / `\d` of the `re` module, string.punctuation.
 // Input is UTF-8; invalid bytes are kept as code points U+DC80..U+DCFF (as Python's
-// surrogateescape does) so that nothing is lost on the round trip.
+// surrogateescape does) so that nothing is lost on the round trip. Whitespace (is_space), strip,
+// split, join and replace_all are general and live in common/strings.h.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "common/strings.h"
 
 namespace fastkv::eval {
 
@@ -17,8 +20,6 @@ using U32 = std::u32string;
 U32 to_u32(std::string_view utf8);
 std::string to_utf8(const U32& s);
 
-// Python's str.isspace(): Unicode whitespace (Zs, and the B/S/WS bidi classes).
-bool is_space(char32_t c);
 // Python re's `\w` on str patterns: alphanumeric (letters, marks excluded, digits) or '_'.
 bool is_word(char32_t c);
 // Python re's `\d` on str patterns: a Unicode decimal digit (category Nd).
@@ -35,15 +36,5 @@ std::vector<U32> split_ws(const U32& s);
 std::vector<std::string> split_ws(std::string_view utf8);
 // " ".join(s.split())
 U32 collapse_ws(const U32& s);
-// str.strip()
-std::string strip(std::string_view utf8);
-
-// Joins with a separator.
-std::string join(const std::vector<std::string>& parts, std::string_view sep);
-// Splits on every occurrence of `sep` (str.split(sep): empty fields kept).
-std::vector<std::string> split(std::string_view s, std::string_view sep);
-
-// Replaces every occurrence of `from` by `to`, left to right (str.replace).
-std::string replace_all(std::string s, std::string_view from, std::string_view to);
 
 }  // namespace fastkv::eval

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "common/error.h"
+#include "runtime/context.h"
 
 namespace fastkv {
 namespace {
@@ -39,24 +40,6 @@ Session::Session(const Model& model, std::unique_ptr<Policy> policy)
   if (!policy_) policy_ = std::make_unique<FullPolicy>();
 }
 
-void Session::check_context(const Model& m, size_t n_prompt, int ctx_size) {
-  const int ctx = ctx_size > 0 ? ctx_size : m.config().n_ctx_train;
-  if (n_prompt == 0) fail("the prompt is empty");
-  if (n_prompt >= static_cast<size_t>(ctx)) {
-    fail("the prompt has ", n_prompt, " tokens but the context holds ", ctx,
-         " (prompt + at least one generated token); raise it with -c/--ctx-size",
-         ctx_size > 0 ? "" : cat(" (the model was trained with ", m.config().n_ctx_train, ")"));
-  }
-}
-
-std::string Session::context_warning(const Model& m, int ctx_size) {
-  const int trained = m.config().n_ctx_train;
-  if (ctx_size <= trained) return "";
-  return cat("the context size ", ctx_size, " is larger than the ", trained,
-             " tokens the model was trained with; output past ", trained,
-             " tokens is likely to be gibberish");
-}
-
 const std::vector<float>& Session::prefill(const std::vector<int32_t>& tokens,
                                            const PrefillProgressFn& progress) {
   PrefillOutput out = model_.prefill(tokens, *policy_, cache_, {}, progress);
@@ -76,8 +59,8 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt,
                                    const GenerationParams& params,
                                    const std::function<bool(const std::string&)>& on_text) {
   if (params.max_tokens < 0) fail("--n-predict must be >= 0, got ", params.max_tokens);
-  check_context(model_, prompt.size(), params.ctx_size);
-  const int ctx = params.ctx_size > 0 ? params.ctx_size : model_.config().n_ctx_train;
+  check_prompt_fits(model_, prompt.size(), params.ctx_size);
+  const int ctx = effective_context(model_, params.ctx_size);
   const Tokenizer* tok = model_.tokenizer();
   Sampler sampler(params.sampling);
 

@@ -47,15 +47,9 @@ class Session {
   // Appends `token` at position N + t and returns its logits [V].
   const std::vector<float>& decode(int32_t token);
 
-  // Checks the prompt fits the context (prompt + at least one generated token); throws
-  // fastkv::Error suggesting -c/--ctx-size otherwise.
-  static void check_context(const Model& m, size_t n_prompt, int ctx_size);
-  // A warning for a context size above the model's training context (positions it never saw:
-  // output degrades without an error), naming both numbers; "" when ctx_size is within it.
-  static std::string context_warning(const Model& m, int ctx_size);
-
-  // Prefill + sampling loop. on_text gets printable chunks as they are produced; returning
-  // false from it stops generation (finish_reason "stop").
+  // Prefill + sampling loop (the prompt must fit: runtime/context.h, check_prompt_fits). on_text
+  // gets printable chunks as they are produced; returning false from it stops generation
+  // (finish_reason "stop").
   GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationParams& params,
                             const std::function<bool(const std::string&)>& on_text = {});
 

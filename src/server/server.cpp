@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "runtime/context.h"
 #include "server/metrics.h"
 #include "server/slots.h"
 
@@ -145,7 +146,7 @@ struct Server::Impl {
     if (opts.ctx_size < 0) fail("-c/--ctx-size must be >= 0, got ", opts.ctx_size);
     if (opts.threads < 0) fail("-t/--threads must be >= 0, got ", opts.threads);
     if (opts.max_body == 0) fail("--max-body must be > 0");
-    ctx = opts.ctx_size > 0 ? opts.ctx_size : model.config().n_ctx_train;
+    ctx = effective_context(model, opts.ctx_size);
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     threads = opts.threads > 0 ? opts.threads : std::max(1, cores / opts.slots);
     // The server's default method must be valid before any request relies on it.

@@ -13,6 +13,7 @@
 #include "flag_lists.h"
 #include "method_options.h"
 #include "model/model.h"
+#include "runtime/context.h"
 
 namespace fastkv::cli {
 namespace {
@@ -46,7 +47,7 @@ void run(BenchFlags& f) {
   if (!f.json_out.empty() && !std::ofstream(f.json_out)) fail(f.json_out, ": cannot write");
 
   auto model = Model::load(f.model, load);
-  const int ctx_limit = f.ctx_size > 0 ? f.ctx_size : model->config().n_ctx_train;
+  const int ctx_limit = effective_context(*model, f.ctx_size);
   for (int ctx : s.contexts) {
     if (static_cast<int64_t>(ctx) + s.n_gen > ctx_limit) {
       fail("a ", ctx, "-token prompt and ", s.n_gen, " generated tokens exceed the context of ",

@@ -12,15 +12,16 @@
 
 #include "commands.h"
 #include "common/error.h"
+#include "common/strings.h"
 #include "eval/longbench.h"
 #include "eval/methods.h"
 #include "eval/niah.h"
 #include "eval/ruler.h"
 #include "eval/task.h"
-#include "eval/text.h"
 #include "flag_lists.h"
 #include "method_options.h"
 #include "model/model.h"
+#include "runtime/context.h"
 #include "runtime/session.h"
 
 namespace fastkv::cli {
@@ -40,8 +41,8 @@ struct EvalFlags {
 std::vector<std::string> parse_name_list(const std::string& text) {
   std::vector<std::string> out;
   if (text.empty()) return out;
-  for (const std::string& raw : eval::split(text, ",")) {
-    std::string s = eval::strip(raw);
+  for (const std::string& raw : split(text, ",")) {
+    std::string s = strip(raw);
     if (!s.empty()) out.push_back(s);
   }
   return out;
@@ -90,13 +91,11 @@ void run(EvalFlags& f) {
   settings.max_new_tokens = f.max_new_tokens;
   settings.no_run = f.no_run;
   settings.model_path = f.model;
-  const int ctx = eval::context_of(*model, f.ctx_size);
-  if (const std::string w = Session::context_warning(*model, f.ctx_size); !w.empty()) {
+  if (const std::string w = context_warning(*model, f.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   }
   std::fprintf(stderr, "eval: model %s, backend %s\n", f.model.c_str(),
                kernels::backend_name(model->backend()));
-  (void)ctx;
 
   std::unique_ptr<eval::Task> task;
   if (f.task == "niah") {

@@ -16,6 +16,7 @@
 #include "text_input.h"
 #include "model/model.h"
 #include "runtime/chat_template.h"
+#include "runtime/context.h"
 #include "runtime/session.h"
 
 namespace fastkv::cli {
@@ -85,7 +86,7 @@ void run(RunFlags& f) {
   // Validate the method before the (possibly long) tokenisation and prefill.
   auto policy = PolicyRegistry::instance().create(f.method.method, f.method.options,
                                                   model->config().n_layer);
-  if (const std::string w = Session::context_warning(*model, f.ctx_size); !w.empty()) {
+  if (const std::string w = context_warning(*model, f.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   }
   if (f.chat) {
@@ -96,7 +97,7 @@ void run(RunFlags& f) {
     text = tmpl.render(msgs, true);
   }
   std::vector<int32_t> prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
-  Session::check_context(*model, prompt.size(), f.ctx_size);
+  check_prompt_fits(*model, prompt.size(), f.ctx_size);
 
   GenerationParams gp;
   gp.max_tokens = f.n_predict;

@@ -14,7 +14,7 @@
 #include "flag_lists.h"
 #include "method_options.h"
 #include "model/model.h"
-#include "runtime/session.h"
+#include "runtime/context.h"
 #include "server/server.h"
 
 namespace fastkv::cli {
@@ -48,7 +48,7 @@ void serve(ServeFlags& f) {
   LoadOptions load;
   load.backend = parse_backend(f.backend);
   auto model = Model::load(f.model, load);
-  if (const std::string w = Session::context_warning(*model, f.opts.ctx_size); !w.empty()) {
+  if (const std::string w = context_warning(*model, f.opts.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   }
   server::Server srv(*model, f.opts);

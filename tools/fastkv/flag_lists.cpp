@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "common/error.h"
-#include "eval/text.h"
+#include "common/strings.h"
 #include "kernels/gemm_onednn.h"
 
 namespace fastkv::cli {
@@ -11,8 +11,8 @@ namespace fastkv::cli {
 std::vector<int> parse_int_list(const std::string& flag, const std::string& text) {
   std::vector<int> out;
   if (text.empty()) return out;
-  for (const std::string& raw : eval::split(text, ",")) {
-    std::string s = eval::strip(raw);
+  for (const std::string& raw : split(text, ",")) {
+    std::string s = strip(raw);
     // "4K" / "4k" = 4096
     int mult = 1;
     if (!s.empty() && (s.back() == 'K' || s.back() == 'k')) {

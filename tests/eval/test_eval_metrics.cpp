@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/strings.h"
 #include "eval/longbench.h"
 #include "eval/metrics.h"
 #include "eval/text.h"

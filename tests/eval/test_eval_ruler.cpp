@@ -11,6 +11,7 @@
 #include <set>
 #include <string>
 
+#include "common/strings.h"
 #include "eval/metrics.h"
 #include "eval/niah.h"
 #include "eval/ruler.h"

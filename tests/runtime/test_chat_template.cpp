@@ -247,26 +247,11 @@ TEST(ChatTemplateDetect, UnknownFormatIsAnError) {
 
 // ---- SmolLM2's own file ---------------------------------------------------------------------
 
-// models/ of the checkout, then the directories of $FASTKV_MODEL_PATH.
-std::string find_model(const std::string& name) {
-  std::vector<std::string> dirs = {std::string(FASTKV_SOURCE_DIR) + "/models"};
-  if (const char* env = std::getenv("FASTKV_MODEL_PATH")) {
-    std::stringstream ss(env);
-    std::string d;
-    while (std::getline(ss, d, ':')) {
-      if (!d.empty()) dirs.push_back(d);
-    }
-  }
-  for (const std::string& d : dirs) {
-    if (fs::exists(fs::path(d) / name)) return (fs::path(d) / name).string();
-  }
-  return "";
-}
-
 TEST(ChatTemplateDetect, SmolLM2RealTemplate) {
-  const std::string path = find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  const std::string path = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
   if (path.empty()) {
-    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in models/ or $FASTKV_MODEL_PATH "
+    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in ../shared/models, "
+                    "$FASTKV_MODEL_PATH or models/ "
                     "(scripts/fetch-models.sh downloads it)";
   }
   const gguf::File f = gguf::File::open(path);

@@ -1,6 +1,6 @@
 // Session (src/runtime/session.h) on stories260K with the full policy: decode at position N + t
 // equals a prefill of the longer sequence, stop strings, max_tokens, streaming, the context check
-// and EOS.
+// of generate() and EOS.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -232,31 +232,8 @@ TEST_F(SessionTest, GenerationContinuesTheTextWithItsSpaces) {
   EXPECT_EQ("Once upon a time, there" + r.text, model_->require_tokenizer().decode(all));
 }
 
-TEST_F(SessionTest, CheckContextSuggestsCtxSize) {
-  try {
-    Session::check_context(*model_, 600, 512);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("-c/--ctx-size"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("600"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("512"), std::string::npos) << msg;
-  }
-  // The prompt needs room for one generated token.
-  EXPECT_THROW(Session::check_context(*model_, 16, 16), Error);
-  EXPECT_NO_THROW(Session::check_context(*model_, 15, 16));
-  // 0 = the training context (2048 for stories260K).
-  const int train = model_->config().n_ctx_train;
-  EXPECT_NO_THROW(Session::check_context(*model_, train - 1, 0));
-  try {
-    Session::check_context(*model_, train, 0);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("-c/--ctx-size"), std::string::npos) << e.what();
-  }
-  EXPECT_THROW(Session::check_context(*model_, 0, 0), Error);  // empty prompt
-
-  // generate() checks too.
+// The rule itself (runtime/context.h) is tested in test_context.cpp.
+TEST_F(SessionTest, GenerateChecksThePromptFitsTheContext) {
   Session s(*model_, nullptr);
   GenerationParams gp = greedy(4);
   gp.ctx_size = 3;

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 using test::run_fastkv;
 using test::shared_path;
 
-std::string quote(const std::string& path) { return test::shell_quote(path); }
+using test::shell_quote;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -72,7 +72,7 @@ void expect_error(const std::string& args, const std::string& path) {
 TEST(CliInspect, Stories260K) {
   std::string path = shared_path("models/stories260K.gguf");
   ASSERT_TRUE(fs::exists(path)) << path;
-  test::CommandResult r = run_fastkv("inspect " + quote(path));
+  test::CommandResult r = run_fastkv("inspect " + shell_quote(path));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   const std::string& out = r.out;
@@ -123,7 +123,7 @@ TEST(CliInspect, EverySharedModel) {
   ASSERT_GE(models.size(), 3u);
   for (const std::string& path : models) {
     SCOPED_TRACE(path);
-    test::CommandResult r = run_fastkv("inspect " + quote(path));
+    test::CommandResult r = run_fastkv("inspect " + shell_quote(path));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     gguf::File f = gguf::File::open(path);
     std::string arch = f.get_string("general.architecture");
@@ -148,7 +148,7 @@ TEST(CliInspect, EverySharedModel) {
                 "  vocab size: " + std::to_string(f.get_array("tokenizer.ggml.tokens").size()));
 
     // --tensors lists every tensor with its type and shape.
-    test::CommandResult t = run_fastkv("inspect --tensors " + quote(path));
+    test::CommandResult t = run_fastkv("inspect --tensors " + shell_quote(path));
     ASSERT_EQ(t.exit_code, 0) << t.err;
     for (const gguf::TensorInfo& info : f.tensors()) {
       EXPECT_TRUE(contains(t.out, "  " + info.name + " ")) << info.name;
@@ -158,7 +158,7 @@ TEST(CliInspect, EverySharedModel) {
 
 TEST(CliInspect, GqaModels) {
   test::CommandResult llama =
-      run_fastkv("inspect " + quote(shared_path("models/tiny-llama-gqa.gguf")));
+      run_fastkv("inspect " + shell_quote(shared_path("models/tiny-llama-gqa.gguf")));
   ASSERT_EQ(llama.exit_code, 0) << llama.err;
   EXPECT_LINE(llama.out, "architecture: llama");
   EXPECT_LINE(llama.out, "  block_count: 4");
@@ -170,7 +170,7 @@ TEST(CliInspect, GqaModels) {
   EXPECT_LINE(llama.out, "  vocab size: 32000");
 
   test::CommandResult qwen =
-      run_fastkv("inspect " + quote(shared_path("models/tiny-qwen2-gqa.gguf")));
+      run_fastkv("inspect " + shell_quote(shared_path("models/tiny-qwen2-gqa.gguf")));
   ASSERT_EQ(qwen.exit_code, 0) << qwen.err;
   EXPECT_LINE(qwen.out, "architecture: qwen2");
   EXPECT_LINE(qwen.out, "  block_count: 3");
@@ -185,7 +185,7 @@ TEST(CliInspect, GqaModels) {
 
 TEST(CliInspect, TokenizerOnlyVocabulary) {
   std::string path = shared_path("tokenizer/ggml-vocab-llama-spm.gguf");
-  test::CommandResult r = run_fastkv("inspect " + quote(path));
+  test::CommandResult r = run_fastkv("inspect " + shell_quote(path));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LINE(r.out, "architecture: llama");
   EXPECT_LINE(r.out, "name: llama-spm");
@@ -200,7 +200,7 @@ TEST(CliInspect, TokenizerOnlyVocabulary) {
 
 TEST(CliInspect, MetadataListsEveryKey) {
   std::string path = shared_path("models/stories260K.gguf");
-  test::CommandResult r = run_fastkv("inspect --metadata " + quote(path));
+  test::CommandResult r = run_fastkv("inspect --metadata " + shell_quote(path));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   gguf::File f = gguf::File::open(path);
   EXPECT_LINE(r.out, "metadata (19 keys):");
@@ -221,7 +221,7 @@ TEST(CliInspect, MetadataListsEveryKey) {
 
 TEST(CliInspect, TensorTable) {
   std::string path = shared_path("models/stories260K.gguf");
-  test::CommandResult r = run_fastkv("inspect --tensors " + quote(path));
+  test::CommandResult r = run_fastkv("inspect --tensors " + shell_quote(path));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "\ntensors (48; data section at byte ")) << r.out;
   std::vector<std::string> rows = lines_starting(r.out, "      0  token_embd.weight");
@@ -245,7 +245,7 @@ TEST(CliInspect, FileWithoutArchitectureOrTokenizer) {
   w.add_f32("b", gguf::TensorType::F16, {8}, v.data());
   w.add_f32("c", gguf::TensorType::Q8_0, {32}, v.data());
   w.write(bare);
-  test::CommandResult r = run_fastkv("inspect " + quote(bare));
+  test::CommandResult r = run_fastkv("inspect " + shell_quote(bare));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LINE(r.out, "architecture: (none)");
   EXPECT_LINE(r.out, "name: (none)");
@@ -263,7 +263,7 @@ TEST(CliInspect, FileWithoutArchitectureOrTokenizer) {
   s.set_f32("llama.rope.scaling.factor", 8.0f);
   s.set_string("tokenizer.ggml.model", "gpt2");
   s.write(scaled);
-  r = run_fastkv("inspect " + quote(scaled));
+  r = run_fastkv("inspect " + shell_quote(scaled));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LINE(r.out, "alignment: 64");
   EXPECT_LINE(r.out, "  block_count: 2");
@@ -276,9 +276,12 @@ TEST(CliInspect, FileWithoutArchitectureOrTokenizer) {
 }
 
 TEST(CliInspect, DownloadedSmolLM2IfPresent) {
-  std::string path = std::string(FASTKV_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!fs::exists(path)) GTEST_SKIP() << path << " is absent (scripts/fetch-models.sh fetches it)";
-  test::CommandResult r = run_fastkv("inspect " + quote(path));
+  const std::string path = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (path.empty()) {
+    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in ../shared/models, "
+                    "$FASTKV_MODEL_PATH or models/ (scripts/fetch-models.sh fetches it)";
+  }
+  test::CommandResult r = run_fastkv("inspect " + shell_quote(path));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LINE(r.out, "architecture: llama");
   EXPECT_LINE(r.out, "  block_count: 30");
@@ -295,8 +298,8 @@ TEST(CliInspect, Errors) {
   std::string dir = test::temp_dir();
   ASSERT_FALSE(dir.empty());
 
-  expect_error(quote(dir + "/missing.gguf"), dir + "/missing.gguf");
-  expect_error(quote(dir), dir);
+  expect_error(shell_quote(dir + "/missing.gguf"), dir + "/missing.gguf");
+  expect_error(shell_quote(dir), dir);
 
   // A truncated copy of stories260K (header and metadata intact, tensor data cut).
   std::ifstream in(shared_path("models/stories260K.gguf"), std::ios::binary);
@@ -304,25 +307,25 @@ TEST(CliInspect, Errors) {
   ASSERT_GT(bytes.size(), 100000u);
   std::string truncated = dir + "/stories260K-truncated.gguf";
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, 100000);
-  expect_error(quote(truncated), truncated);
-  test::CommandResult r = run_fastkv("inspect " + quote(truncated));
+  expect_error(shell_quote(truncated), truncated);
+  test::CommandResult r = run_fastkv("inspect " + shell_quote(truncated));
   EXPECT_TRUE(contains(r.err, "lies outside the file")) << r.err;
   // Cut inside the metadata.
   std::string cut = dir + "/stories260K-cut.gguf";
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, 3000);
-  expect_error(quote(cut), cut);
-  EXPECT_TRUE(contains(run_fastkv("inspect " + quote(cut)).err, "runs past the end of the file"));
+  expect_error(shell_quote(cut), cut);
+  EXPECT_TRUE(contains(run_fastkv("inspect " + shell_quote(cut)).err, "runs past the end of the file"));
 
   std::string magic = dir + "/wrong-magic.gguf";
   std::string copy = bytes.substr(0, 4096);
   copy[0] = 'G', copy[1] = 'G', copy[2] = 'M', copy[3] = 'L';
   std::ofstream(magic, std::ios::binary) << copy;
-  expect_error(quote(magic), magic);
-  EXPECT_TRUE(contains(run_fastkv("inspect " + quote(magic)).err, "not a GGUF file"));
+  expect_error(shell_quote(magic), magic);
+  EXPECT_TRUE(contains(run_fastkv("inspect " + shell_quote(magic)).err, "not a GGUF file"));
 
   std::string empty = dir + "/empty.gguf";
   std::ofstream(empty).close();
-  expect_error(quote(empty), empty);
+  expect_error(shell_quote(empty), empty);
 
   // No file at all is a usage error (CLI11's exit status, not 0).
   EXPECT_NE(run_fastkv("inspect").exit_code, 0);

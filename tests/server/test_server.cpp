@@ -495,7 +495,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-std::string q(const std::string& s) { return test::shell_quote(s); }
+using test::shell_quote;
 
 // A child process (argv[0] is the program, searched in PATH) with stdout and stderr in files. The
 // destructor ends it: SIGTERM, then SIGKILL after 5 s. It also dies with the test process.
@@ -602,14 +602,14 @@ class ServeProcess {
     static std::atomic<int> n{0};
     const std::string id = std::to_string(n++);
     const std::string req = dir_ + "/req" + id, out = dir_ + "/resp" + id;
-    std::string cmd = "curl -sS -o " + q(out) + " -w '%{http_code}' -X " + method + " --max-time " +
+    std::string cmd = "curl -sS -o " + shell_quote(out) + " -w '%{http_code}' -X " + method + " --max-time " +
                       std::to_string(max_time);
-    for (const std::string& h : headers) cmd += " -H " + q(h);
+    for (const std::string& h : headers) cmd += " -H " + shell_quote(h);
     if (method == "POST") {
       std::ofstream(req, std::ios::binary) << body;
-      cmd += " -H 'Content-Type: application/json' --data-binary @" + q(req);
+      cmd += " -H 'Content-Type: application/json' --data-binary @" + shell_quote(req);
     }
-    cmd += " " + q(url(path));
+    cmd += " " + shell_quote(url(path));
     test::CommandResult r = test::run_shell(cmd);
     Http h;
     h.status = std::atoi(r.out.c_str());
@@ -689,7 +689,7 @@ Stream parse_stream(const std::string& body, Endpoint ep) {
 
 // `fastkv run` text for the same prompt (stdout minus the final newline).
 std::string run_text(const std::string& args) {
-  test::CommandResult r = test::run_fastkv("run -m " + q(stories()) + " -t 1 " + args);
+  test::CommandResult r = test::run_fastkv("run -m " + shell_quote(stories()) + " -t 1 " + args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::string out = r.out;
   if (!out.empty() && out.back() == '\n') out.pop_back();
@@ -1098,8 +1098,8 @@ TEST_F(ServerE2E, PerRequestCompressionShrinksTheCacheAndMetricsCount) {
   EXPECT_LT(fast_bytes, full_bytes / 4) << "fastkv " << fast_bytes << " vs full " << full_bytes;
   // The same cache as `fastkv run --method fastkv` reports.
   test::CommandResult run =
-      test::run_shell("printf %s " + q(prompt) + " > " + srv.dir() + "/p.txt && '" +
-                      test::fastkv_bin() + "' run -m " + q(stories()) + " -t 1 -f " + srv.dir() +
+      test::run_shell("printf %s " + shell_quote(prompt) + " > " + srv.dir() + "/p.txt && '" +
+                      test::fastkv_bin() + "' run -m " + shell_quote(stories()) + " -t 1 -f " + srv.dir() +
                       "/p.txt -n 8 --method fastkv --retain-rate 0.1 --tsp-rate 0.2");
   EXPECT_NE(run.err.find("(" + std::to_string(fast_bytes) + " bytes)"), std::string::npos)
       << run.err;
@@ -1159,13 +1159,13 @@ TEST_F(ServerE2E, BadCommandLinesFailAtStart) {
   auto serve = [](const std::string& args) {
     return test::run_shell("timeout 60 '" + test::fastkv_bin() + "' serve --port 0 " + args);
   };
-  test::CommandResult r = serve("-m " + q(stories()) + " --method nope");
+  test::CommandResult r = serve("-m " + shell_quote(stories()) + " --method nope");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("error: unknown method 'nope'"), std::string::npos) << r.err;
-  r = serve("-m " + q(stories()) + " --method fastkv --retain-rate 2");
+  r = serve("-m " + shell_quote(stories()) + " --method fastkv --retain-rate 2");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("error: --retain-rate"), std::string::npos) << r.err;
-  r = serve("-m " + q(stories()) + " --slots 0");
+  r = serve("-m " + shell_quote(stories()) + " --slots 0");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("error: --slots must be >= 1"), std::string::npos) << r.err;
   r = serve("-m /nonexistent.gguf");

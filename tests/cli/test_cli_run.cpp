@@ -22,7 +22,7 @@ using test::run_fastkv;
 
 std::string stories() { return test::shared_path("models/stories260K.gguf"); }
 
-std::string q(const std::string& s) { return test::shell_quote(s); }
+using test::shell_quote;
 
 std::string describe(const CommandResult& r) {
   return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
@@ -69,7 +69,7 @@ const std::string kExpected =
     ", there was a little girl named Lily. She loved to play outside in the park.";
 
 TEST_F(CliRun, GreedyStoryOnStdoutStatsOnStderr) {
-  CommandResult r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 60 --temp 0");
+  CommandResult r = run_fastkv("run -m " + shell_quote(stories()) + " -p 'Once upon a time' -n 60 --temp 0");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   // The prompt is not echoed: stdout is exactly the generated text (plus a final newline), and
   // the continuation starts right after "time", so its first byte is the comma.
@@ -90,7 +90,7 @@ TEST_F(CliRun, GreedyStoryOnStdoutStatsOnStderr) {
 }
 
 TEST_F(CliRun, GreedyIsDeterministicAndNRespected) {
-  const std::string base = "run -m " + q(stories()) + " -p 'Once upon a time' --temp 0";
+  const std::string base = "run -m " + shell_quote(stories()) + " -p 'Once upon a time' --temp 0";
   CommandResult a = run_fastkv(base + " -n 20");
   CommandResult b = run_fastkv(base + " -n 20");
   ASSERT_EQ(a.exit_code, 0) << describe(a);
@@ -104,41 +104,41 @@ TEST_F(CliRun, GreedyIsDeterministicAndNRespected) {
 
 TEST_F(CliRun, PromptFromFile) {
   const std::string path = write_file("prompt.txt", "Once upon a time");
-  CommandResult r = run_fastkv("run -m " + q(stories()) + " -f " + q(path) + " -n 60 --temp 0");
+  CommandResult r = run_fastkv("run -m " + shell_quote(stories()) + " -f " + shell_quote(path) + " -n 60 --temp 0");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_EQ(r.out.rfind(kExpected, 0), 0u) << describe(r);
 }
 
 TEST_F(CliRun, StopStringAndSeededSampling) {
-  CommandResult r = run_fastkv("run -m " + q(stories()) +
+  CommandResult r = run_fastkv("run -m " + shell_quote(stories()) +
                                " -p 'Once upon a time' -n 60 --temp 0 --stop ' named'");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_EQ(r.out, ", there was a little girl\n");
   const std::string sampled =
-      "run -m " + q(stories()) + " -p 'Once upon a time' -n 30 --temp 0.8 --seed 5";
+      "run -m " + shell_quote(stories()) + " -p 'Once upon a time' -n 30 --temp 0.8 --seed 5";
   CommandResult s1 = run_fastkv(sampled), s2 = run_fastkv(sampled);
   ASSERT_EQ(s1.exit_code, 0) << describe(s1);
   EXPECT_EQ(s1.out, s2.out);
 }
 
 TEST_F(CliRun, PromptErrors) {
-  const std::string m = "run -m " + q(stories());
+  const std::string m = "run -m " + shell_quote(stories());
   expect_error(run_fastkv(m + " -p ''"), "empty");
   const std::string file = write_file("p.txt", "Once upon a time");
-  expect_error(run_fastkv(m + " -p 'Once' -f " + q(file)), "-p/--prompt");
+  expect_error(run_fastkv(m + " -p 'Once' -f " + shell_quote(file)), "-p/--prompt");
   expect_error(run_fastkv(m), "-p/--prompt");
-  expect_error(run_fastkv(m + " -f " + q(dir_ + "/missing.txt")), "missing.txt");
-  expect_error(run_fastkv(m + " -f " + q(write_file("empty.txt", ""))), "empty");
+  expect_error(run_fastkv(m + " -f " + shell_quote(dir_ + "/missing.txt")), "missing.txt");
+  expect_error(run_fastkv(m + " -f " + shell_quote(write_file("empty.txt", ""))), "empty");
   // Longer than the context.
   std::string long_prompt;
   for (int i = 0; i < 10; ++i) long_prompt += "Once upon a time there was a girl. ";
-  CommandResult r = run_fastkv(m + " -c 16 -p " + q(long_prompt));
+  CommandResult r = run_fastkv(m + " -c 16 -p " + shell_quote(long_prompt));
   expect_error(r, "-c/--ctx-size");
   EXPECT_TRUE(contains(r.err, "16")) << describe(r);
 }
 
 TEST_F(CliRun, InvalidSamplingValues) {
-  const std::string m = "run -m " + q(stories()) + " -p 'Once upon a time' ";
+  const std::string m = "run -m " + shell_quote(stories()) + " -p 'Once upon a time' ";
   expect_error(run_fastkv(m + "--temp -1"), "--temp");
   expect_error(run_fastkv(m + "--top-p 0"), "--top-p");
   expect_error(run_fastkv(m + "--top-p 1.5"), "--top-p");
@@ -151,10 +151,10 @@ TEST_F(CliRun, InvalidSamplingValues) {
 
 TEST_F(CliRun, ModelErrors) {
   const std::string p = " -p 'Once upon a time'";
-  expect_error(run_fastkv("run -m " + q(dir_ + "/nope.gguf") + p), "nope.gguf");
-  expect_error(run_fastkv("run -m " + q(write_file("text.gguf", "this is not a model\n")) + p),
+  expect_error(run_fastkv("run -m " + shell_quote(dir_ + "/nope.gguf") + p), "nope.gguf");
+  expect_error(run_fastkv("run -m " + shell_quote(write_file("text.gguf", "this is not a model\n")) + p),
                "text.gguf");
-  expect_error(run_fastkv("run -m " + q(stories()) + p + " --method no-such-method"),
+  expect_error(run_fastkv("run -m " + shell_quote(stories()) + p + " --method no-such-method"),
                "no-such-method");
 
   // stories260K's tensors and metadata without the tokenizer.
@@ -168,7 +168,7 @@ TEST_F(CliRun, ModelErrors) {
   }
   const std::string no_tok = dir_ + "/no-tokenizer.gguf";
   w.write(no_tok);
-  CommandResult r = run_fastkv("run -m " + q(no_tok) + p);
+  CommandResult r = run_fastkv("run -m " + shell_quote(no_tok) + p);
   expect_error(r, "no-tokenizer.gguf");
   EXPECT_TRUE(contains(r.err, "tokenizer")) << describe(r);
 }
@@ -179,7 +179,7 @@ TEST_F(CliRun, ChatOnSmolLM2) {
     GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in models/ or $FASTKV_MODEL_PATH "
                     "(scripts/fetch-models.sh downloads it)";
   }
-  CommandResult r = run_fastkv("run -m " + q(smol) +
+  CommandResult r = run_fastkv("run -m " + shell_quote(smol) +
                                " --chat -p 'What is the capital of France?' -n 24 --temp 0");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   std::string text = r.out;
@@ -193,14 +193,14 @@ TEST_F(CliRun, ChatOnSmolLM2) {
 
 TEST_F(CliRun, ChatFallsBackToInstBlocksForSentencePiece) {
   // stories260K has no template; its SentencePiece vocabulary falls back to [INST] blocks.
-  CommandResult r = run_fastkv("run -m " + q(stories()) + " --chat -p 'Hi' -n 4 --temp 0");
+  CommandResult r = run_fastkv("run -m " + shell_quote(stories()) + " --chat -p 'Hi' -n 4 --temp 0");
   EXPECT_EQ(r.exit_code, 0) << describe(r);
 }
 
 // Usage errors behave as in llama.cpp's tools: exit status 1 and exactly one "error: " line
 // (CLI11's own codes were 104 for a number out of range and 114 for a missing value).
 TEST_F(CliRun, UsageErrorsExitOneWithOneErrorLine) {
-  const std::string m = "run -m " + q(stories()) + " -p 'Once upon a time' ";
+  const std::string m = "run -m " + shell_quote(stories()) + " -p 'Once upon a time' ";
   for (const std::string& args :
        {m + "-n 99999999999", m + "--stop", m + "-n abc", m + "--no-such-flag",
         m + "--backend nope", std::string("run -p x"), std::string("no-such-command"),
@@ -218,19 +218,19 @@ TEST_F(CliRun, UsageErrorsExitOneWithOneErrorLine) {
 // -p processes \n, \t, \\, \" and \' as llama.cpp does by default; --no-escape keeps them.
 // Checked through `--json`'s prompt token count and the tokenizer's view of the same bytes.
 TEST_F(CliRun, PromptEscapesAndNoEscape) {
-  const std::string m = "run -m " + q(stories()) + " -n 1 --backend f32 --json ";
+  const std::string m = "run -m " + shell_quote(stories()) + " -n 1 --backend f32 --json ";
   const std::string escaped = dir_ + "/escaped.json", literal = dir_ + "/literal.json",
                     file = dir_ + "/file.json";
   // The file holds the bytes the escapes stand for.
   const std::string text_file = write_file("p.txt", "Once\nupon\ta \"time\" it's \\ \\q");
-  ASSERT_EQ(run_fastkv(m + q(escaped) + " -p " + q("Once\\nupon\\ta \\\"time\\\" it\\'s \\\\ \\q"))
+  ASSERT_EQ(run_fastkv(m + shell_quote(escaped) + " -p " + shell_quote("Once\\nupon\\ta \\\"time\\\" it\\'s \\\\ \\q"))
                 .exit_code,
             0);
-  ASSERT_EQ(run_fastkv(m + q(literal) + " --no-escape -p " +
-                       q("Once\\nupon\\ta \\\"time\\\" it\\'s \\\\ \\q"))
+  ASSERT_EQ(run_fastkv(m + shell_quote(literal) + " --no-escape -p " +
+                       shell_quote("Once\\nupon\\ta \\\"time\\\" it\\'s \\\\ \\q"))
                 .exit_code,
             0);
-  ASSERT_EQ(run_fastkv(m + q(file) + " -f " + q(text_file)).exit_code, 0);
+  ASSERT_EQ(run_fastkv(m + shell_quote(file) + " -f " + shell_quote(text_file)).exit_code, 0);
   auto prompt_tokens = [](const std::string& path) {
     std::ifstream in(path);
     std::stringstream ss;
@@ -247,28 +247,28 @@ TEST_F(CliRun, PromptEscapesAndNoEscape) {
 
 TEST_F(CliRun, PromptFromStandardInput) {
   CommandResult r = test::run_shell("printf 'Once upon a time' | '" + test::fastkv_bin() +
-                                    "' run -m " + q(stories()) + " -f - -n 60 --temp 0");
+                                    "' run -m " + shell_quote(stories()) + " -f - -n 60 --temp 0");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_EQ(r.out.rfind(kExpected, 0), 0u) << describe(r);
 }
 
 TEST_F(CliRun, ContextBeyondTrainingWarnsAndSystemNeedsChat) {
   // stories260K has no context_length key: 2048 is assumed (docs/models.md).
-  CommandResult r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 4 -c 4096");
+  CommandResult r = run_fastkv("run -m " + shell_quote(stories()) + " -p 'Once upon a time' -n 4 -c 4096");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_TRUE(contains(r.err, "warning: the context size 4096 is larger than the 2048 tokens"))
       << describe(r);
-  r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 4 -c 2048");
+  r = run_fastkv("run -m " + shell_quote(stories()) + " -p 'Once upon a time' -n 4 -c 2048");
   EXPECT_FALSE(contains(r.err, "warning")) << describe(r);
-  expect_error(run_fastkv("run -m " + q(stories()) + " -p 'Hi' --system 'Be brief'"), "--chat");
+  expect_error(run_fastkv("run -m " + shell_quote(stories()) + " -p 'Hi' --system 'Be brief'"), "--chat");
 }
 
 // The statistics and --json say which model, backend and method ran; --backend auto is the
 // default (bf16 where the CPU has native bf16, f32 elsewhere).
 TEST_F(CliRun, StatsNameModelBackendAndMethod) {
   const std::string json_path = dir_ + "/r.json";
-  CommandResult r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 8 --json " +
-                               q(json_path));
+  CommandResult r = run_fastkv("run -m " + shell_quote(stories()) + " -p 'Once upon a time' -n 8 --json " +
+                               shell_quote(json_path));
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_TRUE(contains(r.err, "model: " + stories() + " (llama, 5 layers)")) << describe(r);
   EXPECT_TRUE(contains(r.err, "backend: bf16 (auto)") || contains(r.err, "backend: f32 (auto)"))
@@ -282,14 +282,14 @@ TEST_F(CliRun, StatsNameModelBackendAndMethod) {
                           "\"decode_tokens_per_s\"", "\"propagated\"", "\"kv_bytes\""}) {
     EXPECT_TRUE(contains(j, key)) << key << "\n" << j;
   }
-  r = run_fastkv("run -m " + q(stories()) + " -p 'Once upon a time' -n 2 --backend f32");
+  r = run_fastkv("run -m " + shell_quote(stories()) + " -p 'Once upon a time' -n 2 --backend f32");
   EXPECT_TRUE(contains(r.err, "backend: f32\n")) << describe(r);
 }
 
 // A prefill longer than FASTKV_PROGRESS_DELAY seconds (default 2) shows its progress on stderr;
 // with 0 every prefill does (one line per 2 s when stderr is not a terminal: here the first).
 TEST_F(CliRun, LongPrefillShowsProgress) {
-  const std::string m = "run -m " + q(stories()) + " -p 'Once upon a time' -n 2";
+  const std::string m = "run -m " + shell_quote(stories()) + " -p 'Once upon a time' -n 2";
   CommandResult r = test::run_shell("FASTKV_PROGRESS_DELAY=0 '" + test::fastkv_bin() + "' " + m);
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   EXPECT_TRUE(contains(r.err, "prefill: layer 1/5, 5 tokens live, ")) << describe(r);

@@ -205,33 +205,13 @@ INSTANTIATE_TEST_SUITE_P(TokenizerLlamaCpp, GoldenPrompt,
 // digits are one token each, no byte is unknown, special tokens parse, and decoding inverts
 // encoding exactly.
 
-std::string find_model(const std::string& file) {
-  std::vector<std::string> dirs;
-  if (const char* env = std::getenv("FASTKV_MODEL_PATH"); env && *env) {
-    std::string s = env;
-    for (size_t start = 0;;) {
-      const size_t colon = s.find(':', start);
-      dirs.push_back(s.substr(start, colon == std::string::npos ? colon : colon - start));
-      if (colon == std::string::npos) break;
-      start = colon + 1;
-    }
-  }
-  dirs.push_back(std::string(FASTKV_SOURCE_DIR) + "/models");
-  for (const std::string& d : dirs) {
-    if (d.empty()) continue;
-    const std::string p = d + "/" + file;
-    if (fs::exists(p)) return p;
-  }
-  return {};
-}
-
 class TokenizerSmolLM2 : public ::testing::Test {
  protected:
   static constexpr const char* kFile = "SmolLM2-135M-Instruct.Q4_1.gguf";
   void SetUp() override {
-    path_ = find_model(kFile);
+    path_ = test::find_model(kFile);
     if (path_.empty()) {
-      GTEST_SKIP() << kFile << " not found in $FASTKV_MODEL_PATH or models/ "
+      GTEST_SKIP() << kFile << " not found in ../shared/models, $FASTKV_MODEL_PATH or models/ "
                    << "(scripts/fetch-models.sh downloads it)";
     }
     file_ = std::make_unique<gguf::File>(gguf::File::open(path_));

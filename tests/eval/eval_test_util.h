@@ -1,4 +1,4 @@
-// Helpers for the `fastkv eval` tests (tests/test_eval_*.cpp).
+// Helpers for the `fastkv eval` tests (tests/eval/test_eval_*.cpp).
 #pragma once
 
 #include <gtest/gtest.h>
