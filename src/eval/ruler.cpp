@@ -196,6 +196,234 @@ bool is_niah(const std::string& t) {
   return niah_params().count(t) > 0;
 }
 
+// --- one example per task family (RulerGenerator::make) -------------------------------------
+
+// The essay haystack of a niah task: the first `size` essay words, cut into sentences, with
+// the needles inserted at RULER's depths (one depth each, drawn without replacement).
+std::string niah_essay_haystack(const std::vector<std::string>& essay_words,
+                                const std::vector<std::string>& needles, int64_t size, Rng& rng) {
+  const int64_t n = std::min<int64_t>(size, static_cast<int64_t>(essay_words.size()));
+  std::string text;
+  for (int64_t i = 0; i < n; ++i) {
+    if (i) text += ' ';
+    text += essay_words[i];
+  }
+  std::vector<std::string> sents = split_sentences(text);
+  const std::vector<int> depths = ruler_depths();
+  std::vector<int64_t> pos;
+  for (int64_t di :
+       rng.sample(static_cast<int64_t>(depths.size()), static_cast<int64_t>(needles.size()))) {
+    pos.push_back(static_cast<int64_t>(sents.size() * (depths[di] / 100.0)));
+  }
+  std::sort(pos.begin(), pos.end());
+  pos.insert(pos.begin(), 0);
+  pos.push_back(static_cast<int64_t>(sents.size()));
+  std::vector<std::string> parts;
+  for (size_t i = 1; i < pos.size(); ++i) {
+    std::vector<std::string> chunk(sents.begin() + pos[i - 1], sents.begin() + pos[i]);
+    parts.push_back(join(chunk, " "));
+    if (i - 1 < needles.size()) parts.push_back(needles[i - 1]);
+  }
+  return join(parts, " ");
+}
+
+// The line haystack of a niah task: `size` lines, each the repeated sentence (Hay::kRepeat) or
+// a distractor needle with a key that is none of `keys` (Hay::kNeedle), with the needles
+// inserted at random lines.
+std::string niah_line_haystack(const NiahParams& p, const std::vector<std::string>& keys,
+                               const std::vector<std::string>& needles, const std::string& type_v,
+                               int64_t size, Rng& rng) {
+  std::vector<std::string> sentences;
+  for (int64_t i = 0; i < size; ++i) {
+    if (p.hay == Hay::kRepeat) {
+      sentences.push_back(kRepeatSentence);
+    } else {
+      // Distractor needles with fresh keys (never one of the real keys).
+      std::string key;
+      do {
+        key = random_of(p.key, rng);
+      } while (std::find(keys.begin(), keys.end(), key) != keys.end());
+      sentences.push_back(
+          fill(kNeedleFormat,
+               {{"type_needle_v", type_v}, {"key", key}, {"value", random_of(p.value, rng)}}));
+    }
+  }
+  std::vector<int64_t> idx = rng.sample(size, static_cast<int64_t>(needles.size()));
+  std::sort(idx.rbegin(), idx.rend());
+  for (size_t i = 0; i < idx.size(); ++i) sentences.insert(sentences.begin() + idx[i], needles[i]);
+  return join(sentences, "\n");
+}
+
+// niah_*: `p.num_k` keys with `p.num_v` values each as needles in a haystack of `size` words
+// (essay) or lines; the question asks for the values of `p.num_q` of the keys.
+RulerExample make_niah(const NiahParams& p, const std::vector<std::string>& essay_words,
+                       int64_t size, Rng& rng) {
+  RulerExample ex;
+  const int num_k = std::max(p.num_k, p.num_q);
+  const std::string type_v = kind_name(p.value);
+  std::vector<std::string> keys, needles;
+  std::vector<std::vector<std::string>> values;
+  for (int i = 0; i < num_k; ++i) {
+    std::string key;
+    do {
+      key = random_of(p.key, rng);
+    } while (std::find(keys.begin(), keys.end(), key) != keys.end());
+    keys.push_back(key);
+    values.emplace_back();
+    for (int j = 0; j < p.num_v; ++j) {
+      values.back().push_back(random_of(p.value, rng));
+      needles.push_back(
+          fill(kNeedleFormat,
+               {{"type_needle_v", type_v}, {"key", key}, {"value", values.back().back()}}));
+    }
+  }
+  rng.shuffle(needles);
+
+  const std::string context = p.hay == Hay::kEssay
+                                  ? niah_essay_haystack(essay_words, needles, size, rng)
+                                  : niah_line_haystack(p, keys, needles, type_v, size, rng);
+
+  std::vector<int64_t> qi = rng.sample(num_k, p.num_q);
+  std::vector<std::string> queries;
+  for (int64_t i : qi) {
+    queries.push_back(keys[i]);
+    for (const std::string& v : values[i]) ex.outputs.push_back(v);
+  }
+  std::string query = queries.back();
+  if (queries.size() > 1) {
+    query = join(std::vector<std::string>(queries.begin(), queries.end() - 1), ", ") + ", and " +
+            queries.back();
+  }
+  std::string tmpl = kNiahTemplate, prefix = kNiahPrefix, tv = type_v;
+  if (p.num_q * p.num_v == 1) {
+    // RULER's singular wording for one answer.
+    for (std::string* s : {&tmpl, &prefix}) {
+      *s = replace_all(*s, "Some", "A");
+      *s = replace_all(*s, "are all", "is");
+      *s = replace_all(*s, "are", "is");
+      *s = replace_all(*s, "answers", "answer");
+    }
+    tv.pop_back();
+  }
+  ex.text = fill(tmpl, {{"type_needle_v", tv}, {"context", context}, {"query", query}});
+  ex.answer_prefix = fill(prefix, {{"type_needle_v", tv}, {"query", query}});
+  return ex;
+}
+
+// vt: a chain of kVtHops + 1 variables in `size` noise lines, after one solved example with
+// 3-letter names.
+RulerExample make_vt(int64_t size, Rng& rng) {
+  RulerExample ex;
+  auto chain_text = [&](int64_t noises, int letters, std::vector<std::string>* vars_out,
+                        std::string* value_out) {
+    std::vector<std::string> vars;
+    while (static_cast<int>(vars.size()) < (kVtHops + 1) * kVtChains) {
+      std::string v;
+      for (int i = 0; i < letters; ++i) v += static_cast<char>('A' + rng.uniform(0, 25));
+      if (std::find(vars.begin(), vars.end(), v) == vars.end()) vars.push_back(v);
+    }
+    const std::string value = std::to_string(rng.uniform(10000, 99998));
+    std::vector<std::string> chain = {"VAR " + vars[0] + " = " + value};
+    for (int j = 0; j < kVtHops; ++j)
+      chain.push_back("VAR " + vars[j + 1] + " = VAR " + vars[j] + " ");
+    std::vector<std::string> sentences(static_cast<size_t>(noises),
+                                       std::string(kRepeatSentence) + "\n");
+    std::vector<int64_t> pos =
+        rng.sample(static_cast<int64_t>(sentences.size()), static_cast<int64_t>(chain.size()));
+    std::sort(pos.begin(), pos.end());
+    for (size_t j = 0; j < pos.size(); ++j)
+      sentences.insert(sentences.begin() + pos[j] + j, chain[j]);
+    std::string context = replace_all(join(sentences, " "), ". \n", ".\n");
+    *vars_out = std::vector<std::string>(vars.begin(), vars.begin() + kVtHops + 1);
+    *value_out = value;
+    return context;
+  };
+  // RULER puts one short solved example (3-letter names, about 500 tokens) first.
+  std::vector<std::string> ex_vars, vars;
+  std::string ex_value, value;
+  // The chain needs a noise line per assignment; the example gets up to 20 noise lines
+  // (RULER sizes it to about 500 tokens), fewer when the whole prompt is short.
+  size = std::max<int64_t>(size, kVtHops + 1);
+  const int64_t ex_noise = std::clamp<int64_t>(size / 4, kVtHops + 1, 20);
+  const std::string ex_context = chain_text(ex_noise, 3, &ex_vars, &ex_value);
+  const std::string context = chain_text(size, 5, &vars, &value);
+  const std::string nv = std::to_string(kVtHops + 1);
+  const std::string example = fill(kVtTemplate, {{"context", ex_context}, {"query", ex_value}}) +
+                              fill(kVtPrefix, {{"num_v", nv}, {"query", ex_value}}) +
+                              join(ex_vars, " ");
+  ex.text = example + "\n\n" + fill(kVtTemplate, {{"context", context}, {"query", value}});
+  ex.answer_prefix = fill(kVtPrefix, {{"num_v", nv}, {"query", value}});
+  ex.outputs = vars;
+  return ex;
+}
+
+// cwe: a numbered list of `size` words where kCweCommon of them repeat most, after one solved
+// example; below 4096 tokens the repetitions are RULER's short-context ones.
+RulerExample make_cwe(const std::vector<std::string>& vocabulary, int64_t size, int length,
+                      Rng& rng) {
+  RulerExample ex;
+  auto list_text = [&](int64_t num_words, int common_reps, int uncommon_reps,
+                       std::vector<std::string>* common) {
+    num_words = std::min<int64_t>(std::max<int64_t>(num_words, kCweCommon),
+                                  static_cast<int64_t>(vocabulary.size()));
+    std::vector<std::string> chosen;
+    for (int64_t i : rng.sample(static_cast<int64_t>(vocabulary.size()), num_words))
+      chosen.push_back(vocabulary[i]);
+    std::vector<std::string> list;
+    for (int64_t i = 0; i < num_words; ++i) {
+      const int reps = i < kCweCommon ? common_reps : uncommon_reps;
+      for (int r = 0; r < reps; ++r) list.push_back(chosen[i]);
+    }
+    rng.shuffle(list);
+    *common = std::vector<std::string>(chosen.begin(), chosen.begin() + kCweCommon);
+    std::string out;
+    for (size_t i = 0; i < list.size(); ++i)
+      out += (i ? " " : "") + std::to_string(i + 1) + ". " + list[i];
+    return out;
+  };
+  const bool short_ctx = length < 4096;
+  std::vector<std::string> ex_common, common;
+  const std::string ex_list =
+      short_ctx ? list_text(20, 3, 1, &ex_common) : list_text(40, 10, 3, &ex_common);
+  const std::string list =
+      short_ctx ? list_text(size, 6, 1, &common) : list_text(size, 30, 3, &common);
+  std::string ex_answer;
+  for (size_t i = 0; i < ex_common.size(); ++i)
+    ex_answer += (i ? " " : "") + std::to_string(i + 1) + ". " + ex_common[i];
+  ex.text = fill(kCweTemplate, {{"context", ex_list}}) + kCwePrefix + ex_answer + "\n" +
+            fill(kCweTemplate, {{"context", list}});
+  ex.answer_prefix = kCwePrefix;
+  ex.outputs = common;
+  return ex;
+}
+
+// fwe: about `size` coded words with Zipf counts over a vocabulary of length / 50 (at least 8).
+RulerExample make_fwe(int64_t size, int length, Rng& rng) {
+  RulerExample ex;
+  const int vocab_size = std::max(8, length / 50);
+  std::set<std::string> uniq;
+  while (static_cast<int>(uniq.size()) < vocab_size) {
+    std::string w;
+    for (int i = 0; i < kFweWordLen; ++i) w += static_cast<char>('a' + rng.uniform(0, 25));
+    uniq.insert(w);
+  }
+  std::vector<std::string> vocab(uniq.begin(), uniq.end());
+  rng.shuffle(vocab);
+  vocab[0] = "...";  // the most frequent "word" is noise
+  const double z = zeta(kFweAlpha);
+  std::vector<std::string> words;
+  for (size_t k = 0; k < vocab.size(); ++k) {
+    const int64_t cnt =
+        static_cast<int64_t>(size * std::pow(static_cast<double>(k + 1), -kFweAlpha) / z);
+    for (int64_t c = 0; c < cnt; ++c) words.push_back(vocab[k]);
+  }
+  rng.shuffle(words);
+  ex.text = fill(kFweTemplate, {{"context", join(words, " ")}});
+  ex.answer_prefix = kFwePrefix;
+  ex.outputs = {vocab[1], vocab[2], vocab[3]};
+  return ex;
+}
+
 }  // namespace
 
 // --- Rng -------------------------------------------------------------------------------------
@@ -261,209 +489,11 @@ uint64_t RulerGenerator::sample_seed(const std::string& task, int length, int in
 
 RulerExample RulerGenerator::make(const std::string& task, int64_t size, int length,
                                   Rng& rng) const {
-  RulerExample ex;
   size = std::max<int64_t>(size, 1);
-  if (is_niah(task)) {
-    const NiahParams& p = niah_params().at(task);
-    const int num_k = std::max(p.num_k, p.num_q);
-    const std::string type_v = kind_name(p.value);
-    std::vector<std::string> keys, needles;
-    std::vector<std::vector<std::string>> values;
-    for (int i = 0; i < num_k; ++i) {
-      std::string key;
-      do {
-        key = random_of(p.key, rng);
-      } while (std::find(keys.begin(), keys.end(), key) != keys.end());
-      keys.push_back(key);
-      values.emplace_back();
-      for (int j = 0; j < p.num_v; ++j) {
-        values.back().push_back(random_of(p.value, rng));
-        needles.push_back(
-            fill(kNeedleFormat,
-                 {{"type_needle_v", type_v}, {"key", key}, {"value", values.back().back()}}));
-      }
-    }
-    rng.shuffle(needles);
-
-    std::string context;
-    if (p.hay == Hay::kEssay) {
-      const int64_t n = std::min<int64_t>(size, static_cast<int64_t>(essay_words_.size()));
-      std::string text;
-      for (int64_t i = 0; i < n; ++i) {
-        if (i) text += ' ';
-        text += essay_words_[i];
-      }
-      std::vector<std::string> sents = split_sentences(text);
-      const std::vector<int> depths = ruler_depths();
-      std::vector<int64_t> pos;
-      for (int64_t di :
-           rng.sample(static_cast<int64_t>(depths.size()), static_cast<int64_t>(needles.size()))) {
-        pos.push_back(static_cast<int64_t>(sents.size() * (depths[di] / 100.0)));
-      }
-      std::sort(pos.begin(), pos.end());
-      pos.insert(pos.begin(), 0);
-      pos.push_back(static_cast<int64_t>(sents.size()));
-      std::vector<std::string> parts;
-      for (size_t i = 1; i < pos.size(); ++i) {
-        std::vector<std::string> chunk(sents.begin() + pos[i - 1], sents.begin() + pos[i]);
-        parts.push_back(join(chunk, " "));
-        if (i - 1 < needles.size()) parts.push_back(needles[i - 1]);
-      }
-      context = join(parts, " ");
-    } else {
-      std::vector<std::string> sentences;
-      for (int64_t i = 0; i < size; ++i) {
-        if (p.hay == Hay::kRepeat) {
-          sentences.push_back(kRepeatSentence);
-        } else {
-          // Distractor needles with fresh keys (never one of the real keys).
-          std::string key;
-          do {
-            key = random_of(p.key, rng);
-          } while (std::find(keys.begin(), keys.end(), key) != keys.end());
-          sentences.push_back(
-              fill(kNeedleFormat,
-                   {{"type_needle_v", type_v}, {"key", key}, {"value", random_of(p.value, rng)}}));
-        }
-      }
-      std::vector<int64_t> idx = rng.sample(size, static_cast<int64_t>(needles.size()));
-      std::sort(idx.rbegin(), idx.rend());
-      for (size_t i = 0; i < idx.size(); ++i)
-        sentences.insert(sentences.begin() + idx[i], needles[i]);
-      context = join(sentences, "\n");
-    }
-
-    std::vector<int64_t> qi = rng.sample(num_k, p.num_q);
-    std::vector<std::string> queries;
-    for (int64_t i : qi) {
-      queries.push_back(keys[i]);
-      for (const std::string& v : values[i]) ex.outputs.push_back(v);
-    }
-    std::string query = queries.back();
-    if (queries.size() > 1) {
-      query = join(std::vector<std::string>(queries.begin(), queries.end() - 1), ", ") + ", and " +
-              queries.back();
-    }
-    std::string tmpl = kNiahTemplate, prefix = kNiahPrefix, tv = type_v;
-    if (p.num_q * p.num_v == 1) {
-      // RULER's singular wording for one answer.
-      for (std::string* s : {&tmpl, &prefix}) {
-        *s = replace_all(*s, "Some", "A");
-        *s = replace_all(*s, "are all", "is");
-        *s = replace_all(*s, "are", "is");
-        *s = replace_all(*s, "answers", "answer");
-      }
-      tv.pop_back();
-    }
-    ex.text = fill(tmpl, {{"type_needle_v", tv}, {"context", context}, {"query", query}});
-    ex.answer_prefix = fill(prefix, {{"type_needle_v", tv}, {"query", query}});
-    return ex;
-  }
-
-  if (task == "vt") {
-    auto chain_text = [&](int64_t noises, int letters, std::vector<std::string>* vars_out,
-                          std::string* value_out) {
-      std::vector<std::string> vars;
-      while (static_cast<int>(vars.size()) < (kVtHops + 1) * kVtChains) {
-        std::string v;
-        for (int i = 0; i < letters; ++i) v += static_cast<char>('A' + rng.uniform(0, 25));
-        if (std::find(vars.begin(), vars.end(), v) == vars.end()) vars.push_back(v);
-      }
-      const std::string value = std::to_string(rng.uniform(10000, 99998));
-      std::vector<std::string> chain = {"VAR " + vars[0] + " = " + value};
-      for (int j = 0; j < kVtHops; ++j)
-        chain.push_back("VAR " + vars[j + 1] + " = VAR " + vars[j] + " ");
-      std::vector<std::string> sentences(static_cast<size_t>(noises),
-                                         std::string(kRepeatSentence) + "\n");
-      std::vector<int64_t> pos =
-          rng.sample(static_cast<int64_t>(sentences.size()), static_cast<int64_t>(chain.size()));
-      std::sort(pos.begin(), pos.end());
-      for (size_t j = 0; j < pos.size(); ++j)
-        sentences.insert(sentences.begin() + pos[j] + j, chain[j]);
-      std::string context = replace_all(join(sentences, " "), ". \n", ".\n");
-      *vars_out = std::vector<std::string>(vars.begin(), vars.begin() + kVtHops + 1);
-      *value_out = value;
-      return context;
-    };
-    // RULER puts one short solved example (3-letter names, about 500 tokens) first.
-    std::vector<std::string> ex_vars, vars;
-    std::string ex_value, value;
-    // The chain needs a noise line per assignment; the example gets up to 20 noise lines
-    // (RULER sizes it to about 500 tokens), fewer when the whole prompt is short.
-    size = std::max<int64_t>(size, kVtHops + 1);
-    const int64_t ex_noise = std::clamp<int64_t>(size / 4, kVtHops + 1, 20);
-    const std::string ex_context = chain_text(ex_noise, 3, &ex_vars, &ex_value);
-    const std::string context = chain_text(size, 5, &vars, &value);
-    const std::string nv = std::to_string(kVtHops + 1);
-    const std::string example = fill(kVtTemplate, {{"context", ex_context}, {"query", ex_value}}) +
-                                fill(kVtPrefix, {{"num_v", nv}, {"query", ex_value}}) +
-                                join(ex_vars, " ");
-    ex.text = example + "\n\n" + fill(kVtTemplate, {{"context", context}, {"query", value}});
-    ex.answer_prefix = fill(kVtPrefix, {{"num_v", nv}, {"query", value}});
-    ex.outputs = vars;
-    return ex;
-  }
-
-  if (task == "cwe") {
-    auto list_text = [&](int64_t num_words, int common_reps, int uncommon_reps,
-                         std::vector<std::string>* common) {
-      num_words = std::min<int64_t>(std::max<int64_t>(num_words, kCweCommon),
-                                    static_cast<int64_t>(vocabulary_.size()));
-      std::vector<std::string> chosen;
-      for (int64_t i : rng.sample(static_cast<int64_t>(vocabulary_.size()), num_words))
-        chosen.push_back(vocabulary_[i]);
-      std::vector<std::string> list;
-      for (int64_t i = 0; i < num_words; ++i) {
-        const int reps = i < kCweCommon ? common_reps : uncommon_reps;
-        for (int r = 0; r < reps; ++r) list.push_back(chosen[i]);
-      }
-      rng.shuffle(list);
-      *common = std::vector<std::string>(chosen.begin(), chosen.begin() + kCweCommon);
-      std::string out;
-      for (size_t i = 0; i < list.size(); ++i)
-        out += (i ? " " : "") + std::to_string(i + 1) + ". " + list[i];
-      return out;
-    };
-    const bool short_ctx = length < 4096;
-    std::vector<std::string> ex_common, common;
-    const std::string ex_list =
-        short_ctx ? list_text(20, 3, 1, &ex_common) : list_text(40, 10, 3, &ex_common);
-    const std::string list =
-        short_ctx ? list_text(size, 6, 1, &common) : list_text(size, 30, 3, &common);
-    std::string ex_answer;
-    for (size_t i = 0; i < ex_common.size(); ++i)
-      ex_answer += (i ? " " : "") + std::to_string(i + 1) + ". " + ex_common[i];
-    ex.text = fill(kCweTemplate, {{"context", ex_list}}) + kCwePrefix + ex_answer + "\n" +
-              fill(kCweTemplate, {{"context", list}});
-    ex.answer_prefix = kCwePrefix;
-    ex.outputs = common;
-    return ex;
-  }
-
-  if (task == "fwe") {
-    const int vocab_size = std::max(8, length / 50);
-    std::set<std::string> uniq;
-    while (static_cast<int>(uniq.size()) < vocab_size) {
-      std::string w;
-      for (int i = 0; i < kFweWordLen; ++i) w += static_cast<char>('a' + rng.uniform(0, 25));
-      uniq.insert(w);
-    }
-    std::vector<std::string> vocab(uniq.begin(), uniq.end());
-    rng.shuffle(vocab);
-    vocab[0] = "...";  // the most frequent "word" is noise
-    const double z = zeta(kFweAlpha);
-    std::vector<std::string> words;
-    for (size_t k = 0; k < vocab.size(); ++k) {
-      const int64_t cnt =
-          static_cast<int64_t>(size * std::pow(static_cast<double>(k + 1), -kFweAlpha) / z);
-      for (int64_t c = 0; c < cnt; ++c) words.push_back(vocab[k]);
-    }
-    rng.shuffle(words);
-    ex.text = fill(kFweTemplate, {{"context", join(words, " ")}});
-    ex.answer_prefix = kFwePrefix;
-    ex.outputs = {vocab[1], vocab[2], vocab[3]};
-    return ex;
-  }
+  if (is_niah(task)) return make_niah(niah_params().at(task), essay_words_, size, rng);
+  if (task == "vt") return make_vt(size, rng);
+  if (task == "cwe") return make_cwe(vocabulary_, size, length, rng);
+  if (task == "fwe") return make_fwe(size, length, rng);
   fail("ruler: unknown task '", task, "' (known: ", join(ruler_task_names(), ", "), ")");
 }
 
