@@ -1,0 +1,130 @@
+// The routes of the server (POST /v1/completions, POST /v1/chat/completions, GET /v1/models,
+// GET /health, GET /metrics), the JSON answers to what httplib refuses itself (unknown route,
+// body too large, malformed HTTP) and to exceptions, and the request log.
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "common/error.h"
+#include "server/server_impl.h"
+
+namespace fastkv::server {
+namespace {
+
+using json = nlohmann::json;
+
+const char* kKnownRoutes[] = {"/v1/completions", "/v1/chat/completions", "/v1/models", "/health",
+                              "/metrics"};
+
+std::string route_label(const std::string& path) {
+  for (const char* r : kKnownRoutes) {
+    if (path == r) return r;
+  }
+  return "other";
+}
+
+}  // namespace
+
+void Server::Impl::setup_routes() {
+  // Threads: one per generating slot, one per waiter, and spares so /health, /metrics and
+  // refusals answer while every slot and queue place is taken.
+  const size_t n_threads = static_cast<size_t>(opts.slots) + opts.queue +
+                           std::max<size_t>(8, static_cast<size_t>(opts.slots));
+  http.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
+  http.set_payload_max_length(opts.max_body);
+  add_generation_routes();
+  add_info_routes();
+  add_error_handlers();
+}
+
+void Server::Impl::add_generation_routes() {
+  http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& s) {
+    handle_generation(q, s, Endpoint::kCompletions);
+  });
+  http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& s) {
+    handle_generation(q, s, Endpoint::kChat);
+  });
+}
+
+void Server::Impl::add_info_routes() {
+  http.Get("/v1/models", [this](const httplib::Request& q, httplib::Response& s) {
+    try {
+      require_auth(q, s);
+    } catch (const ApiError& e) {
+      return send_error(s, e);
+    }
+    json m = {{"id", opts.model_id},
+              {"object", "model"},
+              {"created", unix_now()},
+              {"owned_by", "fastkv"},
+              {"context_length", ctx},
+              {"backend", kernels::backend_name(model.backend())},
+              {"kv_compression", {{"method", opts.defaults.method}}}};
+    for (const auto& [k, v] : opts.defaults.options) m["kv_compression"][k] = v;
+    s.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
+  });
+  // /health needs no key: load balancers and orchestrators probe it without credentials.
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& s) {
+    json h = {{"status", "ok"},
+              {"slots", pool.size()},
+              {"slots_busy", pool.busy()},
+              {"queued", pool.queued()}};
+    s.set_content(dump(h), "application/json");
+  });
+  http.Get("/metrics", [this](const httplib::Request& q, httplib::Response& s) {
+    try {
+      require_auth(q, s);
+    } catch (const ApiError& e) {
+      return send_error(s, e);
+    }
+    LiveGauges g{pool.kv_bytes(), pool.size(), pool.busy(), pool.queued()};
+    s.set_content(metrics.render(g), "text/plain; version=0.0.4");
+  });
+}
+
+void Server::Impl::add_error_handlers() {
+  // Responses httplib makes itself (unknown route, body too large, malformed HTTP) get
+  // OpenAI-style JSON too; ours already carry a body.
+  http.set_error_handler(
+      httplib::Server::HandlerWithResponse([this](const httplib::Request& q, httplib::Response& s) {
+        if (!s.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        ApiError e(s.status, "request failed");
+        if (s.status == 404) {
+          if (!authorized(q)) {
+            s.status = 401;
+            s.set_header("WWW-Authenticate", "Bearer");
+            e = ApiError(401, "missing or invalid API key", "", "invalid_api_key");
+          } else {
+            e = ApiError(404, cat("unknown route: ", q.method, " ", q.path), "", "not_found");
+          }
+        } else if (s.status == 413) {
+          e = ApiError(413,
+                       cat("the request body is larger than the server's limit of ", opts.max_body,
+                           " bytes"),
+                       "", "request_too_large");
+        } else if (s.status == 400) {
+          e = ApiError(400, "malformed HTTP request", "", "bad_request");
+        } else if (s.status >= 500) {
+          e = ApiError(s.status, "internal server error", "", "", "server_error");
+        }
+        send_error(s, e);
+        return httplib::Server::HandlerResponse::Handled;
+      }));
+  http.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& s, std::exception_ptr ep) {
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(ep);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        send_error(s, ApiError(500, "internal error: " + what, "", "", "server_error"));
+      });
+  http.set_logger([this](const httplib::Request& q, const httplib::Response& s) {
+    metrics.count_request(route_label(q.path), s.status);
+    std::fprintf(stderr, "%s %s %d\n", q.method.c_str(), q.path.c_str(), s.status);
+  });
+}
+
+}  // namespace fastkv::server

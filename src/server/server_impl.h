@@ -1,0 +1,90 @@
+// The server's inside, shared by the files that hold its parts (private to src/server/):
+//   server.cpp      construction, the public Server calls, helpers
+//   admission.cpp   the API key check and admission: parse, tokenize, check, wait for a slot
+//   generation.cpp  running an admitted request: one JSON response or a server-sent stream
+//   routes.cpp      the routes, httplib's own error responses, the request log
+// and connection_watch.* (has the client gone?), auth.* (the bearer key), slots.* (slots and
+// queue), metrics.* (Prometheus counters), openai.* (the API's JSON).
+#pragma once
+
+#include <httplib.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/connection_watch.h"
+#include "server/metrics.h"
+#include "server/server.h"
+#include "server/slots.h"
+
+namespace fastkv::server {
+
+// A request that holds a slot: everything its generation needs.
+struct Job {
+  CompletionRequest req;
+  std::vector<int32_t> prompt;
+  std::unique_ptr<Policy> policy;
+  ResponseMeta meta;
+  std::unique_ptr<SlotLease> lease;
+  ConnectionWatch watch;
+  explicit Job(const httplib::Request& http_req)
+      : watch(http_req.remote_addr, http_req.remote_port, http_req.local_port) {}
+};
+
+// Writes `e` as the OpenAI-style JSON error body with its status.
+void send_error(httplib::Response& res, const ApiError& e);
+// A fresh random seed (requests without "seed").
+uint64_t random_seed();
+// Seconds since the Unix epoch ("created").
+int64_t unix_now();
+
+struct Server::Impl {
+  const Model& model;
+  ServerOptions opts;
+  const Tokenizer& tok;
+  std::optional<ChatTemplate> tmpl;
+  std::string tmpl_error;
+  int ctx = 0;
+  int threads = 1;
+  SlotPool pool;
+  Metrics metrics;
+  httplib::Server http;
+  std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> next_id{1};
+  std::string id_prefix;
+
+  // server.cpp
+  Impl(const Model& m, ServerOptions o);
+  std::string next_id_str(Endpoint ep);
+
+  // admission.cpp
+  bool authorized(const httplib::Request& req) const;
+  // Throws the 401 (and sets WWW-Authenticate) unless the request carries the key.
+  void require_auth(const httplib::Request& req, httplib::Response& res) const;
+  // Parses, validates, tokenizes and waits for a slot. Returns nullptr when the client went
+  // away while waiting. Throws ApiError.
+  std::shared_ptr<Job> admit(const httplib::Request& http_req, httplib::Response& res, Endpoint ep);
+
+  // generation.cpp
+  // Runs one generation in the calling thread; frees the cache before returning.
+  // on_piece returning false stops it (the client went away).
+  GenerationResult generate(Job& job, const std::function<bool(const std::string&)>& on_piece,
+                            bool* cancelled);
+  // POST /v1/completions and /v1/chat/completions.
+  void handle_generation(const httplib::Request& http_req, httplib::Response& res, Endpoint ep);
+  // The server-sent events of a streamed request, written to `sink`.
+  void stream(Job& job, Endpoint ep, httplib::DataSink& sink);
+
+  // routes.cpp
+  void setup_routes();
+  void add_generation_routes();
+  void add_info_routes();     // /v1/models, /health, /metrics
+  void add_error_handlers();  // httplib's own error responses, exceptions, the request log
+};
+
+}  // namespace fastkv::server
