@@ -46,6 +46,13 @@ OptionSchema budget_schema(BudgetFields fields, const BudgetConfig& defaults);
 // Reads the shared fields present in `opts` (checked against budget_schema) into `c`, keeping
 // c's values where absent.
 void read_budget(const OptionSet& opts, BudgetConfig& c);
+// A default Config (a BudgetConfig without fields of its own) with read_budget applied.
+template <typename Config>
+Config read_budget_as(const OptionSet& opts) {
+  Config c;
+  read_budget(opts, c);
+  return c;
+}
 
 // The identity selection 0..n-1 (a head that keeps every live token).
 std::vector<int32_t> all_indices(int n);

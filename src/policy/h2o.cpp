@@ -9,9 +9,7 @@ OptionSchema H2OConfig::schema() {
 }
 
 H2OConfig H2OConfig::from_set(const OptionSet& opts) {
-  H2OConfig c;
-  read_budget(opts, c);
-  return c;
+  return read_budget_as<H2OConfig>(opts);
 }
 
 H2OConfig H2OConfig::from_options(const PolicyOptions& opts) {

@@ -9,9 +9,7 @@ OptionSchema SnapKVConfig::schema() {
 }
 
 SnapKVConfig SnapKVConfig::from_set(const OptionSet& opts) {
-  SnapKVConfig c;
-  read_budget(opts, c);
-  return c;
+  return read_budget_as<SnapKVConfig>(opts);
 }
 
 SnapKVConfig SnapKVConfig::from_options(const PolicyOptions& opts) {

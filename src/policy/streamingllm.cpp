@@ -7,9 +7,7 @@ OptionSchema StreamingLLMConfig::schema() {
 }
 
 StreamingLLMConfig StreamingLLMConfig::from_set(const OptionSet& opts) {
-  StreamingLLMConfig c;
-  read_budget(opts, c);
-  return c;
+  return read_budget_as<StreamingLLMConfig>(opts);
 }
 
 StreamingLLMConfig StreamingLLMConfig::from_options(const PolicyOptions& opts) {
