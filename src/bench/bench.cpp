@@ -195,7 +195,7 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
   int cell = 0;
   for (int ctx : s.contexts) {
     const std::vector<int32_t> prompt = random_prompt(ctx, c.n_vocab, s.seed + ctx);
-    for (const eval::MethodSpec& spec : s.methods) {
+    for (const MethodSpec& spec : s.methods) {
       ++cell;
       Row row;
       row.method = spec.label;
@@ -211,7 +211,7 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
         r.bandwidth_bytes_s = std::max(r.bandwidth_bytes_s, measure_read_bandwidth(bw_bytes));
         if (rss_resettable) reset_peak_rss();
 
-        auto policy = eval::create_policy(spec, c.n_layer);
+        auto policy = create_policy(spec, c.n_layer);
         KVCache cache;
         auto t0 = Clock::now();
         PrefillOutput out = model.prefill(prompt, *policy, cache);

@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "eval/methods.h"
+#include "policy/method_list.h"
 #include "model/model.h"
 
 namespace fastkv::bench {
@@ -41,7 +41,7 @@ int64_t peak_rss_bytes();
 
 struct Settings {
   std::vector<int> contexts;               // prompt lengths (tokens)
-  std::vector<eval::MethodSpec> methods;   // resolved method specs
+  std::vector<MethodSpec> methods;         // resolved method specs
   int n_gen = 128;                         // decoded tokens per repetition
   int reps = 3;                            // timed repetitions per (method, context)
   int warmup = 1;                          // untimed runs before them

@@ -1,38 +1,14 @@
-// Method specifications for evaluations: which compression methods run, each with its options.
-//
-// `--methods` is a comma-separated list of specs NAME[:KEY=VALUE[:KEY=VALUE...]], e.g.
-// "full,fastkv:retain_rate=0.1,fastkv:retain_rate=0.2,snapkv". KEY is an option name as in
-// PolicyOptions (retain_rate) or its flag spelling (retain-rate or --retain-rate).
-// Options given in a spec go to that method only and must be valid for it.
-// Shared options (the method flags of `fastkv run`, e.g. --retain-rate 0.2) go to every listed
-// method that accepts them: a method that rejects one runs without it (a note says so), and a
-// shared option that no listed method accepts is an error (this also catches a bad value).
+// Method lists of evaluations: parsed and resolved in the policy layer (policy/method_list.h);
+// the eval code uses them under its own namespace.
 #pragma once
 
-#include <memory>
-#include <string>
-#include <vector>
-
-#include "policy/policy.h"
+#include "policy/method_list.h"
 
 namespace fastkv::eval {
 
-struct MethodSpec {
-  std::string name;       // PolicyRegistry name
-  PolicyOptions options;  // what the method is created with
-  std::string label;      // unique id in results: name, then ":key=value" per option (sorted)
-};
-
-// Splits the --methods text into specs (per-spec options only); throws fastkv::Error on bad
-// syntax or an empty list.
-std::vector<MethodSpec> parse_method_list(const std::string& text);
-
-// Adds the shared options to every spec that accepts them, validates every spec by creating
-// its policy once (n_layer of the model), sets the labels and rejects duplicate labels.
-// `notes` receives one line per shared option a method does not take.
-void resolve_methods(std::vector<MethodSpec>& specs, const PolicyOptions& shared, int n_layer,
-                     std::vector<std::string>* notes);
-
-std::unique_ptr<Policy> create_policy(const MethodSpec& spec, int n_layer);
+using fastkv::create_policy;
+using fastkv::MethodSpec;
+using fastkv::parse_method_list;
+using fastkv::resolve_methods;
 
 }  // namespace fastkv::eval

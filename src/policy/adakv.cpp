@@ -3,84 +3,80 @@
 #include <algorithm>
 #include <limits>
 
-#include "common/error.h"
-#include "policy/options.h"
+#include "kernels/scoring.h"
 
 namespace fastkv {
 
-AdaKVConfig AdaKVConfig::from_options(const PolicyOptions& opts) {
-  reject_unknown(opts, "adakv",
-                 {"retain_rate", "kv_budget", "window", "kernel", "pool", "floor_alpha"});
+OptionSchema AdaKVConfig::schema() {
+  const AdaKVConfig d;
+  OptionSchema s = budget_schema({.window = true, .kernel = true, .pool = true}, d);
+  s.push_back(OptionSpec::number("floor_alpha", 0, 1, false, false, cat(d.floor_alpha),
+                                 "fraction of each head's budget it keeps for itself"));
+  return s;
+}
+
+AdaKVConfig AdaKVConfig::from_set(const OptionSet& opts) {
   AdaKVConfig c;
-  parse_budget(opts, {.window = true, .pooling = true}, c);
-  c.floor_alpha = option_double(opts, "floor_alpha", c.floor_alpha);
-  if (!(c.floor_alpha >= 0 && c.floor_alpha <= 1)) {
-    fail("--floor-alpha must be in [0, 1], got ", c.floor_alpha);
-  }
+  read_budget(opts, c);
+  c.floor_alpha = opts.number("floor_alpha", c.floor_alpha);
   return c;
+}
+
+AdaKVConfig AdaKVConfig::from_options(const PolicyOptions& opts) {
+  return config_from_text<AdaKVConfig>("adakv", opts);
 }
 
 int AdaKVConfig::safeguard(int capacity) const {
   return std::min(static_cast<int>(floor_alpha * capacity), capacity - window);
 }
 
+std::vector<std::vector<int32_t>> adakv_allocate(const KeyScores& s, int n, int window,
+                                                 int capacity, int safeguard) {
+  const int heads = s.cache_heads;
+  const int before = n - window;
+  std::vector<std::vector<int32_t>> keep(heads);
+  // 1. safeguard: each head's own top s.
+  std::vector<float> rest(static_cast<size_t>(heads) * before);  // [heads, before], taken = -inf
+  for (int h = 0; h < heads; ++h) {
+    const float* row = s.scores.data() + static_cast<int64_t>(h) * s.stride;
+    std::copy(row, row + before, rest.begin() + static_cast<int64_t>(h) * before);
+    keep[h] = kernels::topk(row, before, safeguard);
+    for (int32_t j : keep[h]) {
+      rest[static_cast<int64_t>(h) * before + j] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  // 2. the rest of the budget: a layer-wide top-k over every head's remaining scores.
+  const int64_t global = static_cast<int64_t>(heads) * (capacity - window - safeguard);
+  for (int32_t flat :
+       kernels::topk(rest.data(), static_cast<int>(rest.size()), static_cast<int>(global))) {
+    keep[flat / before].push_back(flat % before);
+  }
+  // 3. the window.
+  for (auto& kh : keep) {
+    for (int j = before; j < n; ++j) kh.push_back(j);
+  }
+  return keep;
+}
+
 AdaKVLayerResult adakv_select(const AdaKVConfig& cfg, const float* q, const float* k, int n, int H,
                               int G, int d) {
   AdaKVLayerResult r;
-  const int w = cfg.window;
-  const int capacity = cfg.capacity(n);
-  r.dropped = cfg.drops(n);
-  r.capacity = r.dropped ? capacity : n;
-  r.keep.assign(G, {});
-  if (!r.dropped) {
-    for (auto& kh : r.keep) kh = all_indices(n);
-    return r;
-  }
-
-  // GQA-aware pooled window scores [G, n-w], as fastkv computes them.
-  const int before = n - w;
-  r.group_scores.resize(static_cast<size_t>(G) * before);
-  kernels::grouped_window_scores(q, k, n, H, G, d, w, cfg.kernel, cfg.pool,
-                                 r.group_scores.data());
-  r.scoring_flops = 2LL * H * w * n * d;
-
-  // 1. safeguard: each head's own top s.
-  const int s = cfg.safeguard(capacity);
-  std::vector<float> rest(r.group_scores);  // [G, before], taken entries set to -inf
-  for (int kvh = 0; kvh < G; ++kvh) {
-    const int64_t off = static_cast<int64_t>(kvh) * before;
-    r.keep[kvh] = kernels::topk(r.group_scores.data() + off, before, s);
-    for (int32_t j : r.keep[kvh]) rest[off + j] = -std::numeric_limits<float>::infinity();
-  }
-  // 2. the rest of the budget: a layer-wide top-k over every head's remaining scores.
-  const int64_t global = static_cast<int64_t>(G) * (capacity - w - s);
-  for (int32_t flat :
-       kernels::topk(rest.data(), static_cast<int>(rest.size()), static_cast<int>(global))) {
-    r.keep[flat / before].push_back(flat % before);
-  }
-  // 3. the window.
-  for (auto& kh : r.keep) {
-    for (int j = before; j < n; ++j) kh.push_back(j);
-  }
+  if (!start_selection(cfg, n, G, r)) return r;
+  const int capacity = r.capacity;
+  KeyScores s = grouped_window_key_scores(cfg, q, k, n, H, G, d);
+  r.keep = adakv_allocate(s, n, cfg.window, capacity, cfg.safeguard(capacity));
+  r.scoring_flops = s.flops;
+  r.group_scores = std::move(s.scores);
   return r;
 }
 
-LayerDecision AdaKVPolicy::on_layer(const LayerInput& in) {
-  AdaKVLayerResult r = adakv_select(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv, in.head_dim);
-  LayerDecision d;
-  d.cache_heads = in.n_head_kv;
-  d.scoring_flops = r.scoring_flops;
-  if (r.dropped) {
-    d.keep_all = false;
-    d.keep = std::move(r.keep);
-  }
-  return d;
+std::vector<std::vector<int32_t>> AdaKVPolicy::allocate(const KeyScores& s, const LayerInput& in,
+                                                        int capacity) {
+  return adakv_allocate(s, in.n, cfg_.window, capacity, cfg_.safeguard(capacity));
 }
 
 void register_adakv(PolicyRegistry& reg) {
-  reg.add("adakv", [](const PolicyOptions& opts, int) -> std::unique_ptr<Policy> {
-    return std::make_unique<AdaKVPolicy>(AdaKVConfig::from_options(opts));
-  });
+  add_method<AdaKVPolicy, AdaKVConfig>(reg, "adakv");
 }
 
 }  // namespace fastkv

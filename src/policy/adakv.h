@@ -16,13 +16,17 @@
 
 #include "policy/budget.h"
 #include "policy/policy.h"
+#include "policy/scorer.h"
 
 namespace fastkv {
 
 struct AdaKVConfig : BudgetConfig {
   double floor_alpha = 0.2;  // safeguard fraction of C per head, [0, 1]
 
-  // Parses retain_rate, kv_budget, window, kernel, pool, floor_alpha; rejects other keys.
+  // retain_rate, kv_budget, window, kernel, pool, floor_alpha.
+  static OptionSchema schema();
+  static AdaKVConfig from_set(const OptionSet& opts);
+  // Checks text options against schema() (errors worded with flag names).
   static AdaKVConfig from_options(const PolicyOptions& opts);
   // s for a capacity C.
   int safeguard(int capacity) const;
@@ -36,15 +40,26 @@ struct AdaKVLayerResult {
   int64_t scoring_flops = 0;
 };
 
+// Steps 1-3 on any scores [heads, stride] (the first n - w of a row ranked): AdaKV's allocation
+// wraps whichever scorer produced `s`. Returns [heads] kept indices.
+std::vector<std::vector<int32_t>> adakv_allocate(const KeyScores& s, int n, int window,
+                                                 int capacity, int safeguard);
+
 AdaKVLayerResult adakv_select(const AdaKVConfig& cfg, const float* q, const float* k, int n, int H,
                               int G, int d);
 
-class AdaKVPolicy : public Policy {
+class AdaKVPolicy : public ScorerPolicy {
  public:
-  explicit AdaKVPolicy(AdaKVConfig cfg) : cfg_(cfg) {}
-  std::string name() const override { return "adakv"; }
-  LayerDecision on_layer(const LayerInput& in) override;
+  explicit AdaKVPolicy(AdaKVConfig cfg) : ScorerPolicy("adakv", cfg), cfg_(cfg) {}
   const AdaKVConfig& config() const { return cfg_; }
+
+ protected:
+  KeyScores score(const LayerInput& in) override {
+    return grouped_window_key_scores(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv,
+                                     in.head_dim);
+  }
+  std::vector<std::vector<int32_t>> allocate(const KeyScores& s, const LayerInput& in,
+                                             int capacity) override;
 
  private:
   AdaKVConfig cfg_;

@@ -3,35 +3,39 @@
 #include <numeric>
 
 #include "common/error.h"
-#include "policy/options.h"
 
 namespace fastkv {
 
-void parse_budget(const PolicyOptions& opts, BudgetFields fields, BudgetConfig& c) {
-  c.retain_rate = option_double(opts, "retain_rate", c.retain_rate);
-  if (!(c.retain_rate > 0 && c.retain_rate <= 1)) {
-    fail("--retain-rate must be in (0, 1], got ", c.retain_rate);
-  }
-  c.kv_budget = option_int(opts, "kv_budget", c.kv_budget);
-  if (opts.count("kv_budget") && c.kv_budget <= 0) fail("--kv-budget must be > 0");
+OptionSchema budget_schema(BudgetFields fields, const BudgetConfig& d) {
+  OptionSchema s;
+  s.push_back(OptionSpec::number("retain_rate", 0, 1, true, false, cat(d.retain_rate),
+                                 "fraction of the live tokens each cache head keeps"));
+  s.push_back(OptionSpec::integer("kv_budget", 0, "", "constant mode: KV entries kept per head",
+                                  /*min_open=*/true));
   if (fields.window) {
-    c.window = option_int(opts, "window", c.window);
-    if (c.window < 1) fail("--window must be >= 1, got ", c.window);
+    s.push_back(OptionSpec::integer("window", 1, cat(d.window),
+                                    "observation window: the last W queries score the keys"));
   }
-  if (fields.pooling) {
-    c.kernel = option_int(opts, "kernel", c.kernel);
-    if (c.kernel < 1 || c.kernel % 2 == 0) {
-      fail("--kernel must be an odd number >= 1, got ", c.kernel);
-    }
-    const std::string pool =
-        option_string(opts, "pool", c.pool == kernels::PoolType::kMax ? "max" : "avg");
-    if (pool == "max" || pool == "maxpool") {
-      c.pool = kernels::PoolType::kMax;
-    } else if (pool == "avg" || pool == "avgpool") {
-      c.pool = kernels::PoolType::kAvg;
-    } else {
-      fail("--pool must be max or avg, got '", pool, "'");
-    }
+  if (fields.kernel) {
+    s.push_back(OptionSpec::integer("kernel", 1, cat(d.kernel),
+                                    "pooling kernel size over the scores, odd",
+                                    /*min_open=*/false, /*odd=*/true));
+  }
+  if (fields.pool) {
+    s.push_back(OptionSpec::choice("pool", {"max", "avg"}, {{"maxpool", "max"}, {"avgpool", "avg"}},
+                                   d.pool == kernels::PoolType::kMax ? "max" : "avg",
+                                   "pooling of the scores: max or avg"));
+  }
+  return s;
+}
+
+void read_budget(const OptionSet& opts, BudgetConfig& c) {
+  c.retain_rate = opts.number("retain_rate", c.retain_rate);
+  c.kv_budget = opts.integer("kv_budget", c.kv_budget);
+  c.window = opts.integer("window", c.window);
+  c.kernel = opts.integer("kernel", c.kernel);
+  if (opts.has("pool")) {
+    c.pool = opts.text("pool", "") == "max" ? kernels::PoolType::kMax : kernels::PoolType::kAvg;
   }
 }
 

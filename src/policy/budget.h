@@ -1,7 +1,8 @@
 // The cache budget shared by the KV-compression baselines (snapkv, streamingllm, h2o, adakv,
 // gemfilter): proportional mode (C = int(n × retain_rate)) or constant mode (C = kv_budget),
 // plus the observation window and pooling where a method uses them. Each method's config
-// derives from BudgetConfig and parses its own option list with parse_budget().
+// derives from BudgetConfig, declares the shared options it takes with budget_schema() and
+// reads them with read_budget().
 #pragma once
 
 #include <initializer_list>
@@ -31,18 +32,40 @@ struct BudgetConfig {
   }
 };
 
-// Which of the shared fields a method takes.
+// Which of the shared fields a method takes (retain_rate and kv_budget always).
 struct BudgetFields {
   bool window = false;
-  bool pooling = false;  // kernel and pool
+  bool kernel = false;
+  bool pool = false;
 };
 
-// Reads "retain_rate", "kv_budget" and, when `fields` says so, "window", "kernel", "pool" from
-// `opts` into `c` (keeping c's values as defaults) and validates them. Unknown keys must have
-// been rejected by the caller (reject_unknown). Throws fastkv::Error naming the flag.
-void parse_budget(const PolicyOptions& opts, BudgetFields fields, BudgetConfig& c);
+// The schema entries of "retain_rate", "kv_budget" and, when `fields` says so, "window",
+// "kernel", "pool", with `defaults`' values as the documented defaults.
+OptionSchema budget_schema(BudgetFields fields, const BudgetConfig& defaults);
+
+// Reads the shared fields present in `opts` (checked against budget_schema) into `c`, keeping
+// c's values where absent.
+void read_budget(const OptionSet& opts, BudgetConfig& c);
+// A default Config (a BudgetConfig without fields of its own) with read_budget applied.
+template <typename Config>
+Config read_budget_as(const OptionSet& opts) {
+  Config c;
+  read_budget(opts, c);
+  return c;
+}
 
 // The identity selection 0..n-1 (a head that keeps every live token).
 std::vector<int32_t> all_indices(int n);
+
+// The start of a selection step alone (the *_select functions tests and goldens call) on n live
+// tokens and `heads` cache heads: sets r.dropped, r.capacity (C, or n when nothing drops) and,
+// when nothing drops, r.keep = every token in every head. Returns r.dropped.
+template <typename Result>
+bool start_selection(const BudgetConfig& cfg, int n, int heads, Result& r) {
+  r.dropped = cfg.drops(n);
+  r.capacity = r.dropped ? cfg.capacity(n) : n;
+  if (!r.dropped) r.keep.assign(heads, all_indices(n));
+  return r.dropped;
+}
 
 }  // namespace fastkv

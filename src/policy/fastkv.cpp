@@ -3,58 +3,97 @@
 #include <algorithm>
 
 #include "common/error.h"
-#include "policy/options.h"
 
 namespace fastkv {
 
-FastKVConfig FastKVConfig::from_options(const PolicyOptions& opts, int n_layer) {
-  reject_unknown(opts, "fastkv",
-                 {"tsp_layer", "tsp_rate", "retain_rate", "kv_budget", "tsp_len", "window",
-                  "kernel", "pool"});
+OptionSchema FastKVConfig::schema() {
+  const FastKVConfig d;
+  OptionSchema s;
+  s.push_back(OptionSpec::layer_or_none(
+      "tsp_layer", "floor(L/2)-1",
+      "layer after which only the selected tokens propagate, or 'none' (no TSP)"));
+  s.push_back(OptionSpec::number("tsp_rate", 0, 1, true, false, cat(d.tsp_rate),
+                                 "fraction of the prompt propagated after the TSP layer"));
+  for (OptionSpec& b : budget_schema({.window = true, .kernel = true, .pool = true}, d)) {
+    s.push_back(std::move(b));
+  }
+  s.push_back(OptionSpec::integer("tsp_len", 0, "",
+                                  "constant mode: tokens propagated after the TSP layer",
+                                  /*min_open=*/true));
+  return s;
+}
+
+FastKVConfig FastKVConfig::from_set(const OptionSet& opts, int n_layer) {
   FastKVConfig c;
-  const std::string layer = option_string(opts, "tsp_layer", "");
-  if (layer == "none" || layer == "off") {
-    c.tsp_layer = -1;
-  } else if (!layer.empty()) {
-    c.tsp_layer = option_int(opts, "tsp_layer", -2);
-    if (c.tsp_layer < 0) fail("--tsp-layer must be a layer index >= 0 or 'none', got ", layer);
+  read_budget(opts, c);
+  if (opts.has("tsp_layer")) {
+    const std::string layer = opts.text("tsp_layer", "");
+    c.tsp_layer = layer == "none" ? -1 : opts.integer("tsp_layer", -2);
   }
-  c.tsp_rate = option_double(opts, "tsp_rate", c.tsp_rate);
-  c.retain_rate = option_double(opts, "retain_rate", c.retain_rate);
-  c.kv_budget = option_int(opts, "kv_budget", 0);
-  c.tsp_len = option_int(opts, "tsp_len", 0);
-  if (opts.count("kv_budget") && c.kv_budget <= 0) fail("--kv-budget must be > 0");
-  if (opts.count("tsp_len") && c.tsp_len <= 0) fail("--tsp-len must be > 0");
-  c.window = option_int(opts, "window", c.window);
-  c.kernel = option_int(opts, "kernel", c.kernel);
-  const std::string pool = option_string(opts, "pool", "max");
-  if (pool == "max" || pool == "maxpool") {
-    c.pool = kernels::PoolType::kMax;
-  } else if (pool == "avg" || pool == "avgpool") {
-    c.pool = kernels::PoolType::kAvg;
-  } else {
-    fail("--pool must be max or avg, got '", pool, "'");
-  }
-  c.validate(n_layer);
+  c.tsp_rate = opts.number("tsp_rate", c.tsp_rate);
+  c.tsp_len = opts.integer("tsp_len", c.tsp_len);
+  c.validate(n_layer, opts);
   return c;
 }
 
+FastKVConfig FastKVConfig::from_options(const PolicyOptions& opts, int n_layer) {
+  return config_from_text<FastKVConfig>("fastkv", opts, n_layer);
+}
+
 void FastKVConfig::validate(int n_layer) {
-  if (!(tsp_rate > 0 && tsp_rate <= 1)) fail("--tsp-rate must be in (0, 1], got ", tsp_rate);
-  if (!(retain_rate > 0 && retain_rate <= 1)) {
-    fail("--retain-rate must be in (0, 1], got ", retain_rate);
+  validate(n_layer, OptionSet("fastkv", {}));
+}
+
+void FastKVConfig::validate(int n_layer, const OptionSet& where) {
+  // Ranges of values set in code (those from options were checked by the schema).
+  for (const OptionSpec& spec : schema()) {
+    OptionValue v;
+    if (spec.key == "tsp_rate")
+      v = tsp_rate;
+    else if (spec.key == "retain_rate")
+      v = retain_rate;
+    else if (spec.key == "window")
+      v = int64_t{window};
+    else if (spec.key == "kernel")
+      v = int64_t{kernel};
+    else
+      continue;
+    (void)check_options("fastkv", {spec}, OptionValues{{spec.key, v}});
   }
-  if (window < 1) fail("--window must be >= 1, got ", window);
-  if (kernel < 1 || kernel % 2 == 0) fail("--kernel must be an odd number >= 1, got ", kernel);
   if (tsp_layer == -2) tsp_layer = std::max(0, n_layer / 2 - 1);
   if (tsp_layer >= n_layer) {
-    fail("--tsp-layer ", tsp_layer, " is not below the model's ", n_layer, " layers");
+    where.reject("tsp_layer", cat(tsp_layer, " is not below the model's ", n_layer, " layers"));
   }
   if (tsp_enabled() && kv_budget == 0 && tsp_len == 0 && retain_rate > tsp_rate) {
-    fail("--retain-rate ", retain_rate, " is above --tsp-rate ", tsp_rate,
-         ": after the TSP layer only tsp_rate × N tokens remain, so a layer cannot keep "
-         "retain_rate × N of them (lower --retain-rate, raise --tsp-rate, or --tsp-layer none)");
+    where.reject("retain_rate",
+                 cat(retain_rate, " is above {tsp_rate} ", tsp_rate,
+                     ": after the TSP layer only tsp_rate × N tokens remain, so a layer cannot "
+                     "keep retain_rate × N of them (lower {retain_rate}, raise {tsp_rate}, or "
+                     "{tsp_layer} none)"));
   }
+}
+
+std::vector<int32_t> tsp_select(const KeyScores& s, int n, int window, int T,
+                                std::vector<float>* summed) {
+  const int before = n - window;
+  std::vector<float> tsp(before, 0.0f);  // [n - w] sum over the cache heads
+  for (int h = 0; h < s.cache_heads; ++h) {
+    const float* gs = s.scores.data() + static_cast<int64_t>(h) * s.stride;
+    for (int j = 0; j < before; ++j) tsp[j] += gs[j];
+  }
+  std::vector<int32_t> sel = kernels::topk(tsp.data(), before, T - window);
+  for (int j = before; j < n; ++j) sel.push_back(j);
+  std::sort(sel.begin(), sel.end());
+  if (summed) *summed = std::move(tsp);
+  return sel;
+}
+
+int FastKVConfig::layer_capacity(int n, double retain) const {
+  return kv_budget > 0 ? kv_budget : static_cast<int>(n * retain);
+}
+
+int FastKVConfig::tsp_target(int n_prompt) const {
+  return tsp_len > 0 ? tsp_len : static_cast<int>(n_prompt * tsp_rate);
 }
 
 FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const float* k, int n,
@@ -63,73 +102,51 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
   FastKVLayerResult r;
   r.n = n;
   const int w = cfg.window;
-  const int capacity = cfg.kv_budget > 0 ? cfg.kv_budget : static_cast<int>(n * retain);
-  const int T = cfg.tsp_len > 0 ? cfg.tsp_len : static_cast<int>(n_prompt * cfg.tsp_rate);
+  const int capacity = cfg.layer_capacity(n, retain);
+  const int T = cfg.tsp_target(n_prompt);
   const bool compress = n > capacity && capacity >= w + 1;
   const bool propagate = is_tsp_layer && n > T && T >= w + 1;
   r.capacity = compress ? capacity : n;
-  r.keep.assign(G, {});
   if (!compress && !propagate) {
-    for (auto& kh : r.keep) {
-      kh.resize(n);
-      for (int j = 0; j < n; ++j) kh[j] = j;
-    }
+    r.keep.assign(G, all_indices(n));
     return r;
   }
-
-  // window scores [H, n-w] -> pooled per query head -> summed per KV head [G, n-w]
-  const int before = n - w;
-  r.group_scores.resize(static_cast<size_t>(G) * before);
-  kernels::grouped_window_scores(q, k, n, H, G, d, w, cfg.kernel, cfg.pool,
-                                 r.group_scores.data());
-  r.scoring_flops = 2LL * H * w * n * d;
-
-  for (int kvh = 0; kvh < G; ++kvh) {
-    std::vector<int32_t>& kh = r.keep[kvh];
-    if (compress) {
-      kh = kernels::topk(r.group_scores.data() + static_cast<int64_t>(kvh) * before, before,
-                         capacity - w);
-      for (int j = before; j < n; ++j) kh.push_back(j);
-    } else {
-      kh.resize(n);
-      for (int j = 0; j < n; ++j) kh[j] = j;
-    }
-  }
+  KeyScores s = grouped_window_key_scores(cfg, q, k, n, H, G, d);
+  r.scoring_flops = s.flops;
+  r.keep = compress ? keep_top_then_window(s, n, w, capacity)
+                    : std::vector<std::vector<int32_t>>(G, all_indices(n));
   r.dropped = compress;
-
-  if (propagate) {
-    r.tsp_scores.assign(before, 0.0f);
-    for (int kvh = 0; kvh < G; ++kvh) {
-      const float* gs = r.group_scores.data() + static_cast<int64_t>(kvh) * before;
-      for (int j = 0; j < before; ++j) r.tsp_scores[j] += gs[j];
-    }
-    std::vector<int32_t> sel = kernels::topk(r.tsp_scores.data(), before, T - w);
-    for (int j = before; j < n; ++j) sel.push_back(j);
-    std::sort(sel.begin(), sel.end());
-    r.tsp = std::move(sel);
-  }
+  if (propagate) r.tsp = tsp_select(s, n, w, T, &r.tsp_scores);
+  r.group_scores = std::move(s.scores);
   return r;
 }
 
-LayerDecision FastKVPolicy::on_layer(const LayerInput& in) {
-  const bool after_tsp = cfg_.tsp_enabled() && in.layer > cfg_.tsp_layer;
-  const double retain = after_tsp ? cfg_.retain_rate / cfg_.tsp_rate : cfg_.retain_rate;
-  const bool is_tsp = cfg_.tsp_enabled() && in.layer == cfg_.tsp_layer;
-  FastKVLayerResult r = fastkv_select(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv,
-                                      in.head_dim, retain, is_tsp, in.n_prompt);
-  LayerDecision d;
-  d.cache_heads = in.n_head_kv;
-  d.keep_all = !r.dropped;
-  if (r.dropped) d.keep = std::move(r.keep);
-  d.propagate = std::move(r.tsp);
-  d.scoring_flops = r.scoring_flops;
-  return d;
+double FastKVPolicy::retain(int layer) const {
+  const bool after_tsp = cfg_.tsp_enabled() && layer > cfg_.tsp_layer;
+  return after_tsp ? cfg_.retain_rate / cfg_.tsp_rate : cfg_.retain_rate;
+}
+
+int FastKVPolicy::capacity(const LayerInput& in) const {
+  return cfg_.layer_capacity(in.n, retain(in.layer));
+}
+
+bool FastKVPolicy::propagates(const LayerInput& in) const {
+  const int T = cfg_.tsp_target(in.n_prompt);
+  return cfg_.tsp_enabled() && in.layer == cfg_.tsp_layer && in.n > T && T >= cfg_.window + 1;
+}
+
+KeyScores FastKVPolicy::score(const LayerInput& in) {
+  return grouped_window_key_scores(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv, in.head_dim);
+}
+
+void FastKVPolicy::finish(const LayerInput& in, const KeyScores* s, LayerDecision& d) {
+  if (s && propagates(in)) {
+    d.propagate = tsp_select(*s, in.n, cfg_.window, cfg_.tsp_target(in.n_prompt), nullptr);
+  }
 }
 
 void register_fastkv(PolicyRegistry& reg) {
-  reg.add("fastkv", [](const PolicyOptions& opts, int n_layer) -> std::unique_ptr<Policy> {
-    return std::make_unique<FastKVPolicy>(FastKVConfig::from_options(opts, n_layer));
-  });
+  add_method<FastKVPolicy, FastKVConfig>(reg, "fastkv");
 }
 
 }  // namespace fastkv

@@ -14,27 +14,32 @@
 #include <vector>
 
 #include "kernels/scoring.h"
+#include "policy/budget.h"
 #include "policy/policy.h"
+#include "policy/scorer.h"
 
 namespace fastkv {
 
-struct FastKVConfig {
-  double tsp_rate = 0.2;       // fraction of the prompt propagated after the TSP layer, (0, 1]
-  double retain_rate = 0.1;    // fraction of the prompt kept in every layer's cache, (0, 1]
-  int tsp_layer = -2;          // layer index; -1 = TSP off; -2 = default floor(L/2) - 1
-  int kv_budget = 0;           // > 0: constant mode, C fixed
-  int tsp_len = 0;             // > 0: T fixed
-  int window = 8;              // w >= 1
-  int kernel = 7;              // odd >= 1
-  kernels::PoolType pool = kernels::PoolType::kMax;
+// retain_rate, kv_budget, window, kernel and pool are the shared budget fields (BudgetConfig).
+struct FastKVConfig : BudgetConfig {
+  double tsp_rate = 0.2;  // fraction of the prompt propagated after the TSP layer, (0, 1]
+  int tsp_layer = -2;     // layer index; -1 = TSP off; -2 = default floor(L/2) - 1
+  int tsp_len = 0;        // > 0: T fixed
 
-  // Parses "tsp_layer" ("none" or an index), "tsp_rate", "retain_rate", "kv_budget",
-  // "tsp_len", "window", "kernel", "pool" (max|avg); rejects unknown keys. Throws
-  // fastkv::Error naming the flag on bad values.
+  // tsp_layer ("none" or an index), tsp_rate, retain_rate, kv_budget, window, kernel, pool
+  // (max|avg), tsp_len.
+  static OptionSchema schema();
+  static FastKVConfig from_set(const OptionSet& opts, int n_layer);
+  // Checks text options against schema() (errors worded with flag names).
   static FastKVConfig from_options(const PolicyOptions& opts, int n_layer);
-  // Resolves the default TSP layer and checks every field against the model's depth.
+  // Resolves the default TSP layer and checks every field against the model's depth; throws
+  // OptionError naming the option.
   void validate(int n_layer);
+  void validate(int n_layer, const OptionSet& where);
   bool tsp_enabled() const { return tsp_layer >= 0; }
+  // C for n live tokens at retention ρ_i = `retain`; T for a prompt of n_prompt tokens.
+  int layer_capacity(int n, double retain) const;
+  int tsp_target(int n_prompt) const;
 };
 
 // What one layer's scoring produced (exposed for the selection golden tests).
@@ -49,6 +54,11 @@ struct FastKVLayerResult {
   int64_t scoring_flops = 0;
 };
 
+// The TSP step on scores [heads, n - w]: the top (T - w) of the sum over heads, plus the last
+// w, ascending. `summed` (optional) receives that sum [n - w].
+std::vector<int32_t> tsp_select(const KeyScores& s, int n, int window, int T,
+                                std::vector<float>* summed);
+
 // The selection step alone, on one layer's post-RoPE q [n, H, d] and k [n, G, d].
 // `retain` is ρ_i (ignored in constant mode); `is_tsp_layer` asks for the propagated set of a
 // prompt of n_prompt tokens.
@@ -56,15 +66,22 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
                                 int H, int G, int d, double retain, bool is_tsp_layer,
                                 int n_prompt);
 
-class FastKVPolicy : public Policy {
+// The score-and-keep step with C = int(n × ρ_i), plus TSP at the TSP layer.
+class FastKVPolicy : public ScorerPolicy {
  public:
-  explicit FastKVPolicy(FastKVConfig cfg) : cfg_(cfg) {}
-  std::string name() const override { return "fastkv"; }
+  explicit FastKVPolicy(FastKVConfig cfg) : ScorerPolicy("fastkv", cfg), cfg_(cfg) {}
   void begin(int n_prompt, int n_layer) override { n_prompt_ = n_prompt; }
-  LayerDecision on_layer(const LayerInput& in) override;
   const FastKVConfig& config() const { return cfg_; }
 
+ protected:
+  int capacity(const LayerInput& in) const override;
+  KeyScores score(const LayerInput& in) override;
+  bool wants_scores(const LayerInput& in) const override { return propagates(in); }
+  void finish(const LayerInput& in, const KeyScores* s, LayerDecision& d) override;
+
  private:
+  double retain(int layer) const;           // ρ_i
+  bool propagates(const LayerInput& in) const;  // the TSP layer, with n > T >= w + 1
   FastKVConfig cfg_;
   int n_prompt_ = 0;
 };

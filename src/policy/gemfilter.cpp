@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "policy/options.h"
 
 namespace fastkv {
 
@@ -13,20 +12,27 @@ int GemFilterConfig::default_filter_layer(int n_layer) {
   return std::clamp(l, 0, std::max(0, n_layer - 1));
 }
 
-GemFilterConfig GemFilterConfig::from_options(const PolicyOptions& opts, int n_layer) {
-  reject_unknown(opts, "gemfilter", {"retain_rate", "kv_budget", "kernel", "filter_layer"});
+OptionSchema GemFilterConfig::schema() {
+  const GemFilterConfig d;
+  OptionSchema s = budget_schema({.kernel = true}, d);
+  s.push_back(OptionSpec::integer("filter_layer", 0, "round(13 L / 32)",
+                                  "GemFilter: the layer whose last query selects the tokens"));
+  return s;
+}
+
+GemFilterConfig GemFilterConfig::from_set(const OptionSet& opts, int n_layer) {
   GemFilterConfig c;
-  parse_budget(opts, {}, c);
-  c.kernel = option_int(opts, "kernel", c.kernel);
-  if (c.kernel < 1 || c.kernel % 2 == 0) {
-    fail("--kernel must be an odd number >= 1, got ", c.kernel);
-  }
-  c.filter_layer = option_int(opts, "filter_layer", default_filter_layer(n_layer));
-  if (c.filter_layer < 0) fail("--filter-layer must be >= 0, got ", c.filter_layer);
+  read_budget(opts, c);
+  c.filter_layer = opts.integer("filter_layer", default_filter_layer(n_layer));
   if (c.filter_layer >= n_layer) {
-    fail("--filter-layer ", c.filter_layer, " is not below the model's ", n_layer, " layers");
+    opts.reject("filter_layer",
+                cat(c.filter_layer, " is not below the model's ", n_layer, " layers"));
   }
   return c;
+}
+
+GemFilterConfig GemFilterConfig::from_options(const PolicyOptions& opts, int n_layer) {
+  return config_from_text<GemFilterConfig>("gemfilter", opts, n_layer);
 }
 
 GemFilterResult gemfilter_select(const BudgetConfig& cfg, const float* q, const float* k, int n,
@@ -56,9 +62,7 @@ LayerDecision GemFilterPolicy::on_layer(const LayerInput& in) {
 }
 
 void register_gemfilter(PolicyRegistry& reg) {
-  reg.add("gemfilter", [](const PolicyOptions& opts, int n_layer) -> std::unique_ptr<Policy> {
-    return std::make_unique<GemFilterPolicy>(GemFilterConfig::from_options(opts, n_layer));
-  });
+  add_method<GemFilterPolicy, GemFilterConfig>(reg, "gemfilter");
 }
 
 }  // namespace fastkv

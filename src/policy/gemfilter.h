@@ -24,7 +24,10 @@ struct GemFilterConfig : BudgetConfig {
     kernel = 5;
     pool = kernels::PoolType::kAvg;
   }
-  // Parses retain_rate, kv_budget, kernel, filter_layer; rejects other keys.
+  // retain_rate, kv_budget, kernel, filter_layer.
+  static OptionSchema schema();
+  static GemFilterConfig from_set(const OptionSet& opts, int n_layer);
+  // Checks text options against schema() (errors worded with flag names).
   static GemFilterConfig from_options(const PolicyOptions& opts, int n_layer);
   static int default_filter_layer(int n_layer);
 };

@@ -14,11 +14,15 @@
 
 #include "policy/budget.h"
 #include "policy/policy.h"
+#include "policy/scorer.h"
 
 namespace fastkv {
 
 struct H2OConfig : BudgetConfig {
-  // Parses retain_rate, kv_budget, window; rejects other keys.
+  // retain_rate, kv_budget, window.
+  static OptionSchema schema();
+  static H2OConfig from_set(const OptionSet& opts);
+  // Checks text options against schema() (errors worded with flag names).
   static H2OConfig from_options(const PolicyOptions& opts);
 };
 
@@ -29,16 +33,20 @@ struct H2OLayerResult {
   std::vector<std::vector<int32_t>> keep;  // [G] kept indices (top-k, then window)
 };
 
+// The scores [G, n] (stride n; the keys before the window are ranked) from colsum [H, n].
+KeyScores h2o_scores(const float* colsum, int n, int H, int G);
+
 // The selection from one layer's column sums colsum [H, n].
 H2OLayerResult h2o_select(const BudgetConfig& cfg, const float* colsum, int n, int H, int G);
 
-class H2OPolicy : public Policy {
+class H2OPolicy : public ScorerPolicy {
  public:
-  explicit H2OPolicy(H2OConfig cfg) : cfg_(cfg) {}
-  std::string name() const override { return "h2o"; }
-  LayerDecision on_layer(const LayerInput& in) override;
+  explicit H2OPolicy(H2OConfig cfg) : ScorerPolicy("h2o", cfg), cfg_(cfg) {}
   // Only where the layer will drop rows (n > C >= w + 1).
   bool wants_attention_column_sums(int layer, int n) const override;
+
+ protected:
+  KeyScores score(const LayerInput& in) override;
 
  private:
   H2OConfig cfg_;

@@ -1,5 +1,7 @@
 #include "policy/policy.h"
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "policy/adakv.h"
 #include "policy/fastkv.h"
@@ -20,10 +22,9 @@ LayerDecision FullPolicy::on_layer(const LayerInput& in) {
 PolicyRegistry& PolicyRegistry::instance() {
   static PolicyRegistry* r = [] {
     auto* reg = new PolicyRegistry;
-    reg->add("full", [](const PolicyOptions& opts, int) -> std::unique_ptr<Policy> {
-      if (!opts.empty()) fail("method 'full' takes no options (got '", opts.begin()->first, "')");
-      return std::make_unique<FullPolicy>();
-    });
+    reg->add({"full", {}, [](const OptionSet&, int) -> std::unique_ptr<Policy> {
+                return std::make_unique<FullPolicy>();
+              }});
     register_fastkv(*reg);
     register_snapkv(*reg);
     register_streamingllm(*reg);
@@ -36,23 +37,55 @@ PolicyRegistry& PolicyRegistry::instance() {
   return *r;
 }
 
-void PolicyRegistry::add(const std::string& name, Factory f) { factories_[name] = std::move(f); }
+void PolicyRegistry::add(Method m) {
+  if (!methods_.count(m.name)) order_.push_back(m.name);
+  const std::string name = m.name;
+  methods_[name] = std::move(m);
+}
+
+const PolicyRegistry::Method& PolicyRegistry::method(const std::string& name) const {
+  auto it = methods_.find(name);
+  if (it == methods_.end()) {
+    std::string list;
+    for (const auto& [n, _] : methods_) list += (list.empty() ? "" : ", ") + n;
+    fail("unknown method '", name, "' (known: ", list, ")");
+  }
+  return it->second;
+}
 
 std::unique_ptr<Policy> PolicyRegistry::create(const std::string& name, const PolicyOptions& opts,
                                                int n_layer) const {
-  auto it = factories_.find(name);
-  if (it == factories_.end()) {
-    std::string list;
-    for (const auto& [n, _] : factories_) list += (list.empty() ? "" : ", ") + n;
-    fail("unknown method '", name, "' (known: ", list, ")");
-  }
-  return it->second(opts, n_layer);
+  const Method& m = method(name);
+  return with_flag_names([&] { return m.make(check_options(name, m.options, opts), n_layer); });
+}
+
+std::unique_ptr<Policy> PolicyRegistry::create_typed(const std::string& name,
+                                                     const OptionValues& values,
+                                                     int n_layer) const {
+  const Method& m = method(name);
+  return m.make(check_options(name, m.options, values), n_layer);
 }
 
 std::vector<std::string> PolicyRegistry::names() const {
   std::vector<std::string> v;
-  for (const auto& [n, _] : factories_) v.push_back(n);
+  for (const auto& [n, _] : methods_) v.push_back(n);
   return v;
+}
+
+std::vector<PolicyRegistry::SharedOption> PolicyRegistry::all_options() const {
+  std::vector<SharedOption> out;
+  for (const std::string& name : order_) {
+    for (const OptionSpec& spec : methods_.at(name).options) {
+      auto it = std::find_if(out.begin(), out.end(),
+                             [&](const SharedOption& o) { return o.spec.key == spec.key; });
+      if (it == out.end()) {
+        out.push_back({spec, {name}});
+      } else {
+        it->methods.push_back(name);
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace fastkv

@@ -1,6 +1,12 @@
-// Compression policies: model-agnostic classes that decide, at each layer of the prefill,
-// which K/V rows go into the cache and (for token-selective methods) which tokens go on to
-// the next layer. A policy sees tensors and indices, never the model.
+// Compression methods ("policies" in code: one Policy object runs one method over one prefill):
+// model-agnostic classes that decide, at each layer of the prefill, which K/V rows go into the
+// cache and (for token-selective methods) which tokens go on to the next layer. A policy sees
+// tensors and indices, never the model.
+//
+// A method is registered once in PolicyRegistry with its option schema (policy/options.h) and
+// a factory. Score-and-keep methods derive from ScorerPolicy (policy/scorer.h) and only supply
+// scores. Adding a method: one file with its schema, factory and register_<name>(), plus one
+// line in PolicyRegistry::instance() (or a call to add() from wherever it lives, e.g. a test).
 #pragma once
 
 #include <cstdint>
@@ -9,19 +15,22 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "policy/options.h"
 
 namespace fastkv {
 
 // What the forward pass hands a policy after a layer's attention.
 struct LayerInput {
-  int layer = 0;      // i
-  int n_layer = 0;    // L
-  int n_prompt = 0;   // N, prompt tokens
-  int n = 0;          // live tokens in this layer (N before any token selection)
-  int n_head = 0;     // H
-  int n_head_kv = 0;  // G
-  int head_dim = 0;   // d
+  int layer = 0;                 // i
+  int n_layer = 0;               // L
+  int n_prompt = 0;              // N, prompt tokens
+  int n = 0;                     // live tokens in this layer (N before any token selection)
+  int n_head = 0;                // H
+  int n_head_kv = 0;             // G
+  int head_dim = 0;              // d
   const float* q = nullptr;      // [n, H, d] post-RoPE queries
   const float* k = nullptr;      // [n, G, d] post-RoPE keys (the layer's full, uncompressed K)
   const float* v = nullptr;      // [n, G, d] values
@@ -70,22 +79,68 @@ class FullPolicy : public Policy {
   LayerDecision on_layer(const LayerInput& in) override;
 };
 
-// Method-independent options as parsed from flags or requests: name -> value text.
-using PolicyOptions = std::map<std::string, std::string>;
-
-// Registry of policies by name ("full", "fastkv", ...).
+// Registry of methods by name ("full", "fastkv", ...), each with its option schema.
+//
+// Two ways to create a policy (see policy/options.h):
+//   create(name, PolicyOptions, L)   text values, as the command line and `--methods` give
+//                                    them; an OptionError is worded with flag names
+//                                    ("--retain-rate must be in (0, 1], got 2"), as the CLI and
+//                                    `--methods` show it;
+//   create_typed(name, OptionValues, L)  typed values (the server's JSON); an OptionError names
+//                                    the option's key ("retain_rate must be ...").
+// Both throw fastkv::Error for an unknown method name (listing the known ones).
 class PolicyRegistry {
  public:
-  using Factory = std::function<std::unique_ptr<Policy>(const PolicyOptions&, int n_layer)>;
+  using Factory = std::function<std::unique_ptr<Policy>(const OptionSet&, int n_layer)>;
+  struct Method {
+    std::string name;
+    OptionSchema options;  // every option the method takes
+    Factory make;          // gets only options checked against `options`
+  };
   static PolicyRegistry& instance();
-  void add(const std::string& name, Factory f);
-  // Throws fastkv::Error for an unknown name (listing the known ones) or invalid options.
+  // Adds (or replaces) a method.
+  void add(Method m);
   std::unique_ptr<Policy> create(const std::string& name, const PolicyOptions& opts,
                                  int n_layer) const;
+  std::unique_ptr<Policy> create_typed(const std::string& name, const OptionValues& values,
+                                       int n_layer) const;
+  // The method's entry; throws fastkv::Error for an unknown name.
+  const Method& method(const std::string& name) const;
+  bool has(const std::string& name) const { return methods_.count(name) != 0; }
   std::vector<std::string> names() const;
+  // Every option key of every method, in registration order, each with the methods that take
+  // it (what the command line turns into flags).
+  struct SharedOption {
+    OptionSpec spec;                   // the first method's declaration
+    std::vector<std::string> methods;  // the methods that take it
+  };
+  std::vector<SharedOption> all_options() const;
 
  private:
-  std::map<std::string, Factory> factories_;
+  std::map<std::string, Method> methods_;
+  std::vector<std::string> order_;  // registration order
 };
+
+// The text path of a method's config: Config::from_set on the text options checked against
+// Config::schema(), errors worded with flag names. `more` (n_layer) goes on to from_set.
+template <typename Config, typename... More>
+Config config_from_text(const std::string& method, const PolicyOptions& text, More... more) {
+  return with_flag_names(
+      [&] { return Config::from_set(check_options(method, Config::schema(), text), more...); });
+}
+
+// Registers method `name` as a P built from its Config (Config::schema(), Config::from_set(opts)
+// or Config::from_set(opts, n_layer)).
+template <typename P, typename Config>
+void add_method(PolicyRegistry& reg, const std::string& name) {
+  reg.add(
+      {name, Config::schema(), [](const OptionSet& opts, int n_layer) -> std::unique_ptr<Policy> {
+         if constexpr (std::is_invocable_v<decltype(&Config::from_set), const OptionSet&, int>) {
+           return std::make_unique<P>(Config::from_set(opts, n_layer));
+         } else {
+           return std::make_unique<P>(Config::from_set(opts));
+         }
+       }});
+}
 
 }  // namespace fastkv

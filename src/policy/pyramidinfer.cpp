@@ -7,20 +7,26 @@
 #include "common/error.h"
 #include "kernels/scoring.h"
 #include "policy/budget.h"
-#include "policy/options.h"
 
 namespace fastkv {
 
-PyramidInferConfig PyramidInferConfig::from_options(const PolicyOptions& opts) {
-  reject_unknown(opts, "pyramidinfer", {"recent_ratio", "decay"});
+OptionSchema PyramidInferConfig::schema() {
+  const PyramidInferConfig d;
+  return {OptionSpec::number("recent_ratio", 0, 1, true, false, cat(d.recent_ratio),
+                             "PyramidInfer: fraction of the most recent queries that score keys"),
+          OptionSpec::number("decay", 0, 1, true, false, cat(d.decay),
+                             "PyramidInfer: retention decay p (1 keeps everything)")};
+}
+
+PyramidInferConfig PyramidInferConfig::from_set(const OptionSet& opts) {
   PyramidInferConfig c;
-  c.recent_ratio = option_double(opts, "recent_ratio", c.recent_ratio);
-  if (!(c.recent_ratio > 0 && c.recent_ratio <= 1)) {
-    fail("--recent-ratio must be in (0, 1], got ", c.recent_ratio);
-  }
-  c.decay = option_double(opts, "decay", c.decay);
-  if (!(c.decay > 0 && c.decay <= 1)) fail("--decay must be in (0, 1], got ", c.decay);
+  c.recent_ratio = opts.number("recent_ratio", c.recent_ratio);
+  c.decay = opts.number("decay", c.decay);
   return c;
+}
+
+PyramidInferConfig PyramidInferConfig::from_options(const PolicyOptions& opts) {
+  return config_from_text<PyramidInferConfig>("pyramidinfer", opts);
 }
 
 double PyramidInferConfig::rho(int layer, int n_layer) const {
@@ -83,9 +89,7 @@ LayerDecision PyramidInferPolicy::on_layer(const LayerInput& in) {
 }
 
 void register_pyramidinfer(PolicyRegistry& reg) {
-  reg.add("pyramidinfer", [](const PolicyOptions& opts, int) -> std::unique_ptr<Policy> {
-    return std::make_unique<PyramidInferPolicy>(PyramidInferConfig::from_options(opts));
-  });
+  add_method<PyramidInferPolicy, PyramidInferConfig>(reg, "pyramidinfer");
 }
 
 }  // namespace fastkv

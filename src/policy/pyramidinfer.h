@@ -27,7 +27,10 @@ struct PyramidInferConfig {
   double recent_ratio = 0.2;  // (0, 1]
   double decay = 0.7;         // p in (0, 1]; 1 keeps everything
 
-  // Parses recent_ratio, decay; rejects other keys.
+  // recent_ratio, decay.
+  static OptionSchema schema();
+  static PyramidInferConfig from_set(const OptionSet& opts);
+  // Checks text options against schema() (errors worded with flag names).
   static PyramidInferConfig from_options(const PolicyOptions& opts);
   // ρ_i of layer i of L.
   double rho(int layer, int n_layer) const;

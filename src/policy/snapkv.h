@@ -15,11 +15,15 @@
 
 #include "policy/budget.h"
 #include "policy/policy.h"
+#include "policy/scorer.h"
 
 namespace fastkv {
 
 struct SnapKVConfig : BudgetConfig {
-  // Parses retain_rate, kv_budget, window, kernel, pool; rejects other keys.
+  // retain_rate, kv_budget, window, kernel, pool.
+  static OptionSchema schema();
+  static SnapKVConfig from_set(const OptionSet& opts);
+  // Checks text options against schema() (errors worded with flag names).
   static SnapKVConfig from_options(const PolicyOptions& opts);
 };
 
@@ -32,16 +36,25 @@ struct SnapKVLayerResult {
   int64_t scoring_flops = 0;
 };
 
+// The scores [H, n - w]: pooled window scores per query head.
+KeyScores snapkv_scores(const BudgetConfig& cfg, const float* q, const float* k, int n, int H,
+                        int G, int d);
+
 // The selection step alone on one layer's post-RoPE q [n, H, d] and k [n, G, d].
 SnapKVLayerResult snapkv_select(const BudgetConfig& cfg, const float* q, const float* k, int n,
                                 int H, int G, int d);
 
-class SnapKVPolicy : public Policy {
+// Cache head h (of H) serves query head h with rows of KV head h / g when the layer drops rows;
+// a layer that keeps everything has the plain G KV heads, without g-fold copies.
+class SnapKVPolicy : public ScorerPolicy {
  public:
-  explicit SnapKVPolicy(SnapKVConfig cfg) : cfg_(cfg) {}
-  std::string name() const override { return "snapkv"; }
-  LayerDecision on_layer(const LayerInput& in) override;
+  explicit SnapKVPolicy(SnapKVConfig cfg) : ScorerPolicy("snapkv", cfg), cfg_(cfg) {}
   const SnapKVConfig& config() const { return cfg_; }
+
+ protected:
+  KeyScores score(const LayerInput& in) override {
+    return snapkv_scores(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv, in.head_dim);
+  }
 
  private:
   SnapKVConfig cfg_;

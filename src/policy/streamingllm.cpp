@@ -1,14 +1,17 @@
 #include "policy/streamingllm.h"
 
-#include "policy/options.h"
-
 namespace fastkv {
 
+OptionSchema StreamingLLMConfig::schema() {
+  return budget_schema({}, StreamingLLMConfig{});
+}
+
+StreamingLLMConfig StreamingLLMConfig::from_set(const OptionSet& opts) {
+  return read_budget_as<StreamingLLMConfig>(opts);
+}
+
 StreamingLLMConfig StreamingLLMConfig::from_options(const PolicyOptions& opts) {
-  reject_unknown(opts, "streamingllm", {"retain_rate", "kv_budget"});
-  StreamingLLMConfig c;
-  parse_budget(opts, {}, c);
-  return c;
+  return config_from_text<StreamingLLMConfig>("streamingllm", opts);
 }
 
 std::vector<int32_t> streamingllm_select(const BudgetConfig& cfg, int n) {
@@ -33,9 +36,7 @@ LayerDecision StreamingLLMPolicy::on_layer(const LayerInput& in) {
 }
 
 void register_streamingllm(PolicyRegistry& reg) {
-  reg.add("streamingllm", [](const PolicyOptions& opts, int) -> std::unique_ptr<Policy> {
-    return std::make_unique<StreamingLLMPolicy>(StreamingLLMConfig::from_options(opts));
-  });
+  add_method<StreamingLLMPolicy, StreamingLLMConfig>(reg, "streamingllm");
 }
 
 }  // namespace fastkv

@@ -13,7 +13,10 @@ namespace fastkv {
 
 struct StreamingLLMConfig : BudgetConfig {
   static constexpr int kSinks = 4;
-  // Parses retain_rate, kv_budget; rejects other keys.
+  // retain_rate, kv_budget.
+  static OptionSchema schema();
+  static StreamingLLMConfig from_set(const OptionSet& opts);
+  // Checks text options against schema() (errors worded with flag names).
   static StreamingLLMConfig from_options(const PolicyOptions& opts);
 };
 

@@ -1,6 +1,5 @@
 #include "server/openai.h"
 
-#include <cctype>
 #include <climits>
 #include <cmath>
 
@@ -78,42 +77,43 @@ std::string string(const json& v, const std::string& param) {
   return v.get<std::string>();
 }
 
-// The text a number or string has as a method option ("0.1", "12", "none").
-std::string option_text(const json& v, const std::string& param) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
-  if (v.is_number_float()) {
-    double d = v.get<double>();
-    if (d == std::floor(d) && std::fabs(d) < 1e15) {
-      return std::to_string(static_cast<long long>(d));
+// A kv_compression value as it is in the JSON: an integer, a number or a text; the method's
+// schema checks it (a number given as text is parsed there, as on the command line).
+OptionValue option_value(const json& v, const std::string& param) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) {
+      throw bad(param, cat("'", param, "' is out of range, got ", shown(v)));
     }
-    return v.dump();  // shortest text that reads back as the same double
+    return static_cast<int64_t>(u);
   }
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float()) return v.get<double>();
+  if (v.is_string()) return v.get<std::string>();
   throw wrong_type(param, "a number or a string", v);
 }
 
-// "--retain-rate must be ..." -> "retain_rate must be ...": policy errors name command-line
-// flags; a request names JSON keys.
-std::string flags_to_keys(const std::string& msg) {
-  std::string out;
-  for (size_t i = 0; i < msg.size();) {
-    if (msg.compare(i, 2, "--") == 0 && i + 2 < msg.size() &&
-        std::islower(static_cast<unsigned char>(msg[i + 2])) &&
-        (i == 0 || msg[i - 1] == ' ' || msg[i - 1] == '(' || msg[i - 1] == '\'')) {
-      size_t j = i + 2;
-      while (j < msg.size() &&
-             (std::islower(static_cast<unsigned char>(msg[j])) ||
-              std::isdigit(static_cast<unsigned char>(msg[j])) || msg[j] == '-')) {
-        out += msg[j] == '-' ? '_' : msg[j];
-        ++j;
-      }
-      i = j;
-    } else {
-      out += msg[i++];
-    }
+// Options in the types of the method's schema (8.0 -> 8 for an integer, "0.2" -> 0.2 for a
+// number), as the response echoes them; left as they are where the method is unknown or
+// refuses them (make_policy then reports it).
+OptionValues typed(const std::string& method, const OptionValues& values) {
+  try {
+    return check_options(method, PolicyRegistry::instance().method(method).options, values)
+        .values();
+  } catch (const Error&) {
+    return values;
   }
-  return out;
 }
+
+}  // namespace
+
+OptionValues typed_options(const std::string& method, const PolicyOptions& text) {
+  OptionValues v;
+  for (const auto& [k, t] : text) v[k] = t;
+  return typed(method, v);
+}
+
+namespace {
 
 std::vector<std::string> parse_stop(const json& v) {
   std::vector<std::string> stops;
@@ -204,7 +204,7 @@ std::vector<ChatMessage> parse_messages(const json& body) {
 
 void parse_kv_compression(const json& body, const MethodDefaults& d, CompletionRequest& r) {
   r.method = d.method;
-  r.options = d.options;
+  r.options = typed_options(d.method, d.options);
   const json* kv = field(body, "kv_compression");
   if (!kv) return;
   if (kv->is_string()) {  // shorthand: "kv_compression": "fastkv" (that method's defaults)
@@ -213,7 +213,7 @@ void parse_kv_compression(const json& body, const MethodDefaults& d, CompletionR
     return;
   }
   if (!kv->is_object()) throw wrong_type("kv_compression", "an object or a method name", *kv);
-  PolicyOptions given;
+  OptionValues given;
   std::string method;
   for (const auto& [key, value] : kv->items()) {
     if (value.is_null()) continue;
@@ -221,7 +221,7 @@ void parse_kv_compression(const json& body, const MethodDefaults& d, CompletionR
     if (key == "method") {
       method = string(value, param);
     } else {
-      given[key] = option_text(value, param);
+      given[key] = option_value(value, param);
     }
   }
   // Another method than the server's starts from that method's own defaults; the server's
@@ -231,43 +231,10 @@ void parse_kv_compression(const json& body, const MethodDefaults& d, CompletionR
     r.options.clear();
   }
   for (auto& [k, v] : given) r.options[k] = v;
+  r.options = typed(r.method, r.options);
 }
 
-}  // namespace
-
-std::string dump(const json& j) {
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-json error_json(const ApiError& e) {
-  json err;
-  err["message"] = e.what();
-  err["type"] = e.type();
-  err["param"] = e.param().empty() ? json(nullptr) : json(e.param());
-  err["code"] = e.code().empty() ? json(nullptr) : json(e.code());
-  return json{{"error", err}};
-}
-
-CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
-                                const MethodDefaults& defaults, uint64_t fallback_seed) {
-  json body;
-  try {
-    body = json::parse(body_text);
-  } catch (const json::exception& e) {  // the library's message has the byte position
-    throw ApiError(400, cat("the request body is not valid JSON: ", e.what()), "", "invalid_json");
-  }
-  if (!body.is_object())
-    throw ApiError(400, "the request body must be a JSON object", "", "invalid_json");
-
-  CompletionRequest r;
-  r.endpoint = endpoint;
-  if (endpoint == Endpoint::kCompletions) {
-    r.prompt = parse_prompt(body);
-  } else {
-    r.messages = parse_messages(body);
-  }
-  if (const json* v = field(body, "model")) (void)string(*v, "model");  // any name is served
-
+void parse_stream(const json& body, CompletionRequest& r) {
   if (const json* v = field(body, "stream")) r.stream = boolean(*v, "stream");
   if (const json* so = field(body, "stream_options")) {
     if (!so->is_object()) throw wrong_type("stream_options", "an object", *so);
@@ -275,55 +242,55 @@ CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
       r.include_usage = boolean(*v, "stream_options.include_usage");
     }
   }
+}
 
-  // Length.
-  r.gen.max_tokens = endpoint == Endpoint::kCompletions ? kDefaultCompletionMaxTokens : INT_MAX;
+// max_tokens (or max_completion_tokens), stop, ignore_eos.
+void parse_length(const json& body, Endpoint endpoint, GenerationParams& gen) {
+  gen.max_tokens = endpoint == Endpoint::kCompletions ? kDefaultCompletionMaxTokens : INT_MAX;
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {
     if (const json* v = field(body, key)) {
       int64_t n = integer(*v, key);
       if (n < 0) throw bad(key, cat("'", key, "' must be >= 0, got ", n));
-      r.gen.max_tokens = static_cast<int>(std::min<int64_t>(n, INT_MAX));
+      gen.max_tokens = static_cast<int>(std::min<int64_t>(n, INT_MAX));
     }
   }
-  if (const json* v = field(body, "stop")) r.gen.stop = parse_stop(*v);
-  if (const json* v = field(body, "ignore_eos")) r.gen.stop_at_eog = !boolean(*v, "ignore_eos");
+  if (const json* v = field(body, "stop")) gen.stop = parse_stop(*v);
+  if (const json* v = field(body, "ignore_eos")) gen.stop_at_eog = !boolean(*v, "ignore_eos");
+}
 
-  // Sampling with OpenAI's defaults: temperature 1, top_p 1, nothing else.
-  SamplingParams& s = r.gen.sampling;
+// A number field checked by `ok`, which the message `range` describes ("in [0, 2]").
+void number_field(const json& body, const char* key, bool (*ok)(double), const char* range,
+                  float& out) {
+  if (const json* v = field(body, key)) {
+    const double x = number(*v, key);
+    if (!ok(x)) throw bad(key, cat("'", key, "' must be ", range, ", got ", x));
+    out = static_cast<float>(x);
+  }
+}
+
+// Sampling with OpenAI's defaults: temperature 1, top_p 1, nothing else.
+SamplingParams parse_sampling(const json& body, uint64_t fallback_seed) {
+  SamplingParams s;
   s.temperature = 1.0f;
   s.top_p = 1.0f;
   s.top_k = 0;
   s.min_p = 0.0f;
   s.repeat_penalty = 1.0f;
   s.seed = fallback_seed;
-  if (const json* v = field(body, "temperature")) {
-    double t = number(*v, "temperature");
-    if (!(t >= 0 && t <= 2))
-      throw bad("temperature", cat("'temperature' must be in [0, 2], got ", t));
-    s.temperature = static_cast<float>(t);
-  }
-  if (const json* v = field(body, "top_p")) {
-    double p = number(*v, "top_p");
-    if (!(p > 0 && p <= 1)) throw bad("top_p", cat("'top_p' must be in (0, 1], got ", p));
-    s.top_p = static_cast<float>(p);
-  }
+  number_field(
+      body, "temperature", [](double t) { return t >= 0 && t <= 2; }, "in [0, 2]", s.temperature);
+  number_field(
+      body, "top_p", [](double p) { return p > 0 && p <= 1; }, "in (0, 1]", s.top_p);
   if (const json* v = field(body, "top_k")) {
     int64_t k = integer(*v, "top_k");
     if (k < 0 || k > INT_MAX) throw bad("top_k", cat("'top_k' must be >= 0, got ", k));
     s.top_k = static_cast<int>(k);
   }
-  if (const json* v = field(body, "min_p")) {
-    double p = number(*v, "min_p");
-    if (!(p >= 0 && p < 1)) throw bad("min_p", cat("'min_p' must be in [0, 1), got ", p));
-    s.min_p = static_cast<float>(p);
-  }
-  if (const json* v = field(body, "repeat_penalty")) {
-    double p = number(*v, "repeat_penalty");
-    if (!(p > 0) || !std::isfinite(p) || p > 1e6) {
-      throw bad("repeat_penalty", cat("'repeat_penalty' must be > 0, got ", p));
-    }
-    s.repeat_penalty = static_cast<float>(p);
-  }
+  number_field(
+      body, "min_p", [](double p) { return p >= 0 && p < 1; }, "in [0, 1)", s.min_p);
+  number_field(
+      body, "repeat_penalty", [](double p) { return p > 0 && std::isfinite(p) && p <= 1e6; }, "> 0",
+      s.repeat_penalty);
   if (const json* v = field(body, "repeat_last_n")) {
     int64_t n = integer(*v, "repeat_last_n");
     if (n < 0 || n > INT_MAX)
@@ -337,8 +304,11 @@ CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
       s.seed = static_cast<uint64_t>(integer(*v, "seed"));
     }
   }
+  return s;
+}
 
-  // OpenAI features this server does not have: refused rather than silently ignored.
+// OpenAI features this server does not have: refused rather than silently ignored.
+void reject_unsupported(const json& body) {
   if (const json* v = field(body, "n")) {
     if (integer(*v, "n") != 1) throw bad("n", "only 'n': 1 is supported");
   }
@@ -366,21 +336,64 @@ CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
       }
     }
   }
+}
 
+json parse_body(std::string_view body_text) {
+  json body;
+  try {
+    body = json::parse(body_text);
+  } catch (const json::exception& e) {  // the library's message has the byte position
+    throw ApiError(400, cat("the request body is not valid JSON: ", e.what()), "", "invalid_json");
+  }
+  if (!body.is_object())
+    throw ApiError(400, "the request body must be a JSON object", "", "invalid_json");
+  return body;
+}
+
+}  // namespace
+
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+json error_json(const ApiError& e) {
+  json err;
+  err["message"] = e.what();
+  err["type"] = e.type();
+  err["param"] = e.param().empty() ? json(nullptr) : json(e.param());
+  err["code"] = e.code().empty() ? json(nullptr) : json(e.code());
+  return json{{"error", err}};
+}
+
+CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
+                                const MethodDefaults& defaults, uint64_t fallback_seed) {
+  const json body = parse_body(body_text);
+  CompletionRequest r;
+  r.endpoint = endpoint;
+  if (endpoint == Endpoint::kCompletions) {
+    r.prompt = parse_prompt(body);
+  } else {
+    r.messages = parse_messages(body);
+  }
+  if (const json* v = field(body, "model")) (void)string(*v, "model");  // any name is served
+  parse_stream(body, r);
+  parse_length(body, endpoint, r.gen);
+  r.gen.sampling = parse_sampling(body, fallback_seed);
+  reject_unsupported(body);
   parse_kv_compression(body, defaults, r);
   try {
-    s.validate();
+    r.gen.sampling.validate();
   } catch (const Error& e) {  // unreachable after the checks above; kept as a safety net
-    throw bad("", flags_to_keys(e.what()));
+    throw bad("", e.what());
   }
   return r;
 }
 
 std::unique_ptr<Policy> make_policy(const CompletionRequest& req, int n_layer) {
   try {
-    return PolicyRegistry::instance().create(req.method, req.options, n_layer);
-  } catch (const Error& e) {
-    throw ApiError(400, cat("kv_compression: ", flags_to_keys(e.what())), "kv_compression",
+    return PolicyRegistry::instance().create_typed(req.method, req.options, n_layer);
+  } catch (const Error& e) {  // an OptionError names the option by its JSON key
+    throw ApiError(400, cat("kv_compression: ", e.what()), "kv_compression",
                    "invalid_kv_compression");
   }
 }
@@ -394,6 +407,20 @@ void check_prompt_fits(size_t n_prompt, int ctx, Endpoint endpoint) {
                        " (prompt + at least one generated token)"),
                    param, "context_length_exceeded");
   }
+}
+
+json kv_compression_json(const std::string& method, const OptionValues& options) {
+  json kv = {{"method", method}};
+  for (const auto& [k, v] : options) {
+    if (const auto* i = std::get_if<int64_t>(&v)) {
+      kv[k] = *i;
+    } else if (const auto* d = std::get_if<double>(&v)) {
+      kv[k] = *d;
+    } else {
+      kv[k] = std::get<std::string>(v);
+    }
+  }
+  return kv;
 }
 
 json usage_json(const GenerationResult& r) {
@@ -423,9 +450,7 @@ json completion_response(Endpoint endpoint, const ResponseMeta& meta, const Gene
   }
   j["choices"] = json::array({choice});
   j["usage"] = usage_json(r);
-  json kv = {{"method", req.method}};
-  for (const auto& [k, v] : req.options) kv[k] = v;
-  j["kv_compression"] = kv;
+  j["kv_compression"] = kv_compression_json(req.method, req.options);
   return j;
 }
 

@@ -48,7 +48,8 @@ std::string dump(const nlohmann::json& j);
 
 enum class Endpoint { kCompletions, kChat };
 
-// The server's command-line method, used when a request does not name one.
+// The server's command-line method, used when a request does not name one. Its options are
+// the flags' text; a request gets them typed by the method's schema.
 struct MethodDefaults {
   std::string method = "full";
   PolicyOptions options;
@@ -66,8 +67,8 @@ struct CompletionRequest {
   bool include_usage = false;  // stream_options.include_usage
   // max_tokens, sampling, stop, stop_at_eog (ignore_eos); ctx_size is the server's.
   GenerationParams gen;
-  std::string method;  // compression method and its options (flag-less keys)
-  PolicyOptions options;
+  std::string method;    // compression method
+  OptionValues options;  // its options by JSON key, typed as given (checked by make_policy)
 };
 
 // Parses and validates a request body. Unknown fields are ignored; null counts as absent.
@@ -77,10 +78,15 @@ struct CompletionRequest {
 CompletionRequest parse_request(std::string_view body, Endpoint endpoint,
                                 const MethodDefaults& defaults, uint64_t fallback_seed);
 
-// The request's policy from PolicyRegistry; the registry's errors (unknown method, bad or
-// out-of-range option) become ApiError 400 with param "kv_compression" and the option named
-// by its JSON key.
+// The request's policy from PolicyRegistry (typed path: the options are checked against the
+// method's schema); the registry's errors (unknown method, unknown option, bad or out-of-range
+// value) become ApiError 400 with param "kv_compression" and the option named by its JSON key.
 std::unique_ptr<Policy> make_policy(const CompletionRequest& req, int n_layer);
+
+// Command-line option text typed by the method's schema (left as text where it does not fit).
+OptionValues typed_options(const std::string& method, const PolicyOptions& text);
+// {"method": ..., key: value...} with numbers as JSON numbers (responses, /v1/models).
+nlohmann::json kv_compression_json(const std::string& method, const OptionValues& options);
 
 // Throws ApiError 400 (code "context_length_exceeded") unless the prompt leaves room for at
 // least one generated token in a context of `ctx` tokens.

@@ -158,11 +158,13 @@ TEST(ServerParse, KvCompressionValuesBecomeOptionText) {
                                  {"kernel", nullptr},
                                  {"pool", "avg"}}}});
   EXPECT_EQ(r.method, "fastkv");
-  EXPECT_EQ(r.options, (PolicyOptions{{"retain_rate", "0.1"},
-                                      {"tsp_rate", "0.2"},
-                                      {"tsp_layer", "2"},
-                                      {"window", "8"},
-                                      {"pool", "avg"}}));
+  // Typed by fastkv's schema: numbers stay numbers (8.0 is the integer 8; the text "0.2" of a
+  // number option is read as the number 0.2).
+  EXPECT_EQ(r.options, (OptionValues{{"retain_rate", 0.1},
+                                     {"tsp_rate", 0.2},
+                                     {"tsp_layer", int64_t{2}},
+                                     {"window", int64_t{8}},
+                                     {"pool", std::string("avg")}}));
   // A method name alone.
   r = parse({{"prompt", "x"}, {"kv_compression", "fastkv"}});
   EXPECT_EQ(r.method, "fastkv");
@@ -174,12 +176,12 @@ TEST(ServerParse, KvCompressionStartsFromTheServersMethod) {
   // No kv_compression: the server's method and options.
   CompletionRequest r = parse({{"prompt", "x"}}, Endpoint::kCompletions, d);
   EXPECT_EQ(r.method, "fastkv");
-  EXPECT_EQ(r.options, d.options);
+  EXPECT_EQ(r.options, (OptionValues{{"retain_rate", 0.2}, {"tsp_rate", 0.4}}));
   // The same method (named or not): the server's options, overridden key by key.
   r = parse({{"prompt", "x"}, {"kv_compression", {{"retain_rate", 0.05}}}}, Endpoint::kCompletions,
             d);
   EXPECT_EQ(r.method, "fastkv");
-  EXPECT_EQ(r.options, (PolicyOptions{{"retain_rate", "0.05"}, {"tsp_rate", "0.4"}}));
+  EXPECT_EQ(r.options, (OptionValues{{"retain_rate", 0.05}, {"tsp_rate", 0.4}}));
   r = parse({{"prompt", "x"}, {"kv_compression", {{"method", "fastkv"}, {"window", 4}}}},
             Endpoint::kCompletions, d);
   EXPECT_EQ(r.options.size(), 3u);
@@ -263,7 +265,7 @@ TEST(ServerParse, BadFieldsAre400NamingTheField) {
 }
 
 TEST(ServerPolicy, RegistryErrorsBecome400NamingTheJsonKeys) {
-  auto policy_error = [](const std::string& method, const PolicyOptions& opts) {
+  auto policy_error = [](const std::string& method, const OptionValues& opts) {
     CompletionRequest r;
     r.method = method;
     r.options = opts;
@@ -290,6 +292,39 @@ TEST(ServerPolicy, RegistryErrorsBecome400NamingTheJsonKeys) {
   CompletionRequest ok;
   ok.method = "fastkv";
   ok.options = {{"retain_rate", "0.1"}, {"tsp_rate", "0.2"}};
+  EXPECT_NE(server::make_policy(ok, 5), nullptr);
+}
+
+// kv_compression numbers are checked as numbers against the method's schema (no detour through
+// text): a non-integral window, an out-of-range rate and a boolean are each refused by name.
+TEST(ServerPolicy, KvCompressionNumbersAreCheckedAgainstTheSchema) {
+  auto policy_error = [](const json& kv) {
+    CompletionRequest r = parse({{"prompt", "x"}, {"kv_compression", kv}});
+    try {
+      server::make_policy(r, 5);
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status(), 400);
+      EXPECT_EQ(e.param(), "kv_compression");
+      EXPECT_EQ(e.code(), "invalid_kv_compression");
+      return std::string(e.what());
+    }
+    ADD_FAILURE() << "no error for " << kv.dump();
+    return std::string();
+  };
+  EXPECT_EQ(policy_error({{"method", "fastkv"}, {"retain_rate", 1.5}}),
+            "kv_compression: retain_rate must be in (0, 1], got 1.5");
+  EXPECT_EQ(policy_error({{"method", "fastkv"}, {"window", 2.5}}),
+            "kv_compression: window must be an integer, got 2.5");
+  EXPECT_EQ(policy_error({{"method", "snapkv"}, {"tsp_rate", 0.2}}),
+            "kv_compression: method 'snapkv' does not take tsp_rate");
+  const std::string boolean_window =
+      R"({"prompt": "x", "kv_compression": {"method": "fastkv", "window": true}})";
+  EXPECT_EQ(parse_error(boolean_window).param(), "kv_compression.window");
+  // Valid numbers reach the policy as they are.
+  CompletionRequest ok = parse({{"prompt", "x"},
+                                {"kv_compression",
+                                 {{"method", "fastkv"}, {"retain_rate", 0.05}, {"window", 4}}}});
+  EXPECT_EQ(ok.options, (OptionValues{{"retain_rate", 0.05}, {"window", int64_t{4}}}));
   EXPECT_NE(server::make_policy(ok, 5), nullptr);
 }
 
@@ -322,7 +357,7 @@ TEST(ServerResponse, CompletionAndChatShapes) {
   server::ResponseMeta meta{"cmpl-1", 1700000000, "stories260K"};
   CompletionRequest req;
   req.method = "fastkv";
-  req.options = {{"retain_rate", "0.1"}};
+  req.options = {{"retain_rate", 0.1}};
   json c = server::completion_response(Endpoint::kCompletions, meta, sample_result(), req);
   EXPECT_EQ(c["id"], "cmpl-1");
   EXPECT_EQ(c["object"], "text_completion");
@@ -337,7 +372,8 @@ TEST(ServerResponse, CompletionAndChatShapes) {
                               {"completion_tokens", 3},
                               {"total_tokens", 7},
                               {"kv_cache_bytes", 1234}}));
-  EXPECT_EQ(c["kv_compression"], (json{{"method", "fastkv"}, {"retain_rate", "0.1"}}));
+  // Numbers are echoed as numbers.
+  EXPECT_EQ(c["kv_compression"], (json{{"method", "fastkv"}, {"retain_rate", 0.1}}));
   json chat = server::completion_response(Endpoint::kChat, meta, sample_result(), req);
   EXPECT_EQ(chat["object"], "chat.completion");
   EXPECT_EQ(chat["choices"][0]["message"], (json{{"role", "assistant"}, {"content", "abc"}}));
@@ -1131,8 +1167,9 @@ TEST_F(ServerE2E, ServerDefaultMethodComesFromTheCommandLine) {
   json body = {{"prompt", long_prompt(15)}, {"max_tokens", 2}, {"temperature", 0}};
   Http dflt = srv.post("/v1/completions", body);
   ASSERT_EQ(dflt.status, 200) << dflt.body;
+  // The command line's options, typed by fastkv's schema: numbers echoed as numbers.
   EXPECT_EQ(dflt.j()["kv_compression"],
-            (json{{"method", "fastkv"}, {"retain_rate", "0.1"}, {"tsp_rate", "0.2"}}));
+            (json{{"method", "fastkv"}, {"retain_rate", 0.1}, {"tsp_rate", 0.2}}));
   body["kv_compression"] = {{"method", "full"}};
   Http full = srv.post("/v1/completions", body);
   ASSERT_EQ(full.status, 200) << full.body;

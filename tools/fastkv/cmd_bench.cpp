@@ -9,8 +9,9 @@
 #include "bench/bench.h"
 #include "commands.h"
 #include "common/error.h"
-#include "eval/methods.h"
-#include "flag_lists.h"
+#include "policy/method_list.h"
+#include "backend_flag.h"
+#include "int_list_flag.h"
 #include "method_options.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -38,7 +39,7 @@ void run(BenchFlags& f) {
   s.gemm_rows = f.gemm_rows;
   s.bandwidth_bytes = static_cast<int64_t>(f.bandwidth_mib) << 20;
   f.method.collect();
-  s.methods = eval::parse_method_list(f.methods);
+  s.methods = parse_method_list(f.methods);
   s.validate();
   if (f.threads > 0) omp_set_num_threads(f.threads);
   LoadOptions load;
@@ -55,7 +56,7 @@ void run(BenchFlags& f) {
     }
   }
   std::vector<std::string> notes;
-  eval::resolve_methods(s.methods, f.method.options, model->config().n_layer, &notes);
+  resolve_methods(s.methods, f.method.options, model->config().n_layer, &notes);
   for (const std::string& n : notes) std::fprintf(stderr, "note: %s\n", n.c_str());
 
   const bench::Result r = bench::run(*model, f.model, s, stderr);
@@ -87,7 +88,8 @@ void register_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--methods", f->methods,
                   "comma-separated methods, each NAME[:KEY=VALUE...]; the method flags "
-                  "(--retain-rate, ...) go to every listed method that takes them")
+                  "(--retain-rate, ...) go to every listed method that has them and must suit "
+                  "each")
       ->capture_default_str();
   cmd->add_option("--json", f->json_out, "also write one JSON object per (method, context)");
   cmd->add_option("-t,--threads", f->threads, "threads (0 = all cores)");

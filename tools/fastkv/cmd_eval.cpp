@@ -14,11 +14,12 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "eval/longbench.h"
-#include "eval/methods.h"
+#include "policy/method_list.h"
 #include "eval/niah.h"
 #include "eval/ruler.h"
 #include "eval/task.h"
-#include "flag_lists.h"
+#include "backend_flag.h"
+#include "int_list_flag.h"
 #include "method_options.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -74,13 +75,13 @@ void run(EvalFlags& f) {
   if (f.threads > 0) omp_set_num_threads(f.threads);
   const std::string data = f.data.empty() ? default_data_dir() : f.data;
 
-  std::vector<eval::MethodSpec> methods = eval::parse_method_list(f.methods);
+  std::vector<MethodSpec> methods = parse_method_list(f.methods);
   LoadOptions load;
   load.backend = parse_backend(f.backend);
   auto model = Model::load(f.model, load);
   model->require_tokenizer();
   std::vector<std::string> notes;
-  eval::resolve_methods(methods, f.method.options, model->config().n_layer, &notes);
+  resolve_methods(methods, f.method.options, model->config().n_layer, &notes);
   for (const std::string& n : notes) std::fprintf(stderr, "note: %s\n", n.c_str());
 
   eval::EvalSettings settings;
@@ -148,7 +149,7 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--methods", f->methods,
                   "comma-separated methods, each NAME[:KEY=VALUE...], e.g. "
                   "full,fastkv:retain_rate=0.1,snapkv; the method flags (--retain-rate, ...) "
-                  "go to every listed method that takes them")
+                  "go to every listed method that has them and must suit each")
       ->capture_default_str();
   cmd->add_option("--out", f->out, "folder for results (JSONL, JSON, table, pictures)")
       ->capture_default_str();

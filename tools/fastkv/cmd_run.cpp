@@ -10,7 +10,7 @@
 
 #include "commands.h"
 #include "common/error.h"
-#include "flag_lists.h"
+#include "backend_flag.h"
 #include "method_options.h"
 #include "prefill_progress.h"
 #include "text_input.h"

@@ -11,7 +11,7 @@
 
 #include "commands.h"
 #include "common/error.h"
-#include "flag_lists.h"
+#include "backend_flag.h"
 #include "method_options.h"
 #include "model/model.h"
 #include "runtime/context.h"

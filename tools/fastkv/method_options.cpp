@@ -1,45 +1,75 @@
 #include "method_options.h"
 
+#include "common/error.h"
+
 namespace fastkv::cli {
+namespace {
+
+// "(fastkv, snapkv; default 7, gemfilter 5)": who takes the option and with which default.
+std::string who_and_default(const PolicyRegistry::SharedOption& o) {
+  const PolicyRegistry& reg = PolicyRegistry::instance();
+  std::string methods, defaults;
+  std::map<std::string, std::vector<std::string>> by_default;  // default -> methods
+  std::vector<std::string> order;
+  for (const std::string& m : o.methods) {
+    methods += (methods.empty() ? "" : ", ") + m;
+    for (const OptionSpec& s : reg.method(m).options) {
+      if (s.key != o.spec.key || s.default_text.empty()) continue;
+      if (!by_default.count(s.default_text)) order.push_back(s.default_text);
+      by_default[s.default_text].push_back(m);
+    }
+  }
+  for (size_t i = 0; i < order.size(); ++i) {
+    defaults += i == 0 ? "; default " : ", ";
+    if (i > 0) {  // the first default is the common one; others name their methods
+      for (size_t k = 0; k < by_default[order[i]].size(); ++k) {
+        defaults += (k ? "/" : "") + by_default[order[i]][k];
+      }
+      defaults += " ";
+    }
+    defaults += order[i];
+  }
+  return "(" + methods + defaults + ")";
+}
+
+// What the help shows as the value: FLOAT, INT, max|avg, INT|none.
+std::string type_name(const OptionSpec& s) {
+  switch (s.type) {
+    case OptionType::kNumber:
+      return "FLOAT";
+    case OptionType::kInteger:
+      return "INT";
+    case OptionType::kLayerOrNone:
+      return "INT|none";
+    case OptionType::kChoice: {
+      std::string t;
+      for (const std::string& c : s.choices) t += (t.empty() ? "" : "|") + c;
+      return t;
+    }
+  }
+  return "TEXT";
+}
+
+}  // namespace
 
 void MethodFlags::add_to(CLI::App* app) {
-  app->add_option("--method", method, "KV compression method (full, fastkv, snapkv, streamingllm, h2o, gemfilter, "
-                  "pyramidinfer, adakv)")
+  const PolicyRegistry& reg = PolicyRegistry::instance();
+  std::string names;
+  for (const std::string& n : reg.names()) names += (names.empty() ? "" : ", ") + n;
+  app->add_option("--method", method, "KV compression method (" + names + ")")
       ->capture_default_str();
-  app->add_option("--tsp-layer", tsp_layer,
-                  "FastKV: layer after which only selected tokens propagate, or 'none' "
-                  "(default floor(L/2)-1)");
-  app->add_option("--tsp-rate", tsp_rate, "FastKV: fraction of tokens propagated (default 0.2)");
-  app->add_option("--retain-rate", retain_rate, "fraction of KV entries kept (default 0.1)");
-  app->add_option("--kv-budget", kv_budget, "constant mode: KV entries kept per head");
-  app->add_option("--tsp-len", tsp_len, "constant mode: tokens propagated after the TSP layer");
-  app->add_option("--window", window, "observation window: last W queries (default 8)");
-  app->add_option("--kernel", kernel, "pooling kernel size, odd (default 7)");
-  app->add_option("--pool", pool, "pooling: max or avg (default max)");
-  app->add_option("--filter-layer", filter_layer, "GemFilter: filter layer");
-  app->add_option("--recent-ratio", recent_ratio, "PyramidInfer: recent query ratio");
-  app->add_option("--decay", decay, "PyramidInfer: retention decay p");
-  app->add_option("--floor-alpha", floor_alpha,
-                  "AdaKV: fraction of each head's budget it keeps for itself (default 0.2)");
+  for (const PolicyRegistry::SharedOption& o : reg.all_options()) {
+    std::string& slot = text_[o.spec.key];
+    app->add_option(flag_name(o.spec.key), slot, o.spec.help + " " + who_and_default(o))
+        ->type_name(type_name(o.spec));
+  }
 }
 
 void MethodFlags::collect() {
   options.clear();
-  auto put = [&](const char* key, const std::string& v) {
-    if (!v.empty()) options[key] = v;
-  };
-  put("tsp_layer", tsp_layer);
-  put("tsp_rate", tsp_rate);
-  put("retain_rate", retain_rate);
-  put("kv_budget", kv_budget);
-  put("tsp_len", tsp_len);
-  put("window", window);
-  put("kernel", kernel);
-  put("pool", pool);
-  put("filter_layer", filter_layer);
-  put("recent_ratio", recent_ratio);
-  put("decay", decay);
-  put("floor_alpha", floor_alpha);
+  for (const auto& [key, text] : text_) {
+    if (!text.empty()) options[key] = text;
+  }
 }
 
 }  // namespace fastkv::cli

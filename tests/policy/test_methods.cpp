@@ -1,6 +1,6 @@
 // The KV-compression methods besides fastkv (snapkv, streamingllm, h2o, gemfilter,
 // pyramidinfer, adakv): config validation; each policy's decision against the scalar
-// reference of tests/method_refs.h on random Q/K; the same inside the model (a recording
+// reference of tests/policy/method_refs.h on random Q/K; the same inside the model (a recording
 // decorator captures every layer's q/k and the cache is checked against the reference);
 // decoding on each method's cache, the KV bytes it reports, and "retain 1 = full".
 #include <gtest/gtest.h>
