@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "runtime/context.h"
 
 namespace fastkv::server {
 namespace {
@@ -401,11 +402,8 @@ std::unique_ptr<Policy> make_policy(const CompletionRequest& req, int n_layer) {
 void check_prompt_fits(size_t n_prompt, int ctx, Endpoint endpoint) {
   const char* param = endpoint == Endpoint::kChat ? "messages" : "prompt";
   if (n_prompt == 0) throw bad(param, "the prompt has no tokens");
-  if (n_prompt >= static_cast<size_t>(ctx)) {
-    throw ApiError(400,
-                   cat("the prompt has ", n_prompt, " tokens but the context holds ", ctx,
-                       " (prompt + at least one generated token)"),
-                   param, "context_length_exceeded");
+  if (!prompt_fits(n_prompt, ctx)) {
+    throw ApiError(400, prompt_too_long(n_prompt, ctx), param, "context_length_exceeded");
   }
 }
 

@@ -59,8 +59,9 @@ void Server::Impl::add_info_routes() {
               {"owned_by", "fastkv"},
               {"context_length", ctx},
               {"backend", kernels::backend_name(model.backend())},
-              {"kv_compression", {{"method", opts.defaults.method}}}};
-    for (const auto& [k, v] : opts.defaults.options) m["kv_compression"][k] = v;
+              {"kv_compression",
+               kv_compression_json(opts.defaults.method,
+                                   typed_options(opts.defaults.method, opts.defaults.options))}};
     s.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
   });
   // /health needs no key: load balancers and orchestrators probe it without credentials.

@@ -1176,7 +1176,9 @@ TEST_F(ServerE2E, ServerDefaultMethodComesFromTheCommandLine) {
   EXPECT_LT(dflt.j()["usage"]["kv_cache_bytes"].get<int64_t>(),
             full.j()["usage"]["kv_cache_bytes"].get<int64_t>());
   Http models = srv.get("/v1/models");
-  EXPECT_EQ(models.j()["data"][0]["kv_compression"]["method"], "fastkv");
+  EXPECT_EQ(models.j()["data"][0]["kv_compression"],
+            (json{{"method", "fastkv"}, {"retain_rate", 0.1}, {"tsp_rate", 0.2}}))
+      << "the server's defaults, numbers as numbers";
   // The backend in use (--backend auto is the default: bf16 where the CPU has native bf16).
   const std::string backend = models.j()["data"][0].value("backend", "");
   EXPECT_TRUE(backend == "bf16" || backend == "f32") << models.body;
