@@ -122,11 +122,12 @@ class Model {
   // The tokenizer, or an Error saying the file has none.
   const Tokenizer& require_tokenizer() const;
 
-  // Runs the prompt at positions 0..N-1 through all layers; `policy` decides what each
-  // layer's cache keeps and which tokens go on. `cache` is reset and filled.
+  // Runs the prompt at positions 0..N-1 through all layers (run_pass; a second pass over the
+  // chosen tokens when the policy restarts); `policy` decides what each layer's cache keeps and
+  // which tokens go on. `cache` is reset and filled.
   // logit_rows: indices into the prompt (0..N-1) whose logits are wanted; only valid while all
   // tokens stay live (the full policy). Empty = the last prompt token only.
-  // progress: called after every layer (may be empty).
+  // progress: called after every layer of every pass (may be empty).
   PrefillOutput prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
                         const std::vector<int>& logit_rows = {},
                         const PrefillProgressFn& progress = {}) const;
