@@ -123,8 +123,13 @@ struct CausalAttentionImpl {
   void (*fn)(const float* q, const float* k, const float* v, int n, int H, int G, int d,
              float* out);
 };
+// The f32 kernel without a window (its default argument does not reach a function pointer).
+void causal_attention_f32(const float* q, const float* k, const float* v, int n, int H, int G,
+                          int d, float* out) {
+  fastkv::kernels::causal_attention(q, k, v, n, H, G, d, out);
+}
 constexpr CausalAttentionImpl kCausalAttentionImpls[] = {
-    {"f32", &fastkv::kernels::causal_attention},
+    {"f32", &causal_attention_f32},
     {"bf16", &fastkv::kernels::causal_attention_bf16},
 };
 
@@ -150,8 +155,12 @@ void attend_rows_bf16_rows(const float* q, int g, const float* k, const float* v
   fastkv::kernels::attend_rows(q, g, kb.data(), vb.data(), len, stride, d, out);
 }
 
+void attend_rows_f32(const float* q, int g, const float* k, const float* v, int64_t len,
+                     int64_t stride, int d, float* out) {
+  fastkv::kernels::attend_rows(q, g, k, v, len, stride, d, out);
+}
 constexpr AttendRowsImpl kAttendRowsImpls[] = {
-    {"f32", &fastkv::kernels::attend_rows},
+    {"f32", &attend_rows_f32},
     {"bf16", &attend_rows_bf16_rows},
 };
 

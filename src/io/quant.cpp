@@ -71,22 +71,6 @@ uint16_t f32_to_f16(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
-// bfloat16: the top 16 bits of an f32.
-float bf16_to_f32(uint16_t h) {
-  return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
-}
-
-uint16_t f32_to_bf16(float f) {
-  const uint32_t bits = std::bit_cast<uint32_t>(f);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
-    // NaN: truncate and set the quiet bit, so a payload living only in the low bits survives.
-    return static_cast<uint16_t>((bits >> 16) | 0x0040u);
-  }
-  // Round to nearest even; overflow carries into the exponent and gives inf.
-  const uint32_t rounded = bits + 0x7FFFu + ((bits >> 16) & 1u);
-  return static_cast<uint16_t>(rounded >> 16);
-}
-
 namespace {
 
 // ---------------------------------------------------------------------------------------------

@@ -8,14 +8,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/bf16.h"
 #include "io/tensor_type.h"
 
 namespace fastkv::gguf {
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);    // round to nearest even, overflow to inf
-float bf16_to_f32(uint16_t h);
-uint16_t f32_to_bf16(float f);   // round to nearest even, NaN stays NaN
+// bf16 conversions live in common/bf16.h; named here too for readers of GGUF code.
+using fastkv::bf16_to_f32;
+using fastkv::f32_to_bf16;       // round to nearest even, NaN stays NaN
 
 // Types with a dequantisation routine: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K,
 // Q5_K, Q6_K, Q8_K. Throws fastkv::Error for any other type or a bad n.

@@ -20,9 +20,11 @@ constexpr int kMaxGroup = 64; // query heads per KV head handled at once
 }  // namespace
 
 namespace {
-template <typename Row>
+// Windowed = false compiles the plain loop (decode's hot path); true masks the rows outside the
+// window to -inf before the softmax, and skips a tile where no row is visible.
+template <bool Windowed, typename Row>
 void attend_rows_impl(const float* q, int g, const Row* k, const Row* v, int64_t len,
-                      int64_t stride, int d, float* out) {
+                      int64_t stride, int d, float* out, const Window& window) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   float m[kMaxGroup], l[kMaxGroup];
   float s[kTile];
@@ -37,6 +39,14 @@ void attend_rows_impl(const float* q, int g, const Row* k, const Row* v, int64_t
       const float* qh = q + static_cast<int64_t>(h) * d;
       float* oh = out + static_cast<int64_t>(h) * d;
       dot_rows(qh, k + t0 * stride, stride, tn, d, scale, s);
+      if constexpr (Windowed) {
+        for (int t = 0; t < tn; ++t) {
+          if (!window.visible(window.query_pos, window.key_pos[t0 + t])) {
+            s[t] = -std::numeric_limits<float>::infinity();
+          }
+        }
+        if (max_of(s, tn) == -std::numeric_limits<float>::infinity()) continue;
+      }
       const float new_m = std::max(m[h], max_of(s, tn));
       const float correction = exp_nonpositive(m[h] - new_m);  // 0 on the first tile
       l[h] = l[h] * correction + exp_shift_sum(s, tn, new_m);
@@ -52,8 +62,9 @@ void attend_rows_impl(const float* q, int g, const Row* k, const Row* v, int64_t
 }  // namespace
 
 void attend_rows(const float* q, int g, const float* k, const float* v, int64_t len,
-                 int64_t stride, int d, float* out) {
-  attend_rows_impl(q, g, k, v, len, stride, d, out);
+                 int64_t stride, int d, float* out, const Window& window) {
+  if (window.active()) return attend_rows_impl<true>(q, g, k, v, len, stride, d, out, window);
+  attend_rows_impl<false>(q, g, k, v, len, stride, d, out, window);
 }
 
 #ifdef FASTKV_AVX512_KERNELS
@@ -133,7 +144,8 @@ __attribute__((target("avx512f"))) void attend_rows_bf16_avx512(const float* q, 
 #endif
 
 void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, int64_t len,
-                 int64_t stride, int d, float* out) {
+                 int64_t stride, int d, float* out, const Window& window) {
+  if (window.active()) return attend_rows_impl<true>(q, g, k, v, len, stride, d, out, window);
 #ifdef FASTKV_AVX512_KERNELS
   if (cpu_has_avx512f() && g <= kDecodeGroup && len > 0) {
     switch (d) {
@@ -143,11 +155,11 @@ void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, in
     }
   }
 #endif
-  attend_rows_impl(q, g, k, v, len, stride, d, out);
+  attend_rows_impl<false>(q, g, k, v, len, stride, d, out, window);
 }
 
 void causal_attention(const float* q, const float* k, const float* v, int n, int H, int G, int d,
-                      float* out) {
+                      float* out, const Window& window) {
   // Blocks of kQBlock queries of one head against tiles of kKBlock keys: S = Q·Kᵀ and O += P·V
   // are small GEMMs (OpenBLAS, single-threaded inside the parallel loop); the softmax runs
   // online across key tiles, so only a kQBlock × kKBlock score tile exists at a time.
@@ -157,6 +169,18 @@ void causal_attention(const float* q, const float* k, const float* v, int n, int
   const int64_t kv_stride = static_cast<int64_t>(G) * d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const int n_qblocks = (n + kQBlock - 1) / kQBlock;
+  // first[i]: the first key token i sees (0 without a window; positions ascend, so the keys
+  // inside a window are the contiguous range first[i]..i).
+  std::vector<int> first;
+  if (window.active()) {
+    first.resize(n);
+    for (int i = 0; i < n; ++i) {
+      const int64_t lowest = static_cast<int64_t>(window.key_pos[i]) - window.size + 1;
+      first[i] = static_cast<int>(
+          std::lower_bound(window.key_pos, window.key_pos + i, lowest,
+                           [](int32_t p, int64_t x) { return p < x; }) - window.key_pos);
+    }
+  }
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (worth_parallel(static_cast<int64_t>(n) * n * H * d))
   for (int h = 0; h < H; ++h) {
     for (int qb = 0; qb < n_qblocks; ++qb) {
@@ -169,21 +193,26 @@ void causal_attention(const float* q, const float* k, const float* v, int n, int
       std::vector<float> acc(static_cast<size_t>(kQBlock) * d, 0.0f);
       std::vector<float> m(kQBlock, -std::numeric_limits<float>::infinity()), l(kQBlock, 0.0f);
       const int keys = i0 + qn;  // keys visible to the last query of the block
-      for (int j0 = 0; j0 < keys; j0 += kKBlock) {
+      const int j_begin = first.empty() ? 0 : first[i0];  // nothing before it is visible
+      for (int j0 = j_begin; j0 < keys; j0 += kKBlock) {
         const int kn = std::min(kKBlock, keys - j0);
         // S[qn, kn] = Q · Kᵀ × scale
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, qn, kn, d, scale, qh, q_stride,
                     kh + j0 * kv_stride, kv_stride, 0.0f, s.data(), kKBlock);
         for (int r = 0; r < qn; ++r) {
           float* sr = s.data() + static_cast<int64_t>(r) * kKBlock;
-          const int visible = std::max(0, std::min(kn, i0 + r + 1 - j0));  // causal: key j <= query i
-          const float new_m = std::max(m[r], max_of(sr, visible));
-          if (visible == 0) {  // nothing visible in this tile for this query
+          // Keys [lo, visible) of the tile are visible: causal (key j <= query i), and not
+          // before the window's first key.
+          const int visible = std::max(0, std::min(kn, i0 + r + 1 - j0));
+          const int lo = first.empty() ? 0 : std::clamp(first[i0 + r] - j0, 0, visible);
+          if (visible == lo) {  // nothing visible in this tile for this query
             std::fill(sr, sr + kn, 0.0f);
             continue;
           }
+          const float new_m = std::max(m[r], max_of(sr + lo, visible - lo));
           const float corr = exp_nonpositive(m[r] - new_m);
-          const float sum = exp_shift_sum(sr, visible, new_m);
+          const float sum = exp_shift_sum(sr + lo, visible - lo, new_m);
+          std::fill(sr, sr + lo, 0.0f);
           std::fill(sr + visible, sr + kn, 0.0f);
           l[r] = l[r] * corr + sum;
           m[r] = new_m;

@@ -7,25 +7,43 @@
 
 namespace fastkv::kernels {
 
+// A sliding attention window (Gemma 3's local layers): key j is visible to query i only when
+//   pos(i) - pos(j) < size
+// on the tokens' original positions, so a window means the same after TSP dropped tokens.
+// size 0 = no window: every earlier key is visible (Llama, Qwen2 pass the default).
+struct Window {
+  int size = 0;
+  const int32_t* key_pos = nullptr;  // positions of the keys (causal_attention: of the n live
+                                     // tokens, queries too, ascending); needed when size > 0
+  int64_t query_pos = 0;             // attend_rows: position of the query
+
+  bool active() const { return size > 0; }
+  bool visible(int64_t qpos, int32_t kpos) const { return !active() || qpos - kpos < size; }
+};
+
 // One query group against `len` key/value rows.
 //   q:   [g, d]    the g query heads that share this KV head (contiguous)
 //   k,v: len rows of d floats, row r at k + r * stride (stride >= d)
 //   out: [g, d]    softmax(q · kᵀ / sqrt(d)) · v for each of the g heads
+//   window: rows outside it get no weight (key_pos: [len] the rows' positions); a query that
+//           sees no row gets zeros
 void attend_rows(const float* q, int g, const float* k, const float* v, int64_t len,
-                 int64_t stride, int d, float* out);
+                 int64_t stride, int d, float* out, const Window& window = {});
 // The same over bf16 K/V rows (the fast path's cache).
 void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, int64_t len,
-                 int64_t stride, int d, float* out);
+                 int64_t stride, int d, float* out, const Window& window = {});
 
 // Causal self-attention over n live tokens sorted by position (token i sees tokens 0..i).
 //   q:   [n, H, d]   post-RoPE queries
 //   k,v: [n, G, d]   post-RoPE keys, values (H % G == 0; query head h uses KV head h / (H/G))
 //   out: [n, H, d]
+//   window: token i also sees only the keys inside it (key_pos: [n] the live tokens' positions)
 void causal_attention(const float* q, const float* k, const float* v, int n, int H, int G, int d,
-                      float* out);
+                      float* out, const Window& window = {});
 
 // The same with bf16 tiles: Q·Kᵀ and P·V as oneDNN bf16 matmuls (AMX where present), softmax
-// in f32 (src/kernels/attention_bf16.cpp). Inputs and output as for causal_attention.
+// in f32 (src/kernels/attention_bf16.cpp). Inputs and output as for causal_attention, without
+// a window (windowed layers take the f32 kernel).
 void causal_attention_bf16(const float* q, const float* k, const float* v, int n, int H, int G,
                            int d, float* out);
 // oneDNN's implementation names of the two tile matmuls, e.g. "brg:avx512_core_amx_bf16 / ...".

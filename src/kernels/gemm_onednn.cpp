@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "io/quant.h"
+#include "common/bf16.h"
 #include "kernels/onednn_engine.h"
 #include "kernels/parallel.h"
 #include "kernels/vec.h"
@@ -81,7 +81,7 @@ OneDnnLinear::OneDnnLinear(const float* w, int in, int out, const float* bias)
   impl_->weights_md = pd.weights_desc();
   // W[out, in] row-major is the [in, out] matrix in "ba" order.
   std::vector<uint16_t> wb(static_cast<size_t>(in) * out);
-  for (size_t i = 0; i < wb.size(); ++i) wb[i] = gguf::f32_to_bf16(w[i]);
+  for (size_t i = 0; i < wb.size(); ++i) wb[i] = f32_to_bf16(w[i]);
   dnnl::memory plain({{in, out}, dt::bf16, tag::ba}, engine(), wb.data());
   impl_->weights = dnnl::memory(impl_->weights_md, engine());
   dnnl::stream s(engine());

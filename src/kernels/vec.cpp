@@ -1,5 +1,7 @@
 #include "kernels/vec.h"
 
+#include "common/bf16.h"
+
 #include <limits>
 
 #ifdef FASTKV_AVX512_KERNELS
@@ -36,22 +38,6 @@ FASTKV_CLONES void axpy(float a, const float* x, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-namespace {
-// Round-to-nearest-even f32 -> bf16 bits (finite values).
-__attribute__((always_inline)) inline uint16_t bf16_bits(float e) {
-  uint32_t bits;
-  std::memcpy(&bits, &e, sizeof bits);
-  return static_cast<uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
-
-__attribute__((always_inline)) inline float bf16_to_f32(uint16_t b) {
-  const uint32_t bits = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-}  // namespace
-
 FASTKV_CLONES void axpy(float a, const uint16_t* x, float* y, int n) {
 #pragma omp simd
   for (int i = 0; i < n; ++i) y[i] += a * bf16_to_f32(x[i]);
@@ -84,7 +70,7 @@ float exp_shift_sum_to_bf16_portable(const float* x, int n, float m, uint16_t* y
   for (int i = 0; i < n; ++i) {
     const float e = exp_nonpositive(x[i] - m);
     s += e;
-    y[i] = bf16_bits(e);
+    y[i] = f32_to_bf16_finite(e);
   }
   return s;
 }
@@ -167,7 +153,7 @@ float exp_shift_sum_to_bf16(const float* x, int n, float m, uint16_t* y) {
 
 FASTKV_CLONES void to_bf16(const float* x, float a, uint16_t* y, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] = bf16_bits(x[i] * a);
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_bf16_finite(x[i] * a);
 }
 
 namespace {

@@ -149,6 +149,20 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
       f.error(cat("unsupported rope.scaling.type '", type, "' (supported: none, linear, llama3)"));
     }
   }
+
+  // Every layer of a Llama or Qwen2 model is the same block.
+  LayerConfig lc;
+  lc.n_head = c.n_head;
+  lc.n_head_kv = c.n_head_kv;
+  lc.head_dim = c.head_dim;
+  lc.d_ff = c.d_ff;
+  lc.rope_style = c.rope_style;
+  lc.rope_dim = c.rope_dim;
+  lc.rope_theta = c.rope_theta;
+  lc.rope_freq_scale = c.rope_freq_scale;
+  lc.rope_freq_factors = c.rope_freq_factors;
+  lc.qkv_bias = c.qkv_bias;
+  c.layers.assign(c.n_layer, lc);
   return c;
 }
 

@@ -1,5 +1,8 @@
 // ModelConfig: the hyper-parameters of a Llama-family model, read from GGUF metadata through
-// the architecture table (llama, mistral-as-llama, qwen2).
+// the architecture table (llama, mistral-as-llama, qwen2), and one LayerConfig per layer: what
+// the block of that layer does (heads, RoPE, attention window, optional norms, activation).
+// Llama and Qwen2 fill every layer the same; an architecture whose layers differ (Gemma 3's
+// local and global layers) is a table entry that fills them differently.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +18,35 @@ namespace fastkv {
 enum class RopeStyle {
   kAdjacent,  // rotate pairs (2i, 2i+1): GGUF `llama` (converters permute Q/K rows for it)
   kNeox,      // rotate pairs (i, i + rope_dim/2): GGUF `qwen2`
+};
+
+// The MLP's activation: out = down(act(gate(x), up(x))).
+enum class Activation {
+  kSwiGLU,  // silu(gate) * up, silu(x) = x / (1 + e^-x): Llama, Qwen2
+};
+
+// What one transformer block does. The model builds the block from these flags (model.cpp:
+// norm -> qkv (+bias, +qk-norm) -> rope -> attention(window) -> select -> cache -> o_proj
+// (+post-norm) -> residual -> norm -> MLP (+post-norm) -> residual -> gather).
+struct LayerConfig {
+  int n_head = 0;              // H query heads
+  int n_head_kv = 0;           // G KV heads (H % G == 0)
+  int head_dim = 0;            // d
+  int d_ff = 0;                // F, MLP inner size
+  int window = 0;              // sliding attention window in positions; 0 = none (full causal)
+  RopeStyle rope_style = RopeStyle::kAdjacent;
+  int rope_dim = 0;            // leading dimensions of each head that are rotated
+  double rope_theta = 10000;   // base
+  double rope_freq_scale = 1;  // linear scaling: positions multiplied by this
+  std::vector<float> rope_freq_factors;  // [rope_dim/2] angle divisors, or empty
+  bool qkv_bias = false;       // Q/K/V projections have biases (qwen2)
+  bool qk_norm = false;        // RMSNorm over each head of Q and K before RoPE (Qwen3, Gemma 3)
+  bool post_attn_norm = false; // RMSNorm of o_proj's output before the residual add (Gemma 3)
+  bool post_ffn_norm = false;  // RMSNorm of the MLP's output before the residual add (Gemma 3)
+  Activation activation = Activation::kSwiGLU;
+
+  int group_size() const { return n_head / n_head_kv; }  // g = H / G
+  bool operator==(const LayerConfig&) const = default;
 };
 
 struct ModelConfig {
@@ -38,6 +70,9 @@ struct ModelConfig {
   std::vector<float> rope_freq_factors;
   bool qkv_bias = false;      // qwen2: Q/K/V projections have biases
   bool tied_embeddings = false;  // LM head reuses token_embd.weight
+  // [L] what each block does. The fields above are the model-wide values (for Llama and Qwen2
+  // every layer has them); the forward pass reads only these.
+  std::vector<LayerConfig> layers;
 
   int group_size() const { return n_head / n_head_kv; }  // g = H / G
 

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "kernels/attention.h"
+#include "model/tensor_names.h"
 
 namespace fastkv {
 namespace {
@@ -43,10 +44,16 @@ class Lap {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-// Activations of one layer for n live tokens (all row-major, token-major). The MLP runs over
-// blocks of at most kMlpRows tokens, so its buffers (the widest: F per token) stay small.
+// The MLP runs over blocks of at most kMlpRows tokens, so its buffers (the widest: F per token)
+// stay small.
 constexpr int kMlpRows = 2048;
 
+}  // namespace
+
+namespace detail {
+
+// Activations of one layer for n live tokens (all row-major, token-major), sized for the widest
+// layer (H*d, G*d and F may differ per layer).
 struct Activations {
   std::vector<float> hidden;  // [n, D] residual stream
   std::vector<float> xnorm;   // [n, D] normed input of the current sub-block
@@ -58,10 +65,15 @@ struct Activations {
   std::vector<float> gate;    // [min(n, kMlpRows), F]
   std::vector<float> up;      // [min(n, kMlpRows), F]
   std::vector<int32_t> pos;   // [n] original positions
+  std::vector<float> colsum;  // [H, n] attention column sums, for policies that want them
 
   void resize(int n, const ModelConfig& c) {
-    const int64_t qd = static_cast<int64_t>(c.n_head) * c.head_dim;
-    const int64_t kvd = static_cast<int64_t>(c.n_head_kv) * c.head_dim;
+    int64_t qd = 0, kvd = 0, ff = 0;
+    for (const LayerConfig& lc : c.layers) {
+      qd = std::max<int64_t>(qd, static_cast<int64_t>(lc.n_head) * lc.head_dim);
+      kvd = std::max<int64_t>(kvd, static_cast<int64_t>(lc.n_head_kv) * lc.head_dim);
+      ff = std::max<int64_t>(ff, lc.d_ff);
+    }
     const int64_t block = std::min(n, kMlpRows);
     hidden.resize(static_cast<size_t>(n) * c.d_model);
     xnorm.resize(static_cast<size_t>(n) * c.d_model);
@@ -70,49 +82,112 @@ struct Activations {
     v.resize(n * kvd);
     attn.resize(n * qd);
     proj.resize(block * c.d_model);
-    gate.resize(block * c.d_ff);
-    up.resize(block * c.d_ff);
+    gate.resize(block * ff);
+    up.resize(block * ff);
   }
 };
 
-// norm -> Q/K/V projections (+bias) -> RoPE at the tokens' original positions.
-void project_qkv(const ModelConfig& c, const LayerWeights& lw, const kernels::RopeTable& rope,
-                 int n, Activations& a) {
-  const int qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+}  // namespace detail
+
+namespace {
+using detail::Activations;
+
+// norm -> Q/K/V projections (+bias) (+QK-norm) -> RoPE at the tokens' original positions.
+//   xnorm = rmsnorm(hidden)               [n, D]
+//   q = xnorm · Wqᵀ (+bq)                 [n, H, d]   k, v likewise [n, G, d]
+//   q[i, h] = rmsnorm(q[i, h]) · q_norm   per head, when qk_norm (k likewise)
+//   q[i, h], k[i, g] rotated by RoPE at pos[i]
+void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw,
+                 const kernels::RopeTable& rope, int n, Activations& a) {
+  const int qd = lc.n_head * lc.head_dim, kvd = lc.n_head_kv * lc.head_dim;
   kernels::rmsnorm(a.hidden.data(), lw.attn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
   lw.wq.forward(a.xnorm.data(), n, a.q.data());
   lw.wk.forward(a.xnorm.data(), n, a.k.data());
   lw.wv.forward(a.xnorm.data(), n, a.v.data());
+  if (lc.qk_norm) {
+    kernels::rmsnorm(a.q.data(), lw.q_norm.data(), n * lc.n_head, lc.head_dim, c.rms_eps,
+                     a.q.data());
+    kernels::rmsnorm(a.k.data(), lw.k_norm.data(), n * lc.n_head_kv, lc.head_dim, c.rms_eps,
+                     a.k.data());
+  }
 #pragma omp parallel for if (kernels::worth_parallel(static_cast<int64_t>(n) * (qd + kvd) * 4))
   for (int i = 0; i < n; ++i) {
-    rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, c.n_head,
-               a.k.data() + static_cast<int64_t>(i) * kvd, c.n_head_kv, c.head_dim, a.pos[i]);
+    rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, lc.n_head,
+               a.k.data() + static_cast<int64_t>(i) * kvd, lc.n_head_kv, lc.head_dim, a.pos[i]);
   }
 }
 
-// hidden += o_proj(attn); hidden += down(silu(gate(norm(hidden))) * up(norm(hidden))),
-// in blocks of kMlpRows tokens (each token's MLP is independent of the others).
-void output_and_mlp(const ModelConfig& c, const LayerWeights& lw, int n, Activations& a) {
+// attn[n, H, d] = causal attention of the n live tokens (within the layer's window, if any).
+// A windowed layer takes the f32 kernel: the bf16 tile kernel has no window.
+void attention(const LayerConfig& lc, kernels::Backend backend, int n, Activations& a) {
+  kernels::Window window;
+  window.size = lc.window;
+  window.key_pos = a.pos.data();
+  if (backend == kernels::Backend::kBf16 && !window.active()) {
+    kernels::causal_attention_bf16(a.q.data(), a.k.data(), a.v.data(), n, lc.n_head,
+                                   lc.n_head_kv, lc.head_dim, a.attn.data());
+  } else {
+    kernels::causal_attention(a.q.data(), a.k.data(), a.v.data(), n, lc.n_head, lc.n_head_kv,
+                              lc.head_dim, a.attn.data(), window);
+  }
+}
+
+// The policy's declared need (H2O): colsum[H, n] = attention each key receives, summed over
+// the queries that see it. Computed only when the policy asks for it at this layer; returns
+// nullptr otherwise. Adds its FLOPs to *flops.
+const float* column_sums_if_wanted(const Policy& policy, int layer, const LayerConfig& lc, int n,
+                                   Activations& a, double* flops) {
+  if (!policy.wants_attention_column_sums(layer, n)) return nullptr;
+  a.colsum.resize(static_cast<size_t>(lc.n_head) * n);
+  kernels::causal_attention_column_sums(a.q.data(), a.k.data(), n, lc.n_head, lc.n_head_kv,
+                                        lc.head_dim, a.colsum.data());
+  *flops += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+  return a.colsum.data();
+}
+
+// out[m, D] = rmsnorm(out) · w when the post-norm w is present (empty = none), in place.
+void post_norm(const std::vector<float>& w, const ModelConfig& c, int m, float* out) {
+  if (!w.empty()) kernels::rmsnorm(out, w.data(), m, c.d_model, c.rms_eps, out);
+}
+
+// gate[m, F] = act(gate[m, F], up[m, F]), the MLP's activation, in place.
+void activation(const LayerConfig& lc, int m, Activations& a) {
+  switch (lc.activation) {
+    case Activation::kSwiGLU:
+      kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(m) * lc.d_ff,
+                      a.gate.data());
+      return;
+  }
+}
+
+// o_proj (+post-norm) -> residual -> norm -> MLP (+post-norm) -> residual, in blocks of
+// kMlpRows tokens (each token's MLP is independent of the others):
+//   hidden += post_attn_norm(attn · Woᵀ)
+//   hidden += post_ffn_norm(down(act(gate(x), up(x)))),  x = rmsnorm(hidden)
+void output_and_mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, int n,
+                    Activations& a) {
   const int D = c.d_model;
-  const int64_t qd = static_cast<int64_t>(c.n_head) * c.head_dim;
+  const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim;
   for (int i0 = 0; i0 < n; i0 += kMlpRows) {
     const int m = std::min(kMlpRows, n - i0);
     const int64_t md = static_cast<int64_t>(m) * D;
     float* hidden = a.hidden.data() + static_cast<int64_t>(i0) * D;
     lw.wo.forward(a.attn.data() + i0 * qd, m, a.proj.data());
+    post_norm(lw.post_attn_norm, c, m, a.proj.data());
     kernels::add_inplace(hidden, a.proj.data(), md);
     kernels::rmsnorm(hidden, lw.ffn_norm.data(), m, D, c.rms_eps, a.xnorm.data());
     lw.w_gate.forward(a.xnorm.data(), m, a.gate.data());
     lw.w_up.forward(a.xnorm.data(), m, a.up.data());
-    kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(m) * c.d_ff, a.gate.data());
+    activation(lc, m, a);
     lw.w_down.forward(a.gate.data(), m, a.proj.data());
+    post_norm(lw.post_ffn_norm, c, m, a.proj.data());
     kernels::add_inplace(hidden, a.proj.data(), md);
   }
 }
 
 // Writes the rows a policy kept into the layer's cache. Cache head ch serves query heads
 // [ch*r, (ch+1)*r) with r = H / cache_heads, and holds rows of KV head (ch*r) / g.
-void store_cache(const ModelConfig& c, const LayerDecision& dec, const Activations& a, int n,
+void store_cache(const LayerConfig& c, const LayerDecision& dec, const Activations& a, int n,
                  LayerCache& lc) {
   const int C = dec.cache_heads;
   const int d = c.head_dim, G = c.n_head_kv, g = c.group_size();
@@ -164,36 +239,48 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   ModelConfig& c = m->config_;
   c = ModelConfig::from_gguf(f);
   m->backend_ = opts.backend;
-  const int D = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
-  auto linear = [&](const std::string& name, int in, int out, const std::string& bias_name) {
-    std::vector<float> bias = bias_name.empty() ? std::vector<float>{} : load_vector(f, bias_name, out);
-    return kernels::Linear(load_matrix(f, name, in, out), in, out, std::move(bias), opts.backend);
-  };
+  const int D = c.d_model;
   Weights& w = m->w_;
-  w.token_embd = load_matrix(f, "token_embd.weight", D, c.n_vocab);
-  w.output_norm = load_vector(f, "output_norm.weight", D);
-  w.lm_head = c.tied_embeddings
-                  ? kernels::Linear(w.token_embd, D, c.n_vocab, {}, opts.backend)
-                  : linear("output.weight", D, c.n_vocab, "");
+  w.token_embd = load_matrix(f, kTokenEmbdName, D, c.n_vocab);
+  w.output_norm = load_vector(f, kOutputNormName, D);
+  w.lm_head = c.tied_embeddings ? kernels::Linear(w.token_embd, D, c.n_vocab, {}, opts.backend)
+                                : kernels::Linear(load_matrix(f, kOutputName, D, c.n_vocab), D,
+                                                  c.n_vocab, {}, opts.backend);
   w.layers.resize(c.n_layer);
+  m->rope_.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
-    const std::string p = cat("blk.", l, ".");
+    const LayerConfig& lc = c.layers[l];
+    const int qd = lc.n_head * lc.head_dim, kvd = lc.n_head_kv * lc.head_dim;
+    // A weight of this layer by its table entry; an optional one the layer lacks is empty.
+    auto vec = [&](LayerTensor t, int n) {
+      return has_tensor(t, lc) ? load_vector(f, tensor_name(t, l), n) : std::vector<float>{};
+    };
+    auto linear = [&](LayerTensor t, int in, int out, std::optional<LayerTensor> bias) {
+      std::vector<float> b = bias ? vec(*bias, out) : std::vector<float>{};
+      return kernels::Linear(load_matrix(f, tensor_name(t, l), in, out), in, out, std::move(b),
+                             opts.backend);
+    };
     LayerWeights& lw = w.layers[l];
-    lw.attn_norm = load_vector(f, p + "attn_norm.weight", D);
-    lw.wq = linear(p + "attn_q.weight", D, qd, c.qkv_bias ? p + "attn_q.bias" : "");
-    lw.wk = linear(p + "attn_k.weight", D, kvd, c.qkv_bias ? p + "attn_k.bias" : "");
-    lw.wv = linear(p + "attn_v.weight", D, kvd, c.qkv_bias ? p + "attn_v.bias" : "");
-    lw.wo = linear(p + "attn_output.weight", qd, D, "");
-    lw.ffn_norm = load_vector(f, p + "ffn_norm.weight", D);
-    lw.w_gate = linear(p + "ffn_gate.weight", D, c.d_ff, "");
-    lw.w_up = linear(p + "ffn_up.weight", D, c.d_ff, "");
-    lw.w_down = linear(p + "ffn_down.weight", c.d_ff, D, "");
+    lw.attn_norm = vec(LayerTensor::kAttnNorm, D);
+    lw.wq = linear(LayerTensor::kQ, D, qd, LayerTensor::kQBias);
+    lw.wk = linear(LayerTensor::kK, D, kvd, LayerTensor::kKBias);
+    lw.wv = linear(LayerTensor::kV, D, kvd, LayerTensor::kVBias);
+    lw.q_norm = vec(LayerTensor::kQNorm, lc.head_dim);
+    lw.k_norm = vec(LayerTensor::kKNorm, lc.head_dim);
+    lw.wo = linear(LayerTensor::kO, qd, D, std::nullopt);
+    lw.post_attn_norm = vec(LayerTensor::kPostAttnNorm, D);
+    lw.ffn_norm = vec(LayerTensor::kFfnNorm, D);
+    lw.w_gate = linear(LayerTensor::kGate, D, lc.d_ff, std::nullopt);
+    lw.w_up = linear(LayerTensor::kUp, D, lc.d_ff, std::nullopt);
+    lw.w_down = linear(LayerTensor::kDown, lc.d_ff, D, std::nullopt);
+    lw.post_ffn_norm = vec(LayerTensor::kPostFfnNorm, D);
+    kernels::RopeTable& rope = m->rope_[l];
+    rope.rope_dim = lc.rope_dim;
+    rope.theta = lc.rope_theta;
+    rope.freq_scale = lc.rope_freq_scale;
+    rope.factors = lc.rope_freq_factors;
+    rope.neox = lc.rope_style == RopeStyle::kNeox;
   }
-  m->rope_.rope_dim = c.rope_dim;
-  m->rope_.theta = c.rope_theta;
-  m->rope_.freq_scale = c.rope_freq_scale;
-  m->rope_.factors = c.rope_freq_factors;
-  m->rope_.neox = c.rope_style == RopeStyle::kNeox;
   if (f.has("tokenizer.ggml.model")) m->tokenizer_ = Tokenizer::from_gguf(f);
   // Every weight now lives in the model's own buffers: drop the file's pages from the resident
   // set (otherwise a bf16 model is counted twice).
@@ -228,28 +315,96 @@ void Model::lm_head(const float* hidden_rows, int rows, float* logits) const {
   w_.lm_head.forward(normed.data(), rows, logits);
 }
 
+namespace {
+// Linear-layer FLOPs of one token through layer lc (2 per multiply-add).
+double layer_linear_flops(const ModelConfig& c, const LayerConfig& lc) {
+  const double D = c.d_model, qd = lc.n_head * lc.head_dim, kvd = lc.n_head_kv * lc.head_dim;
+  return 2.0 * (D * qd + 2 * D * kvd + qd * D + 3 * D * lc.d_ff);
+}
+}  // namespace
+
 double Model::linear_flops_per_token() const {
   const ModelConfig& c = config_;
-  const double D = c.d_model, qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
-  return 2.0 * c.n_layer * (D * qd + 2 * D * kvd + qd * D + 3 * D * c.d_ff);
+  double f = 0;
+  for (const LayerConfig& lc : c.layers) f += layer_linear_flops(c, lc);
+  return f;
 }
 
 double Model::full_prefill_flops(int n) const {
   const ModelConfig& c = config_;
-  const double attention = 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
-  return linear_flops_per_token() * n + c.n_layer * attention + 2.0 * c.d_model * c.n_vocab;
+  double attention = 0;  // causal: n(n+1)/2 query-key pairs per head (windows not counted)
+  for (const LayerConfig& lc : c.layers) {
+    attention += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+  }
+  return linear_flops_per_token() * n + attention + 2.0 * c.d_model * c.n_vocab;
 }
 
 int64_t Model::decode_weight_bytes() const {
   const ModelConfig& c = config_;
   int64_t b = w_.lm_head.weight_bytes();
+  int64_t norms = c.d_model;  // output_norm
   for (const LayerWeights& lw : w_.layers) {
     for (const kernels::Linear* l : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down}) {
       b += l->weight_bytes();
     }
+    for (const std::vector<float>* v : {&lw.attn_norm, &lw.q_norm, &lw.k_norm, &lw.post_attn_norm,
+                                        &lw.ffn_norm, &lw.post_ffn_norm}) {
+      norms += static_cast<int64_t>(v->size());
+    }
   }
-  const int64_t norms = (2 * static_cast<int64_t>(c.n_layer) + 1) * c.d_model;
   return b + (norms + c.d_model) * static_cast<int64_t>(sizeof(float));
+}
+
+std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<int32_t>& tokens,
+                                                    const std::vector<int32_t>& positions,
+                                                    Policy& policy, KVCache& cache,
+                                                    bool rows_fixed, Activations& a,
+                                                    PrefillStats& st,
+                                                    const PrefillProgressFn& progress) const {
+  const ModelConfig& c = config_;
+  int n = static_cast<int>(tokens.size());  // live tokens
+  a.pos = positions;
+  embed(tokens.data(), n, a.hidden.data());
+  PrefillStats::Seconds& sec = st.seconds;
+  Lap lap;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerConfig& lc = c.layers[l];
+    const LayerWeights& lw = w_.layers[l];
+    st.live_tokens.push_back(n);
+    // norm -> qkv -> rope
+    project_qkv(c, lc, lw, rope_[l], n, a);
+    lap.to(sec.qkv);
+    // attention over the layer's full K/V of its n live tokens (+ what the policy needs)
+    attention(lc, backend_, n, a);
+    st.attention_flops += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+    LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
+                  a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
+    in.pass = pass;
+    in.attn_colsum = column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
+    lap.to(sec.attention);
+    // select: what this layer's cache keeps, and which tokens go on
+    LayerDecision dec = policy.on_layer(in);
+    lap.to(sec.select);
+    st.scoring_flops += static_cast<double>(dec.scoring_flops);
+    if (dec.restart) return std::move(*dec.restart);  // two-pass policies: prefill() restarts
+    // store cache
+    store_cache(lc, dec, a, n, cache.layer(l));
+    st.kept_rows.push_back(cache.layer(l).rows());
+    lap.to(sec.cache);
+    // o_proj (+post-norm) -> residual -> norm -> MLP (+post-norm) -> residual, all n tokens
+    output_and_mlp(c, lc, lw, n, a);
+    st.linear_flops += layer_linear_flops(c, lc) * n;
+    lap.to(sec.mlp);
+    // gather: token-selective propagation
+    if (dec.propagate) {
+      if (rows_fixed) fail("logits of chosen rows need a policy that keeps every token");
+      gather_live(*dec.propagate, n, c.d_model, a);
+      n = static_cast<int>(dec.propagate->size());
+    }
+    lap.to(sec.gather);
+    if (progress) progress({pass, l + 1, c.n_layer, st.n_prompt, n});
+  }
+  return std::nullopt;
 }
 
 PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
@@ -266,96 +421,49 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
   st.n_prompt = N;
   Activations a;
   a.resize(N, c);
-  a.pos.resize(N);
-  std::iota(a.pos.begin(), a.pos.end(), 0);
-  std::vector<int32_t> pass_tokens = tokens;  // the tokens of the current pass
-  embed(pass_tokens.data(), N, a.hidden.data());
   const bool bf16_cache = backend_ == kernels::Backend::kBf16;
+  const bool rows_fixed = !logit_rows.empty();
   cache.reset(c.n_layer, bf16_cache);
   policy.begin(N, c.n_layer);
-  const double per_layer_linear = linear_flops_per_token() / c.n_layer;
-  std::vector<float> colsum;  // [H, n] for policies that want attention column sums
 
-  int n = N;  // live tokens
-  int pass = 0;
-  PrefillStats::Seconds& sec = st.seconds;
-  Lap lap;
-  for (int l = 0; l < c.n_layer; ++l) {
-    const LayerWeights& lw = w_.layers[l];
-    st.live_tokens.push_back(n);
-    // norm -> attention over the layer's full K/V of its n live tokens
-    project_qkv(c, lw, rope_, n, a);
-    lap.to(sec.qkv);
-    if (backend_ == kernels::Backend::kBf16) {
-      kernels::causal_attention_bf16(a.q.data(), a.k.data(), a.v.data(), n, c.n_head,
-                                     c.n_head_kv, c.head_dim, a.attn.data());
-    } else {
-      kernels::causal_attention(a.q.data(), a.k.data(), a.v.data(), n, c.n_head, c.n_head_kv,
-                                c.head_dim, a.attn.data());
+  // Pass 0: the prompt at positions 0..N-1.
+  std::vector<int32_t> positions(N);
+  std::iota(positions.begin(), positions.end(), 0);
+  std::vector<int32_t> pass_tokens = tokens;  // the tokens of the last pass
+  std::optional<std::vector<int32_t>> restart =
+      run_pass(0, pass_tokens, positions, policy, cache, rows_fixed, a, st, progress);
+  if (restart) {
+    // Two-pass policies (GemFilter): start again from layer 0 on the chosen tokens only,
+    // positions 0..T-1; the first pass's caches are discarded.
+    if (rows_fixed) fail("logits of chosen rows need a policy that keeps every token");
+    const int n = static_cast<int>(a.pos.size());  // live tokens where the pass stopped
+    const std::vector<int32_t>& chosen = *restart;  // ascending indices into the live tokens
+    std::vector<int32_t> next_tokens;
+    for (size_t j = 0; j < chosen.size(); ++j) {
+      const int32_t idx = chosen[j];
+      if (idx < 0 || idx >= n) fail("policy restarted with token ", idx, " of ", n);
+      if (j > 0 && idx <= chosen[j - 1]) fail("restart indices must ascend");
+      next_tokens.push_back(pass_tokens[a.pos[idx]]);
     }
-    st.attention_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
-    LayerInput in{l, c.n_layer, N, n, c.n_head, c.n_head_kv, c.head_dim,
-                  a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
-    in.pass = pass;
-    if (policy.wants_attention_column_sums(l, n)) {
-      colsum.resize(static_cast<size_t>(c.n_head) * n);
-      kernels::causal_attention_column_sums(a.q.data(), a.k.data(), n, c.n_head, c.n_head_kv,
-                                            c.head_dim, colsum.data());
-      st.scoring_flops += 4.0 * c.n_head * c.head_dim * (static_cast<double>(n) * (n + 1) / 2);
-      in.attn_colsum = colsum.data();
+    if (next_tokens.empty()) fail("policy restarted with no tokens");
+    pass_tokens = std::move(next_tokens);
+    positions.resize(pass_tokens.size());
+    std::iota(positions.begin(), positions.end(), 0);
+    cache.reset(c.n_layer, bf16_cache);
+    st.live_tokens.clear();  // per-layer stats describe the final pass; FLOPs add up both
+    st.kept_rows.clear();
+    st.passes = 2;
+    // Pass 1: the chosen tokens.
+    if (run_pass(1, pass_tokens, positions, policy, cache, rows_fixed, a, st, progress)) {
+      fail("policy '", policy.name(), "' asked for a third prefill pass");
     }
-    lap.to(sec.attention);
-    // select: what this layer's cache keeps, and which tokens go on
-    LayerDecision dec = policy.on_layer(in);
-    lap.to(sec.select);
-    st.scoring_flops += static_cast<double>(dec.scoring_flops);
-    if (dec.restart) {
-      // Two-pass policies (GemFilter): start again from layer 0 on the chosen tokens only,
-      // positions 0..T-1; the first pass's caches are discarded.
-      if (pass > 0) fail("policy '", policy.name(), "' asked for a third prefill pass");
-      if (!logit_rows.empty()) fail("logits of chosen rows need a policy that keeps every token");
-      std::vector<int32_t> chosen;
-      for (int32_t idx : *dec.restart) {
-        if (idx < 0 || idx >= n) fail("policy restarted with token ", idx, " of ", n);
-        if (!chosen.empty() && idx <= chosen.back()) fail("restart indices must ascend");
-        chosen.push_back(idx);
-      }
-      if (chosen.empty()) fail("policy restarted with no tokens");
-      std::vector<int32_t> next_tokens;
-      for (int32_t idx : chosen) next_tokens.push_back(pass_tokens[a.pos[idx]]);
-      pass_tokens = std::move(next_tokens);
-      n = static_cast<int>(pass_tokens.size());
-      a.pos.resize(n);
-      std::iota(a.pos.begin(), a.pos.end(), 0);
-      embed(pass_tokens.data(), n, a.hidden.data());
-      cache.reset(c.n_layer, bf16_cache);
-      st.live_tokens.clear();  // per-layer stats describe the final pass; FLOPs add up both
-      st.kept_rows.clear();
-      pass = 1;
-      st.passes = 2;
-      l = -1;  // the loop's ++l starts the second pass at layer 0
-      continue;
-    }
-    store_cache(c, dec, a, n, cache.layer(l));
-    st.kept_rows.push_back(cache.layer(l).rows());
-    lap.to(sec.cache);
-    // o_proj and MLP on all n live tokens
-    output_and_mlp(c, lw, n, a);
-    st.linear_flops += per_layer_linear * n;
-    lap.to(sec.mlp);
-    // gather: token-selective propagation
-    if (dec.propagate) {
-      if (!logit_rows.empty()) fail("logits of chosen rows need a policy that keeps every token");
-      gather_live(*dec.propagate, n, c.d_model, a);
-      n = static_cast<int>(dec.propagate->size());
-    }
-    lap.to(sec.gather);
-    if (progress) progress({pass, l + 1, c.n_layer, N, n});
   }
+  const int n = static_cast<int>(a.pos.size());  // live tokens after the last layer
   st.propagated = n;
   st.final_positions = a.pos;
-  st.next_position = pass == 0 ? N : static_cast<int64_t>(pass_tokens.size());
+  st.next_position = st.passes == 1 ? N : static_cast<int64_t>(pass_tokens.size());
 
+  Lap lap;
   std::vector<int> rows = logit_rows.empty() ? std::vector<int>{n - 1} : logit_rows;
   std::vector<float> sel(rows.size() * static_cast<size_t>(c.d_model));
   for (size_t j = 0; j < rows.size(); ++j) {
@@ -366,41 +474,45 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy,
   out.logits.resize(rows.size() * static_cast<size_t>(c.n_vocab));
   lm_head(sel.data(), static_cast<int>(rows.size()), out.logits.data());
   st.linear_flops += 2.0 * c.d_model * c.n_vocab * rows.size();
-  lap.to(sec.lm_head);
+  lap.to(st.seconds.lm_head);
   return out;
 }
 
 std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) const {
   const ModelConfig& c = config_;
   if (cache.n_layer() != c.n_layer) fail("decode needs a cache filled by prefill");
-  const int d = c.head_dim, g = c.group_size();
   Activations a;
   a.resize(1, c);
   a.pos = {static_cast<int32_t>(pos)};
   embed(&token, 1, a.hidden.data());
   for (int l = 0; l < c.n_layer; ++l) {
+    const LayerConfig& lc = c.layers[l];
     const LayerWeights& lw = w_.layers[l];
-    project_qkv(c, lw, rope_, 1, a);
-    LayerCache& lc = cache.layer(l);
-    const int C = lc.n_heads();
-    const int r = c.n_head / C;
+    const int d = lc.head_dim, g = lc.group_size();
+    project_qkv(c, lc, lw, rope_[l], 1, a);
+    // store cache: the new token's K/V row in every cache head
+    LayerCache& cl = cache.layer(l);
+    const int C = cl.n_heads();
+    const int r = lc.n_head / C;
     for (int ch = 0; ch < C; ++ch) {
       const int kvh = (ch * r) / g;
-      lc.append(ch, a.k.data() + static_cast<int64_t>(kvh) * d,
+      cl.append(ch, a.k.data() + static_cast<int64_t>(kvh) * d,
                 a.v.data() + static_cast<int64_t>(kvh) * d, static_cast<int32_t>(pos));
     }
-#pragma omp parallel for if (kernels::worth_parallel(lc.rows() * d * 2))
+    // attention: the r query heads of cache head ch against its rows (within the window)
+#pragma omp parallel for if (kernels::worth_parallel(cl.rows() * d * 2))
     for (int ch = 0; ch < C; ++ch) {
-      const HeadCache& hc = lc.heads[ch];
       const float* qh = a.q.data() + static_cast<int64_t>(ch) * r * d;
       float* oh = a.attn.data() + static_cast<int64_t>(ch) * r * d;
-      if (lc.bf16) {
-        kernels::attend_rows(qh, r, hc.kb.data(), hc.vb.data(), hc.len(), d, d, oh);
-      } else {
-        kernels::attend_rows(qh, r, hc.k.data(), hc.v.data(), hc.len(), d, d, oh);
-      }
+      kernels::Window window;
+      window.size = lc.window;
+      window.key_pos = cl.positions(ch).data();
+      window.query_pos = pos;
+      cl.with_rows(ch, [&](const auto* k, const auto* v, int64_t len) {
+        kernels::attend_rows(qh, r, k, v, len, d, d, oh, window);
+      });
     }
-    output_and_mlp(c, lw, 1, a);
+    output_and_mlp(c, lc, lw, 1, a);
   }
   std::vector<float> logits(c.n_vocab);
   lm_head(a.hidden.data(), 1, logits.data());

@@ -1,10 +1,14 @@
 // A Llama-family model: config, weights bound from a GGUF file, tokenizer, and the forward
-// pass written as named steps (norm -> attention -> select -> gather -> MLP).
+// pass written as named steps (norm -> attention -> select -> gather -> MLP), each block built
+// from its LayerConfig (model/config.h) with weights named by the tensor table
+// (model/tensor_names.h). The KV cache (cache/) sits below: the model fills and reads it only
+// through its per-head accessors.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,24 +16,32 @@
 #include "kernels/linear.h"
 #include "kernels/ops.h"
 #include "model/config.h"
+#include "cache/kv_cache.h"
 #include "policy/policy.h"
-#include "runtime/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fastkv {
 
+namespace detail {
+struct Activations;  // a pass's buffers (model.cpp)
+}
+
 // Weights of one transformer block. Linear layers are [out, in] (GGUF ne = [in, out]) on the
-// backend chosen at load; norms stay f32.
+// backend chosen at load; norms stay f32. Optional norms are empty when the layer has none.
 struct LayerWeights {
   std::vector<float> attn_norm;  // [D]
-  kernels::Linear wq;            // [H*d, D] (+ bias [H*d] for qwen2)
+  kernels::Linear wq;            // [H*d, D] (+ bias [H*d] when qkv_bias)
   kernels::Linear wk;            // [G*d, D] (+ bias)
   kernels::Linear wv;            // [G*d, D] (+ bias)
+  std::vector<float> q_norm;     // [d] when qk_norm, else empty
+  std::vector<float> k_norm;     // [d] when qk_norm, else empty
   kernels::Linear wo;            // [D, H*d]
+  std::vector<float> post_attn_norm;  // [D] when post_attn_norm, else empty
   std::vector<float> ffn_norm;   // [D]
   kernels::Linear w_gate;        // [F, D]
   kernels::Linear w_up;          // [F, D]
   kernels::Linear w_down;        // [D, F]
+  std::vector<float> post_ffn_norm;   // [D] when post_ffn_norm, else empty
 };
 
 struct Weights {
@@ -110,11 +122,12 @@ class Model {
   // The tokenizer, or an Error saying the file has none.
   const Tokenizer& require_tokenizer() const;
 
-  // Runs the prompt at positions 0..N-1 through all layers; `policy` decides what each
-  // layer's cache keeps and which tokens go on. `cache` is reset and filled.
+  // Runs the prompt at positions 0..N-1 through all layers (run_pass; a second pass over the
+  // chosen tokens when the policy restarts); `policy` decides what each layer's cache keeps and
+  // which tokens go on. `cache` is reset and filled.
   // logit_rows: indices into the prompt (0..N-1) whose logits are wanted; only valid while all
   // tokens stay live (the full policy). Empty = the last prompt token only.
-  // progress: called after every layer (may be empty).
+  // progress: called after every layer of every pass (may be empty).
   PrefillOutput prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
                         const std::vector<int>& logit_rows = {},
                         const PrefillProgressFn& progress = {}) const;
@@ -139,11 +152,21 @@ class Model {
   void embed(const int32_t* tokens, int n, float* out) const;
   void check_token(int32_t t) const;
   void lm_head(const float* hidden_rows, int rows, float* logits) const;
+  // One pass of the prefill: `tokens` at original positions `positions` (ascending) through
+  // layers 0..L-1, each layer's kept rows into `cache`, stats into st. Returns the policy's
+  // restart list when it asked for one (the pass stops at that layer), else nullopt; the live
+  // tokens after the last layer are left in `a`. rows_fixed: logit rows were requested, so
+  // tokens may not be dropped.
+  std::optional<std::vector<int32_t>> run_pass(int pass, const std::vector<int32_t>& tokens,
+                                               const std::vector<int32_t>& positions,
+                                               Policy& policy, KVCache& cache, bool rows_fixed,
+                                               detail::Activations& a, PrefillStats& st,
+                                               const PrefillProgressFn& progress) const;
 
   gguf::File file_;
   ModelConfig config_;
   Weights w_;
-  kernels::RopeTable rope_;
+  std::vector<kernels::RopeTable> rope_;  // [L] each layer's RoPE
   kernels::Backend backend_ = kernels::Backend::kF32;
   std::unique_ptr<Tokenizer> tokenizer_;
 };

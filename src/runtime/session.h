@@ -11,7 +11,7 @@
 
 #include "model/model.h"
 #include "policy/policy.h"
-#include "runtime/kv_cache.h"
+#include "cache/kv_cache.h"
 #include "runtime/sampler.h"
 
 namespace fastkv {

@@ -83,9 +83,10 @@ TEST_F(SessionTest, DecodeEqualsPrefillOfTheLongerSequence) {
   }
   // Each decode step appended one row per cache head at the right position.
   for (int l = 0; l < s.cache().n_layer(); ++l) {
-    for (const HeadCache& h : s.cache().layer(l).heads) {
-      ASSERT_EQ(h.len(), static_cast<int64_t>(all.size()));
-      EXPECT_EQ(h.pos.back(), static_cast<int32_t>(all.size() - 1));
+    const LayerCache& lc = s.cache().layer(l);
+    for (int h = 0; h < lc.n_heads(); ++h) {
+      ASSERT_EQ(lc.len(h), static_cast<int64_t>(all.size()));
+      EXPECT_EQ(lc.positions(h).back(), static_cast<int32_t>(all.size() - 1));
     }
   }
 }

@@ -1,5 +1,6 @@
-// ModelConfig from GGUF metadata: the architecture table, RoPE scaling from metadata, and the
-// errors for unsupported or inconsistent files.
+// ModelConfig from GGUF metadata: the architecture table, RoPE scaling from metadata, the
+// per-layer LayerConfig, the tensor-name table, and the errors for unsupported or inconsistent
+// files.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -7,6 +8,7 @@
 #include "common/error.h"
 #include "io/gguf.h"
 #include "model/config.h"
+#include "model/tensor_names.h"
 
 namespace fastkv {
 namespace {
@@ -61,6 +63,64 @@ TEST(ModelConfig, Qwen2UsesNeoxRopeAndBiases) {
   ModelConfig c = load(base("qwen2"));
   EXPECT_EQ(c.rope_style, RopeStyle::kNeox);
   EXPECT_TRUE(c.qkv_bias);
+}
+
+// Llama and Qwen2: every layer is the same block, with the model-wide values, no window, no
+// QK-norm, no post-norms, SwiGLU.
+TEST(ModelConfig, EveryLayerOfLlamaAndQwen2IsTheSameBlock) {
+  for (const std::string arch : {"llama", "qwen2"}) {
+    gguf::Writer w = base(arch);
+    w.set_string(arch + ".rope.scaling.type", "linear");
+    w.set_f32(arch + ".rope.scaling.factor", 2.0f);
+    const ModelConfig c = load(w);
+    ASSERT_EQ(c.layers.size(), 2u) << arch;
+    for (const LayerConfig& lc : c.layers) {
+      EXPECT_EQ(lc, c.layers[0]) << arch;
+      EXPECT_EQ(lc.n_head, 4) << arch;
+      EXPECT_EQ(lc.n_head_kv, 2) << arch;
+      EXPECT_EQ(lc.group_size(), 2) << arch;
+      EXPECT_EQ(lc.head_dim, 16) << arch;
+      EXPECT_EQ(lc.d_ff, 128) << arch;
+      EXPECT_EQ(lc.window, 0) << arch;
+      EXPECT_EQ(lc.rope_style, c.rope_style) << arch;
+      EXPECT_EQ(lc.rope_dim, 16) << arch;
+      EXPECT_DOUBLE_EQ(lc.rope_theta, 500000.0) << arch;
+      EXPECT_DOUBLE_EQ(lc.rope_freq_scale, 0.5) << arch;
+      EXPECT_EQ(lc.qkv_bias, arch == "qwen2") << arch;
+      EXPECT_FALSE(lc.qk_norm) << arch;
+      EXPECT_FALSE(lc.post_attn_norm) << arch;
+      EXPECT_FALSE(lc.post_ffn_norm) << arch;
+      EXPECT_EQ(lc.activation, Activation::kSwiGLU) << arch;
+    }
+  }
+}
+
+TEST(TensorNames, BlockTensorsHaveTheirGgufNamesAndOptionalOnesFollowTheConfig) {
+  EXPECT_EQ(tensor_name(LayerTensor::kQ, 3), "blk.3.attn_q.weight");
+  EXPECT_EQ(tensor_name(LayerTensor::kAttnNorm, 0), "blk.0.attn_norm.weight");
+  EXPECT_EQ(tensor_name(LayerTensor::kKBias, 11), "blk.11.attn_k.bias");
+  EXPECT_EQ(tensor_name(LayerTensor::kO, 2), "blk.2.attn_output.weight");
+  EXPECT_EQ(tensor_name(LayerTensor::kDown, 31), "blk.31.ffn_down.weight");
+  EXPECT_EQ(tensor_name(LayerTensor::kQNorm, 1), "blk.1.attn_q_norm.weight");
+  EXPECT_EQ(tensor_name(LayerTensor::kPostFfnNorm, 1), "blk.1.post_ffw_norm.weight");
+  EXPECT_FALSE(tensor_name(LayerTensor::kV).optional());
+  EXPECT_TRUE(tensor_name(LayerTensor::kVBias).optional());
+  EXPECT_TRUE(tensor_name(LayerTensor::kKNorm).optional());
+  EXPECT_TRUE(tensor_name(LayerTensor::kPostAttnNorm).optional());
+
+  LayerConfig llama;
+  EXPECT_TRUE(has_tensor(LayerTensor::kGate, llama));
+  EXPECT_FALSE(has_tensor(LayerTensor::kQBias, llama));
+  EXPECT_FALSE(has_tensor(LayerTensor::kQNorm, llama));
+  EXPECT_FALSE(has_tensor(LayerTensor::kPostFfnNorm, llama));
+  LayerConfig other;
+  other.qkv_bias = other.qk_norm = other.post_attn_norm = other.post_ffn_norm = true;
+  for (LayerTensor t : {LayerTensor::kQBias, LayerTensor::kKBias, LayerTensor::kVBias,
+                        LayerTensor::kQNorm, LayerTensor::kKNorm, LayerTensor::kPostAttnNorm,
+                        LayerTensor::kPostFfnNorm}) {
+    EXPECT_TRUE(has_tensor(t, other)) << tensor_name(t, 0);
+    EXPECT_FALSE(has_tensor(t, llama)) << tensor_name(t, 0);
+  }
 }
 
 TEST(ModelConfig, LinearRopeScalingFromMetadata) {

@@ -162,13 +162,13 @@ TEST_P(Bf16FastKV, KeptSetsOverlapTheF32Path) {
     int64_t layer_common = 0, layer_rows = 0;
     std::printf("layer %2d:", l);
     for (int h = 0; h < c.n_head_kv; ++h) {
-      ASSERT_EQ(a.heads[h].len(), b.heads[h].len()) << "layer " << l << " head " << h;
+      ASSERT_EQ(a.len(h), b.len(h)) << "layer " << l << " head " << h;
       // Compression must have dropped rows, or the overlap is trivially 1.
-      ASSERT_LT(a.heads[h].len(), s_ref.live_tokens[l]) << "layer " << l << " head " << h;
-      const int64_t ch = common(a.heads[h].pos, b.heads[h].pos);
-      std::printf(" h%d %.3f", h, static_cast<double>(ch) / static_cast<double>(a.heads[h].len()));
+      ASSERT_LT(a.len(h), s_ref.live_tokens[l]) << "layer " << l << " head " << h;
+      const int64_t ch = common(a.positions(h), b.positions(h));
+      std::printf(" h%d %.3f", h, static_cast<double>(ch) / static_cast<double>(a.len(h)));
       layer_common += ch;
-      layer_rows += a.heads[h].len();
+      layer_rows += a.len(h);
     }
     const double layer_overlap =
         static_cast<double>(layer_common) / static_cast<double>(layer_rows);

@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "io/quant.h"
+#include "common/bf16.h"
 #include "kernels/attention.h"
 #include "kernels/vec.h"
 
@@ -67,7 +67,7 @@ TEST(VecKernels, ReductionsAndElementwiseMatchScalarLoops) {
     std::vector<uint16_t> eb(n);
     const float got_sum_bf16 = kernels::exp_shift_sum_to_bf16(a.data(), n, m, eb.data());
     EXPECT_NEAR(got_sum_bf16, sum, 1e-5 * (1 + sum));
-    for (int i = 0; i < n; ++i) EXPECT_EQ(eb[i], gguf::f32_to_bf16(e[i])) << i;
+    for (int i = 0; i < n; ++i) EXPECT_EQ(eb[i], f32_to_bf16(e[i])) << i;
 
     std::vector<float> g = uniform(n, 3 + n, -20, 20), out(n);
     kernels::silu_mul(g.data(), b.data(), n, out.data());
@@ -78,7 +78,7 @@ TEST(VecKernels, ReductionsAndElementwiseMatchScalarLoops) {
 
     std::vector<uint16_t> bf(n);
     kernels::to_bf16(a.data(), 1.0f, bf.data(), n);
-    for (int i = 0; i < n; ++i) EXPECT_EQ(bf[i], gguf::f32_to_bf16(a[i])) << i;
+    for (int i = 0; i < n; ++i) EXPECT_EQ(bf[i], f32_to_bf16(a[i])) << i;
   }
 }
 
