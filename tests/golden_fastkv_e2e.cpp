@@ -14,7 +14,7 @@
 
 #include "io/gguf.h"
 #include "model/model.h"
-#include "policy/fastkv.h"
+#include "method/fastkv.h"
 #include "test_util.h"
 
 namespace fastkv {
@@ -38,7 +38,7 @@ std::vector<std::string> e2e_files() {
 double decimal_rate(double stored) { return std::round(stored * 1e6) / 1e6; }
 
 // Runs prefill + teacher-forced decode with `policy` and checks logits and greedy tokens.
-void check_generation(const Model& model, Policy& policy, const std::vector<int32_t>& tokens,
+void check_generation(const Model& model, CompressionMethod& policy, const std::vector<int32_t>& tokens,
                       const std::vector<float>& golden_logits,
                       const std::vector<int32_t>& generated, KVCache& cache,
                       PrefillStats* stats_out, const std::string& what) {
@@ -83,7 +83,7 @@ TEST_P(FastKVEndToEnd, MatchesReference) {
   const ModelConfig& c = model->config();
   ASSERT_EQ(g.get_string("golden.mode"), "proportional");
 
-  PolicyOptions opts = {
+  MethodOptions opts = {
       {"tsp_layer", std::to_string(g.get_int("golden.tsp_layer"))},
       {"tsp_rate", std::to_string(decimal_rate(g.get_float("golden.tsp_rate")))},
       {"retain_rate", std::to_string(decimal_rate(g.get_float("golden.retain_rate")))},
@@ -91,7 +91,7 @@ TEST_P(FastKVEndToEnd, MatchesReference) {
       {"kernel", std::to_string(g.get_int("golden.kernel"))},
       {"pool", g.get_string("golden.pooling")},
   };
-  auto policy = PolicyRegistry::instance().create("fastkv", opts, c.n_layer);
+  auto policy = MethodRegistry::instance().create("fastkv", opts, c.n_layer);
   const std::vector<int32_t> tokens = g.read_i32("tokens");
 
   KVCache cache;
@@ -121,7 +121,7 @@ TEST_P(FastKVEndToEnd, MatchesReference) {
     }
   }
 
-  FullPolicy full;
+  FullMethod full;
   KVCache full_cache;
   check_generation(*model, full, tokens, g.read_f32("logits_full"), g.read_i32("generated_full"),
                    full_cache, nullptr, "full");

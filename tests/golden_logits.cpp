@@ -76,7 +76,7 @@ class LogitsGolden : public ::testing::TestWithParam<std::string> {
     if (golden.size() != positions.size() * static_cast<size_t>(V)) return a;
 
     std::vector<int> rows(positions.begin(), positions.end());
-    FullPolicy full;
+    FullMethod full;
     KVCache cache;
     PrefillOutput out = model_->prefill(tokens_, full, cache, rows);
     EXPECT_EQ(out.logits.size(), golden.size());
@@ -138,7 +138,7 @@ TEST_P(LogitsGolden, MatchesLlamaCpp) {
   const gguf::File g = gguf::File::open(GetParam());
   if (model_name_ == "stories260K.gguf" && g.find_tensor("greedy")) {
     std::vector<int32_t> expected = g.read_i32("greedy");
-    FullPolicy full;
+    FullMethod full;
     KVCache c2;
     PrefillOutput o2 = model_->prefill(tokens_, full, c2);
     std::vector<float> logits = o2.logits;

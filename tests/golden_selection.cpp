@@ -7,7 +7,7 @@
 // propagated sets equal the golden sets, or, only where the golden scores at the selection
 // boundary lie within 1e-4 (relative) of each other, are another valid top-k of them. The
 // snapkv, streamingllm and gemfilter files store no scores: their scores are recomputed here in
-// double precision from q/k (tests/policy/method_refs.h, independent of the kernels), and a set that
+// double precision from q/k (tests/method/method_refs.h, independent of the kernels), and a set that
 // differs from the golden one passes only if both are valid top-k sets of those scores under
 // the same 1e-4 rule (streamingllm has no scores: exact equality).
 #include <gtest/gtest.h>
@@ -20,11 +20,11 @@
 #include <sstream>
 
 #include "io/gguf.h"
-#include "policy/method_refs.h"
-#include "policy/fastkv.h"
-#include "policy/gemfilter.h"
-#include "policy/snapkv.h"
-#include "policy/streamingllm.h"
+#include "method/method_refs.h"
+#include "method/fastkv.h"
+#include "method/gemfilter.h"
+#include "method/snapkv.h"
+#include "method/streamingllm.h"
 #include "test_util.h"
 
 namespace fastkv {

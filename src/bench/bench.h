@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policy/method_list.h"
+#include "method/method_list.h"
 #include "model/model.h"
 
 namespace fastkv::bench {

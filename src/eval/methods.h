@@ -2,7 +2,7 @@
 // the eval code uses them under its own namespace.
 #pragma once
 
-#include "policy/method_list.h"
+#include "method/method_list.h"
 
 namespace fastkv::eval {
 

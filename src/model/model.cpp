@@ -135,7 +135,7 @@ void attention(const LayerConfig& lc, kernels::Backend backend, int n, Activatio
 // The policy's declared need (H2O): colsum[H, n] = attention each key receives, summed over
 // the queries that see it. Computed only when the policy asks for it at this layer; returns
 // nullptr otherwise. Adds its FLOPs to *flops.
-const float* column_sums_if_wanted(const Policy& policy, int layer, const LayerConfig& lc, int n,
+const float* column_sums_if_wanted(const CompressionMethod& policy, int layer, const LayerConfig& lc, int n,
                                    Activations& a, double* flops) {
   if (!policy.wants_attention_column_sums(layer, n)) return nullptr;
   a.colsum.resize(static_cast<size_t>(lc.n_head) * n);
@@ -357,7 +357,7 @@ int64_t Model::decode_weight_bytes() const {
 
 std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<int32_t>& tokens,
                                                     const std::vector<int32_t>& positions,
-                                                    Policy& policy, KVCache& cache,
+                                                    CompressionMethod& policy, KVCache& cache,
                                                     bool rows_fixed, Activations& a,
                                                     PrefillStats& st,
                                                     const PrefillProgressFn& progress) const {
@@ -407,7 +407,7 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
   return std::nullopt;
 }
 
-PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
+PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMethod& policy, KVCache& cache,
                              const std::vector<int>& logit_rows,
                              const PrefillProgressFn& progress) const {
   const ModelConfig& c = config_;

@@ -17,7 +17,7 @@
 #include "kernels/ops.h"
 #include "model/config.h"
 #include "cache/kv_cache.h"
-#include "policy/policy.h"
+#include "method/method.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fastkv {
@@ -128,7 +128,7 @@ class Model {
   // logit_rows: indices into the prompt (0..N-1) whose logits are wanted; only valid while all
   // tokens stay live (the full policy). Empty = the last prompt token only.
   // progress: called after every layer of every pass (may be empty).
-  PrefillOutput prefill(const std::vector<int32_t>& tokens, Policy& policy, KVCache& cache,
+  PrefillOutput prefill(const std::vector<int32_t>& tokens, CompressionMethod& policy, KVCache& cache,
                         const std::vector<int>& logit_rows = {},
                         const PrefillProgressFn& progress = {}) const;
 
@@ -159,7 +159,7 @@ class Model {
   // tokens may not be dropped.
   std::optional<std::vector<int32_t>> run_pass(int pass, const std::vector<int32_t>& tokens,
                                                const std::vector<int32_t>& positions,
-                                               Policy& policy, KVCache& cache, bool rows_fixed,
+                                               CompressionMethod& policy, KVCache& cache, bool rows_fixed,
                                                detail::Activations& a, PrefillStats& st,
                                                const PrefillProgressFn& progress) const;
 

@@ -35,9 +35,9 @@ size_t utf8_floor(const std::string& s, size_t cut) {
 }
 }  // namespace
 
-Session::Session(const Model& model, std::unique_ptr<Policy> policy)
+Session::Session(const Model& model, std::unique_ptr<CompressionMethod> policy)
     : model_(model), policy_(std::move(policy)) {
-  if (!policy_) policy_ = std::make_unique<FullPolicy>();
+  if (!policy_) policy_ = std::make_unique<FullMethod>();
 }
 
 const std::vector<float>& Session::prefill(const std::vector<int32_t>& tokens,

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "model/model.h"
-#include "policy/policy.h"
+#include "method/method.h"
 #include "cache/kv_cache.h"
 #include "runtime/sampler.h"
 
@@ -39,7 +39,7 @@ struct GenerationResult {
 
 class Session {
  public:
-  Session(const Model& model, std::unique_ptr<Policy> policy);
+  Session(const Model& model, std::unique_ptr<CompressionMethod> policy);
 
   // Fresh prefill of `tokens` (positions 0..N-1); returns the last token's logits [V].
   const std::vector<float>& prefill(const std::vector<int32_t>& tokens,
@@ -59,7 +59,7 @@ class Session {
 
  private:
   const Model& model_;
-  std::unique_ptr<Policy> policy_;
+  std::unique_ptr<CompressionMethod> policy_;
   KVCache cache_;
   PrefillStats stats_;
   std::vector<float> logits_;

@@ -99,7 +99,7 @@ OptionValue option_value(const json& v, const std::string& param) {
 // refuses them (make_policy then reports it).
 OptionValues typed(const std::string& method, const OptionValues& values) {
   try {
-    return check_options(method, PolicyRegistry::instance().method(method).options, values)
+    return check_options(method, MethodRegistry::instance().method(method).options, values)
         .values();
   } catch (const Error&) {
     return values;
@@ -108,7 +108,7 @@ OptionValues typed(const std::string& method, const OptionValues& values) {
 
 }  // namespace
 
-OptionValues typed_options(const std::string& method, const PolicyOptions& text) {
+OptionValues typed_options(const std::string& method, const MethodOptions& text) {
   OptionValues v;
   for (const auto& [k, t] : text) v[k] = t;
   return typed(method, v);
@@ -390,9 +390,9 @@ CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
   return r;
 }
 
-std::unique_ptr<Policy> make_policy(const CompletionRequest& req, int n_layer) {
+std::unique_ptr<CompressionMethod> make_policy(const CompletionRequest& req, int n_layer) {
   try {
-    return PolicyRegistry::instance().create_typed(req.method, req.options, n_layer);
+    return MethodRegistry::instance().create_typed(req.method, req.options, n_layer);
   } catch (const Error& e) {  // an OptionError names the option by its JSON key
     throw ApiError(400, cat("kv_compression: ", e.what()), "kv_compression",
                    "invalid_kv_compression");

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "policy/policy.h"
+#include "method/method.h"
 #include "runtime/chat_template.h"
 #include "runtime/session.h"
 
@@ -52,7 +52,7 @@ enum class Endpoint { kCompletions, kChat };
 // the flags' text; a request gets them typed by the method's schema.
 struct MethodDefaults {
   std::string method = "full";
-  PolicyOptions options;
+  MethodOptions options;
 };
 
 // Generation length when a request gives no max_tokens: OpenAI's 16 for completions; chat
@@ -78,13 +78,13 @@ struct CompletionRequest {
 CompletionRequest parse_request(std::string_view body, Endpoint endpoint,
                                 const MethodDefaults& defaults, uint64_t fallback_seed);
 
-// The request's policy from PolicyRegistry (typed path: the options are checked against the
+// The request's policy from MethodRegistry (typed path: the options are checked against the
 // method's schema); the registry's errors (unknown method, unknown option, bad or out-of-range
 // value) become ApiError 400 with param "kv_compression" and the option named by its JSON key.
-std::unique_ptr<Policy> make_policy(const CompletionRequest& req, int n_layer);
+std::unique_ptr<CompressionMethod> make_policy(const CompletionRequest& req, int n_layer);
 
 // Command-line option text typed by the method's schema (left as text where it does not fit).
-OptionValues typed_options(const std::string& method, const PolicyOptions& text);
+OptionValues typed_options(const std::string& method, const MethodOptions& text);
 // {"method": ..., key: value...} with numbers as JSON numbers (responses, /v1/models).
 nlohmann::json kv_compression_json(const std::string& method, const OptionValues& options);
 

@@ -37,7 +37,7 @@ Server::Impl::Impl(const Model& m, ServerOptions o)
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = opts.threads > 0 ? opts.threads : std::max(1, cores / opts.slots);
   // The server's default method must be valid before any request relies on it.
-  (void)PolicyRegistry::instance().create(opts.defaults.method, opts.defaults.options,
+  (void)MethodRegistry::instance().create(opts.defaults.method, opts.defaults.options,
                                           model.config().n_layer);
   try {
     tmpl = ChatTemplate::detect(model.file(), tok);

@@ -28,7 +28,7 @@ namespace fastkv::server {
 struct Job {
   CompletionRequest req;
   std::vector<int32_t> prompt;
-  std::unique_ptr<Policy> policy;
+  std::unique_ptr<CompressionMethod> policy;
   ResponseMeta meta;
   std::unique_ptr<SlotLease> lease;
   ConnectionWatch watch;

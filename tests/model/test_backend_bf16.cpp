@@ -16,7 +16,7 @@
 #include "kernels/gemm_onednn.h"
 #include "kernels/linear.h"
 #include "model/model.h"
-#include "policy/fastkv.h"
+#include "method/fastkv.h"
 #include "test_util.h"
 
 namespace fastkv {
@@ -60,7 +60,7 @@ TEST(Bf16Model, LogitsFollowTheF32Path) {
   lo.backend = kernels::Backend::kBf16;
   auto fast = Model::load(path, lo);
   std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 285, 389, 261, 290, 1114 % 512};
-  FullPolicy p1, p2;
+  FullMethod p1, p2;
   KVCache c1, c2;
   std::vector<float> a = ref->prefill(tokens, p1, c1).logits;
   std::vector<float> b = fast->prefill(tokens, p2, c2).logits;
@@ -129,8 +129,8 @@ TEST_P(Bf16FastKV, KeptSetsOverlapTheF32Path) {
   ASSERT_GE(tokens.size(), static_cast<size_t>(tc.n_tokens));
   tokens.resize(tc.n_tokens);
 
-  auto p_ref = PolicyRegistry::instance().create("fastkv", {}, c.n_layer);
-  auto p_fast = PolicyRegistry::instance().create("fastkv", {}, c.n_layer);
+  auto p_ref = MethodRegistry::instance().create("fastkv", {}, c.n_layer);
+  auto p_fast = MethodRegistry::instance().create("fastkv", {}, c.n_layer);
   KVCache c_ref, c_fast;
   const PrefillStats s_ref = ref->prefill(tokens, *p_ref, c_ref).stats;
   const PrefillStats s_fast = fast->prefill(tokens, *p_fast, c_fast).stats;

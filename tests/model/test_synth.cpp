@@ -21,7 +21,7 @@
 #include "io/gguf.h"
 #include "model/model.h"
 #include "model/synth.h"
-#include "policy/policy.h"
+#include "method/method.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -361,7 +361,7 @@ TEST_P(SynthPreset, LoadsWithThePresetShapesAndRuns) {
   // A short prefill with the full policy gives finite, non-constant logits of a sane size.
   std::vector<int32_t> prompt = tok.encode("hello world, the synthetic model", true, false);
   ASSERT_GE(prompt.size(), 4u);
-  std::unique_ptr<Policy> full = PolicyRegistry::instance().create("full", {}, cfg.n_layer);
+  std::unique_ptr<CompressionMethod> full = MethodRegistry::instance().create("full", {}, cfg.n_layer);
   KVCache cache;
   const PrefillOutput pre = m->prefill(prompt, *full, cache);
   ASSERT_EQ(pre.logits.size(), static_cast<size_t>(n_vocab));

@@ -68,7 +68,7 @@ TEST_F(SessionTest, DecodeEqualsPrefillOfTheLongerSequence) {
       encode("Once upon a time, there was a little girl named Lily. She loved to play outside.");
   ASSERT_GE(all.size(), 12u);
   const size_t N = 5;
-  Session s(*model_, std::make_unique<FullPolicy>());
+  Session s(*model_, std::make_unique<FullMethod>());
   std::vector<float> logits = s.prefill(std::vector<int32_t>(all.begin(), all.begin() + N));
   EXPECT_EQ(s.next_position(), static_cast<int64_t>(N));
   for (size_t t = N; t < all.size(); ++t) {

@@ -1,6 +1,6 @@
 // `fastkv serve` (src/server/, tools/fastkv/cmd_serve.cpp).
 //
-// ServerParse / ServerPolicy / ServerResponse / ServerMetrics / ServerSlots: the request
+// ServerParse / ServerMethod / ServerResponse / ServerMetrics / ServerSlots: the request
 // parsing, validation, response building, metrics and slot queue without sockets.
 // ServerE2E*: the real server as a child process on a free loopback port (--port 0), driven
 // by curl over HTTP, on stories260K from ../shared. Every server and background client is
@@ -264,7 +264,7 @@ TEST(ServerParse, BadFieldsAre400NamingTheField) {
   EXPECT_EQ(parse_error(deep).param(), "prompt");
 }
 
-TEST(ServerPolicy, RegistryErrorsBecome400NamingTheJsonKeys) {
+TEST(ServerMethod, RegistryErrorsBecome400NamingTheJsonKeys) {
   auto policy_error = [](const std::string& method, const OptionValues& opts) {
     CompletionRequest r;
     r.method = method;
@@ -297,7 +297,7 @@ TEST(ServerPolicy, RegistryErrorsBecome400NamingTheJsonKeys) {
 
 // kv_compression numbers are checked as numbers against the method's schema (no detour through
 // text): a non-integral window, an out-of-range rate and a boolean are each refused by name.
-TEST(ServerPolicy, KvCompressionNumbersAreCheckedAgainstTheSchema) {
+TEST(ServerMethod, KvCompressionNumbersAreCheckedAgainstTheSchema) {
   auto policy_error = [](const json& kv) {
     CompletionRequest r = parse({{"prompt", "x"}, {"kv_compression", kv}});
     try {
@@ -328,7 +328,7 @@ TEST(ServerPolicy, KvCompressionNumbersAreCheckedAgainstTheSchema) {
   EXPECT_NE(server::make_policy(ok, 5), nullptr);
 }
 
-TEST(ServerPolicy, PromptMustLeaveRoomForOneToken) {
+TEST(ServerMethod, PromptMustLeaveRoomForOneToken) {
   EXPECT_NO_THROW(server::check_prompt_fits(63, 64, Endpoint::kCompletions));
   try {
     server::check_prompt_fits(64, 64, Endpoint::kChat);

@@ -9,7 +9,7 @@
 #include "bench/bench.h"
 #include "commands.h"
 #include "common/error.h"
-#include "policy/method_list.h"
+#include "method/method_list.h"
 #include "backend_flag.h"
 #include "int_list_flag.h"
 #include "method_options.h"

@@ -14,7 +14,7 @@
 #include "common/error.h"
 #include "common/strings.h"
 #include "eval/longbench.h"
-#include "policy/method_list.h"
+#include "method/method_list.h"
 #include "eval/niah.h"
 #include "eval/ruler.h"
 #include "eval/task.h"

@@ -84,7 +84,7 @@ void run(RunFlags& f) {
   auto model = Model::load(f.model, load);
   const Tokenizer& tok = model->require_tokenizer();
   // Validate the method before the (possibly long) tokenisation and prefill.
-  auto policy = PolicyRegistry::instance().create(f.method.method, f.method.options,
+  auto policy = MethodRegistry::instance().create(f.method.method, f.method.options,
                                                   model->config().n_layer);
   if (const std::string w = context_warning(*model, f.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());

@@ -6,8 +6,8 @@ namespace fastkv::cli {
 namespace {
 
 // "(fastkv, snapkv; default 7, gemfilter 5)": who takes the option and with which default.
-std::string who_and_default(const PolicyRegistry::SharedOption& o) {
-  const PolicyRegistry& reg = PolicyRegistry::instance();
+std::string who_and_default(const MethodRegistry::SharedOption& o) {
+  const MethodRegistry& reg = MethodRegistry::instance();
   std::string methods, defaults;
   std::map<std::string, std::vector<std::string>> by_default;  // default -> methods
   std::vector<std::string> order;
@@ -53,12 +53,12 @@ std::string type_name(const OptionSpec& s) {
 }  // namespace
 
 void MethodFlags::add_to(CLI::App* app) {
-  const PolicyRegistry& reg = PolicyRegistry::instance();
+  const MethodRegistry& reg = MethodRegistry::instance();
   std::string names;
   for (const std::string& n : reg.names()) names += (names.empty() ? "" : ", ") + n;
   app->add_option("--method", method, "KV compression method (" + names + ")")
       ->capture_default_str();
-  for (const PolicyRegistry::SharedOption& o : reg.all_options()) {
+  for (const MethodRegistry::SharedOption& o : reg.all_options()) {
     std::string& slot = text_[o.spec.key];
     app->add_option(flag_name(o.spec.key), slot, o.spec.help + " " + who_and_default(o))
         ->type_name(type_name(o.spec));

@@ -10,13 +10,13 @@
 
 #include <CLI/CLI.hpp>
 
-#include "policy/policy.h"
+#include "method/method.h"
 
 namespace fastkv::cli {
 
 struct MethodFlags {
   std::string method = "full";
-  PolicyOptions options;  // filled after parsing by collect()
+  MethodOptions options;  // filled after parsing by collect()
 
   // Adds --method and the option flags.
   void add_to(CLI::App* app);

@@ -1,4 +1,4 @@
-#include "policy/gemfilter.h"
+#include "method/gemfilter.h"
 
 #include <algorithm>
 #include <cmath>
@@ -31,7 +31,7 @@ GemFilterConfig GemFilterConfig::from_set(const OptionSet& opts, int n_layer) {
   return c;
 }
 
-GemFilterConfig GemFilterConfig::from_options(const PolicyOptions& opts, int n_layer) {
+GemFilterConfig GemFilterConfig::from_options(const MethodOptions& opts, int n_layer) {
   return config_from_text<GemFilterConfig>("gemfilter", opts, n_layer);
 }
 
@@ -49,7 +49,7 @@ GemFilterResult gemfilter_select(const BudgetConfig& cfg, const float* q, const 
   return r;
 }
 
-LayerDecision GemFilterPolicy::on_layer(const LayerInput& in) {
+LayerDecision GemFilterMethod::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;  // keep everything (pass 0's caches are discarded anyway)
   if (in.pass == 0 && in.layer == cfg_.filter_layer) {
@@ -61,8 +61,8 @@ LayerDecision GemFilterPolicy::on_layer(const LayerInput& in) {
   return d;
 }
 
-void register_gemfilter(PolicyRegistry& reg) {
-  add_method<GemFilterPolicy, GemFilterConfig>(reg, "gemfilter");
+void register_gemfilter(MethodRegistry& reg) {
+  add_method<GemFilterMethod, GemFilterConfig>(reg, "gemfilter");
 }
 
 }  // namespace fastkv

@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 #include "model/model.h"
-#include "policy/fastkv.h"
+#include "method/fastkv.h"
 #include "runtime/session.h"
 #include "test_util.h"
 
@@ -21,8 +21,8 @@ std::vector<int32_t> prompt_tokens(int n, int vocab) {
   return t;
 }
 
-std::unique_ptr<Policy> make(const std::string& method, const PolicyOptions& opts, int L) {
-  return PolicyRegistry::instance().create(method, opts, L);
+std::unique_ptr<CompressionMethod> make(const std::string& method, const MethodOptions& opts, int L) {
+  return MethodRegistry::instance().create(method, opts, L);
 }
 
 struct GreedyRun {
@@ -31,7 +31,7 @@ struct GreedyRun {
   PrefillStats stats;
 };
 
-GreedyRun greedy(const Model& m, Policy& p, const std::vector<int32_t>& prompt, int steps) {
+GreedyRun greedy(const Model& m, CompressionMethod& p, const std::vector<int32_t>& prompt, int steps) {
   GreedyRun r;
   KVCache cache;
   PrefillOutput out = m.prefill(prompt, p, cache);
@@ -58,7 +58,7 @@ class FastKVInvariants : public ::testing::TestWithParam<std::string> {
 
 TEST_P(FastKVInvariants, CompressionWithoutTspNeverChangesPrefill) {
   const int L = model_->config().n_layer;
-  FullPolicy full;
+  FullMethod full;
   GreedyRun ref = greedy(*model_, full, prompt(), 0);
   for (const char* rate : {"0.05", "0.1", "0.5"}) {
     auto p = make("fastkv", {{"tsp_layer", "none"}, {"retain_rate", rate}}, L);
@@ -70,7 +70,7 @@ TEST_P(FastKVInvariants, CompressionWithoutTspNeverChangesPrefill) {
 
 TEST_P(FastKVInvariants, RatesOfOneEqualFullGeneration) {
   const int L = model_->config().n_layer;
-  FullPolicy full;
+  FullMethod full;
   GreedyRun ref = greedy(*model_, full, prompt(), 12);
   auto p = make("fastkv", {{"tsp_rate", "1"}, {"retain_rate", "1"}}, L);
   GreedyRun r = greedy(*model_, *p, prompt(), 12);
@@ -80,7 +80,7 @@ TEST_P(FastKVInvariants, RatesOfOneEqualFullGeneration) {
 
 TEST_P(FastKVInvariants, TspAtLastLayerKeepsFirstToken) {
   const int L = model_->config().n_layer;
-  FullPolicy full;
+  FullMethod full;
   GreedyRun ref = greedy(*model_, full, prompt(), 0);
   auto p = make("fastkv", {{"tsp_layer", std::to_string(L - 1)}}, L);
   GreedyRun r = greedy(*model_, *p, prompt(), 0);
@@ -140,7 +140,7 @@ INSTANTIATE_TEST_SUITE_P(Models, FastKVInvariants,
                            return s;
                          });
 
-std::string error_of(const PolicyOptions& opts, int L = 16) {
+std::string error_of(const MethodOptions& opts, int L = 16) {
   try {
     make("fastkv", opts, L);
   } catch (const Error& e) {

@@ -1,14 +1,14 @@
-// The option schema (src/policy/options.h): one declaration per method drives the command-line
+// The option schema (src/method/options.h): one declaration per method drives the command-line
 // flags and help, the text and typed (JSON) parsing, and tells an unknown key from a bad value;
-// method lists (src/policy/method_list.h) refuse a shared option a listed method cannot use at
+// method lists (src/method/method_list.h) refuse a shared option a listed method cannot use at
 // the value given instead of silently running that method at its default.
 #include <gtest/gtest.h>
 
 #include "common/error.h"
-#include "policy/fastkv.h"
-#include "policy/method_list.h"
-#include "policy/options.h"
-#include "policy/policy.h"
+#include "method/fastkv.h"
+#include "method/method_list.h"
+#include "method/options.h"
+#include "method/method.h"
 #include "test_util.h"
 
 namespace fastkv {
@@ -27,7 +27,7 @@ OptionError option_error(F&& f) {
 }
 
 TEST(OptionSchema, EveryMethodDeclaresItsOptions) {
-  const PolicyRegistry& reg = PolicyRegistry::instance();
+  const MethodRegistry& reg = MethodRegistry::instance();
   for (const std::string& name : reg.names()) {
     for (const OptionSpec& s : reg.method(name).options) {
       EXPECT_FALSE(s.key.empty()) << name;
@@ -106,31 +106,31 @@ TEST(OptionSchema, TypedValuesAreTakenAsTheyAre) {
   EXPECT_EQ(s.integer("kernel", 7), 7);  // absent: the method's default
   // Text (the command line): parsed by the same schema into the same types.
   OptionSet t =
-      check_options("fastkv", schema, PolicyOptions{{"retain_rate", "0.1"}, {"window", "4"}});
+      check_options("fastkv", schema, MethodOptions{{"retain_rate", "0.1"}, {"window", "4"}});
   EXPECT_EQ(t.values().at("retain_rate"), OptionValue(0.1));
   EXPECT_EQ(t.values().at("window"), OptionValue(int64_t{4}));
   EXPECT_STREQ(option_error([&] {
-                 check_options("fastkv", schema, PolicyOptions{{"retain_rate", "x"}});
+                 check_options("fastkv", schema, MethodOptions{{"retain_rate", "x"}});
                }).what(),
                "retain_rate must be a number, got 'x'");
   // Typed and text creation give the same policy settings.
-  auto typed = PolicyRegistry::instance().create_typed(
+  auto typed = MethodRegistry::instance().create_typed(
       "fastkv", {{"retain_rate", 0.05}, {"tsp_layer", int64_t{2}}}, 5);
   auto text =
-      PolicyRegistry::instance().create("fastkv", {{"retain_rate", "0.05"}, {"tsp_layer", "2"}}, 5);
-  const auto& a = dynamic_cast<const FastKVPolicy&>(*typed).config();
-  const auto& b = dynamic_cast<const FastKVPolicy&>(*text).config();
+      MethodRegistry::instance().create("fastkv", {{"retain_rate", "0.05"}, {"tsp_layer", "2"}}, 5);
+  const auto& a = dynamic_cast<const FastKVMethod&>(*typed).config();
+  const auto& b = dynamic_cast<const FastKVMethod&>(*text).config();
   EXPECT_EQ(a.retain_rate, b.retain_rate);
   EXPECT_EQ(a.tsp_layer, 2);
   EXPECT_EQ(b.tsp_layer, 2);
   // Cross-option checks name the option too (typed path: by key; text path: by flag).
   OptionError deep = option_error([] {
-    PolicyRegistry::instance().create_typed("fastkv", {{"tsp_layer", int64_t{9}}}, 5);
+    MethodRegistry::instance().create_typed("fastkv", {{"tsp_layer", int64_t{9}}}, 5);
   });
   EXPECT_EQ(deep.key(), "tsp_layer");
   EXPECT_EQ(std::string(deep.what()).rfind("tsp_layer 9 is not below", 0), 0u) << deep.what();
   OptionError deep_cli = option_error([] {
-    PolicyRegistry::instance().create("fastkv", {{"tsp_layer", "9"}}, 5);
+    MethodRegistry::instance().create("fastkv", {{"tsp_layer", "9"}}, 5);
   });
   EXPECT_EQ(std::string(deep_cli.what()).rfind("--tsp-layer 9 is not below", 0), 0u)
       << deep_cli.what();
@@ -179,7 +179,7 @@ TEST(MethodList, SharedOptionABadValueForOneMethodIsAnError) {
 TEST(MethodFlags, RunHelpListsEverySchemaOption) {
   const test::CommandResult r = test::run_fastkv("run --help");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  for (const auto& o : PolicyRegistry::instance().all_options()) {
+  for (const auto& o : MethodRegistry::instance().all_options()) {
     const std::string flag = flag_name(o.spec.key);
     const size_t at = r.out.find(flag);
     ASSERT_NE(at, std::string::npos) << flag << "\n" << r.out;

@@ -1,5 +1,5 @@
 // Score-and-keep methods: a method scores the keys before the observation window, one row per
-// cache head, and ScorerPolicy does the rest (the budget, the window, the top-k, the
+// cache head, and ScorerMethod does the rest (the budget, the window, the top-k, the
 // LayerDecision), as a kvpress "press" supplies only score().
 //
 // At a layer with n live tokens, C = capacity(in) (BudgetConfig::capacity(n) unless a method
@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "policy/budget.h"
-#include "policy/policy.h"
+#include "method/budget.h"
+#include "method/method.h"
 
 namespace fastkv {
 
@@ -41,9 +41,9 @@ std::vector<std::vector<int32_t>> keep_top_then_window(const KeyScores& s, int n
 KeyScores grouped_window_key_scores(const BudgetConfig& cfg, const float* q, const float* k, int n,
                                     int H, int G, int d);
 
-class ScorerPolicy : public Policy {
+class ScorerMethod : public CompressionMethod {
  public:
-  ScorerPolicy(std::string name, const BudgetConfig& budget)
+  ScorerMethod(std::string name, const BudgetConfig& budget)
       : name_(std::move(name)), budget_(budget) {}
   std::string name() const override { return name_; }
   LayerDecision on_layer(const LayerInput& in) override;

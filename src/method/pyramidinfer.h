@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "policy/policy.h"
+#include "method/method.h"
 
 namespace fastkv {
 
@@ -31,7 +31,7 @@ struct PyramidInferConfig {
   static OptionSchema schema();
   static PyramidInferConfig from_set(const OptionSet& opts);
   // Checks text options against schema() (errors worded with flag names).
-  static PyramidInferConfig from_options(const PolicyOptions& opts);
+  static PyramidInferConfig from_options(const MethodOptions& opts);
   // ρ_i of layer i of L.
   double rho(int layer, int n_layer) const;
 };
@@ -50,9 +50,9 @@ PyramidInferResult pyramidinfer_select(const PyramidInferConfig& cfg, const floa
                                        const float* k, int n, int H, int G, int d, int layer,
                                        int n_layer);
 
-class PyramidInferPolicy : public Policy {
+class PyramidInferMethod : public CompressionMethod {
  public:
-  explicit PyramidInferPolicy(PyramidInferConfig cfg) : cfg_(cfg) {}
+  explicit PyramidInferMethod(PyramidInferConfig cfg) : cfg_(cfg) {}
   std::string name() const override { return "pyramidinfer"; }
   LayerDecision on_layer(const LayerInput& in) override;
 
@@ -60,6 +60,6 @@ class PyramidInferPolicy : public Policy {
   PyramidInferConfig cfg_;
 };
 
-void register_pyramidinfer(PolicyRegistry& reg);
+void register_pyramidinfer(MethodRegistry& reg);
 
 }  // namespace fastkv

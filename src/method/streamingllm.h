@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "policy/budget.h"
-#include "policy/policy.h"
+#include "method/budget.h"
+#include "method/method.h"
 
 namespace fastkv {
 
@@ -17,15 +17,15 @@ struct StreamingLLMConfig : BudgetConfig {
   static OptionSchema schema();
   static StreamingLLMConfig from_set(const OptionSet& opts);
   // Checks text options against schema() (errors worded with flag names).
-  static StreamingLLMConfig from_options(const PolicyOptions& opts);
+  static StreamingLLMConfig from_options(const MethodOptions& opts);
 };
 
 // The kept live-token indices (ascending) for n live tokens; all of them when nothing drops.
 std::vector<int32_t> streamingllm_select(const BudgetConfig& cfg, int n);
 
-class StreamingLLMPolicy : public Policy {
+class StreamingLLMMethod : public CompressionMethod {
  public:
-  explicit StreamingLLMPolicy(StreamingLLMConfig cfg) : cfg_(cfg) {}
+  explicit StreamingLLMMethod(StreamingLLMConfig cfg) : cfg_(cfg) {}
   std::string name() const override { return "streamingllm"; }
   LayerDecision on_layer(const LayerInput& in) override;
 
@@ -33,6 +33,6 @@ class StreamingLLMPolicy : public Policy {
   StreamingLLMConfig cfg_;
 };
 
-void register_streamingllm(PolicyRegistry& reg);
+void register_streamingllm(MethodRegistry& reg);
 
 }  // namespace fastkv

@@ -1,6 +1,6 @@
 // The KV-compression methods besides fastkv (snapkv, streamingllm, h2o, gemfilter,
 // pyramidinfer, adakv): config validation; each policy's decision against the scalar
-// reference of tests/policy/method_refs.h on random Q/K; the same inside the model (a recording
+// reference of tests/method/method_refs.h on random Q/K; the same inside the model (a recording
 // decorator captures every layer's q/k and the cache is checked against the reference);
 // decoding on each method's cache, the KV bytes it reports, and "retain 1 = full".
 #include <gtest/gtest.h>
@@ -14,23 +14,23 @@
 #include "kernels/attention.h"
 #include "method_refs.h"
 #include "model/model.h"
-#include "policy/adakv.h"
-#include "policy/gemfilter.h"
-#include "policy/h2o.h"
-#include "policy/pyramidinfer.h"
-#include "policy/snapkv.h"
-#include "policy/streamingllm.h"
+#include "method/adakv.h"
+#include "method/gemfilter.h"
+#include "method/h2o.h"
+#include "method/pyramidinfer.h"
+#include "method/snapkv.h"
+#include "method/streamingllm.h"
 #include "runtime/session.h"
 #include "test_util.h"
 
 namespace fastkv {
 namespace {
 
-std::unique_ptr<Policy> make(const std::string& method, const PolicyOptions& opts, int L) {
-  return PolicyRegistry::instance().create(method, opts, L);
+std::unique_ptr<CompressionMethod> make(const std::string& method, const MethodOptions& opts, int L) {
+  return MethodRegistry::instance().create(method, opts, L);
 }
 
-std::string error_of(const std::string& method, const PolicyOptions& opts, int L = 16) {
+std::string error_of(const std::string& method, const MethodOptions& opts, int L = 16) {
   try {
     make(method, opts, L);
   } catch (const Error& e) {
@@ -46,7 +46,7 @@ bool has(const std::string& s, const std::string& needle) {
 // ---- configs ----------------------------------------------------------------------------
 
 TEST(MethodRegistry, ListsEveryMethod) {
-  const std::vector<std::string> names = PolicyRegistry::instance().names();
+  const std::vector<std::string> names = MethodRegistry::instance().names();
   for (const char* m :
        {"full", "fastkv", "snapkv", "streamingllm", "h2o", "gemfilter", "pyramidinfer", "adakv"}) {
     EXPECT_NE(std::find(names.begin(), names.end(), m), names.end()) << m;
@@ -207,14 +207,14 @@ TEST(H2OReference, MatchesScalarReference) {
     std::vector<float> colsum(static_cast<size_t>(s.H) * s.n);
     kernels::causal_attention_column_sums(x.q.data(), x.k.data(), s.n, s.H, s.G, s.d,
                                           colsum.data());
-    for (const PolicyOptions& opts :
-         std::vector<PolicyOptions>{{},
+    for (const MethodOptions& opts :
+         std::vector<MethodOptions>{{},
                                     {{"retain_rate", "0.3"}},
                                     {{"kv_budget", "20"}, {"window", "4"}},
                                     {{"retain_rate", "0.05"}},
                                     {{"retain_rate", "1"}}}) {
       const H2OConfig cfg = H2OConfig::from_options(opts);
-      H2OPolicy p(cfg);
+      H2OMethod p(cfg);
       LayerInput in = input_of(x);
       const int C = cfg.capacity(in.n);
       EXPECT_EQ(p.wants_attention_column_sums(0, in.n), in.n > C && C >= cfg.window + 1);
@@ -234,10 +234,10 @@ TEST(SnapKVReference, MatchesScalarReferencePerQueryHead) {
   uint32_t seed = 11;
   for (const Shape& s : kShapes) {
     const RandomQK x = random_qk(s.n, s.H, s.G, s.d, seed++);
-    for (const PolicyOptions& opts : std::vector<PolicyOptions>{
+    for (const MethodOptions& opts : std::vector<MethodOptions>{
              {}, {{"retain_rate", "0.3"}, {"pool", "avg"}}, {{"kv_budget", "24"}}}) {
       const SnapKVConfig cfg = SnapKVConfig::from_options(opts);
-      SnapKVPolicy p(cfg);
+      SnapKVMethod p(cfg);
       const LayerDecision dec = p.on_layer(input_of(x));
       const ref::HeadSelection want =
           ref::snapkv(x.q.data(), x.k.data(), s.n, s.H, s.G, s.d, cfg.capacity(s.n), cfg.window,
@@ -257,14 +257,14 @@ TEST(AdaKVReference, MatchesScalarReference) {
   uint32_t seed = 21;
   for (const Shape& s : kShapes) {
     const RandomQK x = random_qk(s.n, s.H, s.G, s.d, seed++);
-    for (const PolicyOptions& opts : std::vector<PolicyOptions>{
+    for (const MethodOptions& opts : std::vector<MethodOptions>{
              {},
              {{"retain_rate", "0.3"}},
              {{"retain_rate", "0.2"}, {"floor_alpha", "0"}},
              {{"retain_rate", "0.2"}, {"floor_alpha", "1"}, {"pool", "avg"}},
              {{"kv_budget", "30"}, {"window", "4"}, {"floor_alpha", "0.5"}}}) {
       const AdaKVConfig cfg = AdaKVConfig::from_options(opts);
-      AdaKVPolicy p(cfg);
+      AdaKVMethod p(cfg);
       const LayerDecision dec = p.on_layer(input_of(x));
       const ref::AdaKVSelection want =
           ref::adakv(x.q.data(), x.k.data(), s.n, s.H, s.G, s.d, cfg.capacity(s.n), cfg.window,
@@ -301,7 +301,7 @@ TEST(AdaKVReference, HeadsGetDifferentBudgets) {
     }
   }
   const AdaKVConfig cfg = AdaKVConfig::from_options({{"retain_rate", "0.2"}});
-  AdaKVPolicy p(cfg);
+  AdaKVMethod p(cfg);
   const LayerDecision dec = p.on_layer(input_of(x));
   ASSERT_FALSE(dec.keep_all);
   ASSERT_EQ(dec.keep.size(), 2u);
@@ -317,13 +317,13 @@ TEST(PyramidInferReference, MatchesScalarReference) {
   uint32_t seed = 31;
   for (const Shape& s : kShapes) {
     const RandomQK x = random_qk(s.n, s.H, s.G, s.d, seed++);
-    for (const PolicyOptions& opts :
-         std::vector<PolicyOptions>{{},
+    for (const MethodOptions& opts :
+         std::vector<MethodOptions>{{},
                                     {{"decay", "0.3"}},
                                     {{"recent_ratio", "0.5"}, {"decay", "0.5"}},
                                     {{"decay", "1"}}}) {
       const PyramidInferConfig cfg = PyramidInferConfig::from_options(opts);
-      PyramidInferPolicy p(cfg);
+      PyramidInferMethod p(cfg);
       const int L = 8;
       for (int layer = 0; layer < L; ++layer) {
         const LayerDecision dec = p.on_layer(input_of(x, layer, L));
@@ -360,7 +360,7 @@ TEST(PyramidInferReference, MatchesScalarReference) {
 }
 
 TEST(PyramidInferReference, DegenerateSizesKeepEverything) {
-  PyramidInferPolicy p(PyramidInferConfig::from_options({{"decay", "0.1"}}));
+  PyramidInferMethod p(PyramidInferConfig::from_options({{"decay", "0.1"}}));
   const RandomQK tiny = random_qk(9, 2, 1, 4, 5);  // int(9 × ρ) < 8 at deep layers
   const LayerDecision dec = p.on_layer(input_of(tiny, 3, 4));
   EXPECT_FALSE(dec.propagate.has_value());
@@ -373,7 +373,7 @@ TEST(GemFilterReference, MatchesScalarReference) {
   for (const Shape& s : kShapes) {
     const RandomQK x = random_qk(s.n, s.H, s.G, s.d, seed++);
     GemFilterConfig cfg = GemFilterConfig::from_options({{"retain_rate", "0.2"}}, 4);
-    GemFilterPolicy p(cfg);
+    GemFilterMethod p(cfg);
     for (int layer = 0; layer < 4; ++layer) {
       LayerDecision dec = p.on_layer(input_of(x, layer, 4));
       EXPECT_TRUE(dec.keep_all);
@@ -415,9 +415,9 @@ struct LayerRecord {
 };
 
 // Forwards everything to `inner` and records every LayerInput / LayerDecision.
-class Recorder : public Policy {
+class Recorder : public CompressionMethod {
  public:
-  explicit Recorder(std::unique_ptr<Policy> inner) : inner_(std::move(inner)) {}
+  explicit Recorder(std::unique_ptr<CompressionMethod> inner) : inner_(std::move(inner)) {}
   std::string name() const override { return inner_->name(); }
   void begin(int n_prompt, int n_layer) override {
     records.clear();
@@ -445,7 +445,7 @@ class Recorder : public Policy {
   std::vector<LayerRecord> records;
 
  private:
-  std::unique_ptr<Policy> inner_;
+  std::unique_ptr<CompressionMethod> inner_;
 };
 
 // A prompt of n token ids spread over the vocabulary (deterministic), starting with BOS 1.
@@ -491,7 +491,7 @@ class MethodInModel : public ::testing::TestWithParam<std::string> {
     return prompt_tokens(GetParam() == "stories260K.gguf" ? 300 : 400, model_->config().n_vocab);
   }
   // Prefill with a recorded `method`; returns the records of the (last) pass.
-  std::vector<LayerRecord> run(const std::string& method, const PolicyOptions& opts, KVCache& cache,
+  std::vector<LayerRecord> run(const std::string& method, const MethodOptions& opts, KVCache& cache,
                                PrefillStats* stats = nullptr) {
     Recorder rec(make(method, opts, model_->config().n_layer));
     PrefillOutput out = model_->prefill(prompt(), rec, cache);
@@ -502,7 +502,7 @@ class MethodInModel : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(MethodInModel, H2OCacheMatchesReference) {
-  const PolicyOptions opts = {{"retain_rate", "0.2"}};
+  const MethodOptions opts = {{"retain_rate", "0.2"}};
   const H2OConfig cfg = H2OConfig::from_options(opts);
   KVCache cache;
   const std::vector<LayerRecord> recs = run("h2o", opts, cache);
@@ -518,7 +518,7 @@ TEST_P(MethodInModel, H2OCacheMatchesReference) {
 }
 
 TEST_P(MethodInModel, AdaKVCacheMatchesReference) {
-  const PolicyOptions opts = {{"retain_rate", "0.2"}};
+  const MethodOptions opts = {{"retain_rate", "0.2"}};
   const AdaKVConfig cfg = AdaKVConfig::from_options(opts);
   KVCache cache;
   const std::vector<LayerRecord> recs = run("adakv", opts, cache);
@@ -539,7 +539,7 @@ TEST_P(MethodInModel, AdaKVCacheMatchesReference) {
 }
 
 TEST_P(MethodInModel, SnapKVCachesPerQueryHead) {
-  const PolicyOptions opts = {{"retain_rate", "0.2"}};
+  const MethodOptions opts = {{"retain_rate", "0.2"}};
   const SnapKVConfig cfg = SnapKVConfig::from_options(opts);
   KVCache cache;
   PrefillStats st;
@@ -588,7 +588,7 @@ TEST_P(MethodInModel, StreamingLLMCacheIsSinksPlusRecent) {
 
 TEST_P(MethodInModel, PyramidInferShrinksLiveSetAsReference) {
   const ModelConfig& c = model_->config();
-  const PolicyOptions opts = {{"decay", "0.4"}};
+  const MethodOptions opts = {{"decay", "0.4"}};
   const PyramidInferConfig cfg = PyramidInferConfig::from_options(opts);
   KVCache cache;
   PrefillStats st;
@@ -628,7 +628,7 @@ TEST_P(MethodInModel, PyramidInferShrinksLiveSetAsReference) {
 
 TEST_P(MethodInModel, GemFilterRestartsOnTheSelectedTokens) {
   const ModelConfig& c = model_->config();
-  const PolicyOptions opts = {{"retain_rate", "0.2"}};
+  const MethodOptions opts = {{"retain_rate", "0.2"}};
   const GemFilterConfig cfg = GemFilterConfig::from_options(opts, c.n_layer);
   const std::vector<int32_t> pr = prompt();
   const int N = static_cast<int>(pr.size()), T = static_cast<int>(N * 0.2);
@@ -657,7 +657,7 @@ TEST_P(MethodInModel, GemFilterRestartsOnTheSelectedTokens) {
   // The second pass is the full model on the selected tokens alone.
   std::vector<int32_t> chosen;
   for (int32_t j : *f.decision.restart) chosen.push_back(pr[j]);
-  FullPolicy full;
+  FullMethod full;
   KVCache fc;
   EXPECT_EQ(model_->prefill(chosen, full, fc).logits, out.logits);
 }
@@ -676,8 +676,8 @@ INSTANTIATE_TEST_SUITE_P(Models, MethodInModel,
 
 struct MethodCase {
   std::string model, method;
-  PolicyOptions opts;      // a compressing configuration
-  PolicyOptions lossless;  // the configuration that must equal full
+  MethodOptions opts;      // a compressing configuration
+  MethodOptions lossless;  // the configuration that must equal full
 };
 
 std::string case_name(const ::testing::TestParamInfo<MethodCase>& i) {
@@ -704,7 +704,7 @@ struct GreedyRun {
   std::vector<std::vector<float>> logits;  // after prefill, then after each decode step
 };
 
-GreedyRun greedy(const Model& m, Policy& p, const std::vector<int32_t>& prompt, int steps) {
+GreedyRun greedy(const Model& m, CompressionMethod& p, const std::vector<int32_t>& prompt, int steps) {
   KVCache cache;
   PrefillOutput out = m.prefill(prompt, p, cache);
   GreedyRun r;
@@ -726,7 +726,7 @@ class EveryMethod : public ::testing::TestWithParam<MethodCase> {
     static std::map<std::string, GreedyRun> runs;
     auto it = runs.find(GetParam().model);
     if (it == runs.end()) {
-      FullPolicy full;
+      FullMethod full;
       it = runs.emplace(GetParam().model, greedy(*model_, full, prompt(), kSteps)).first;
     }
     return it->second;

@@ -1,4 +1,4 @@
-#include "policy/method_list.h"
+#include "method/method_list.h"
 
 #include <set>
 
@@ -61,9 +61,9 @@ std::vector<MethodSpec> parse_method_list(const std::string& text) {
   return out;
 }
 
-void resolve_methods(std::vector<MethodSpec>& specs, const PolicyOptions& shared, int n_layer,
+void resolve_methods(std::vector<MethodSpec>& specs, const MethodOptions& shared, int n_layer,
                      std::vector<std::string>* notes) {
-  const PolicyRegistry& reg = PolicyRegistry::instance();
+  const MethodRegistry& reg = MethodRegistry::instance();
   // Options of the spec itself must be valid as they are.
   for (MethodSpec& s : specs) {
     try {
@@ -90,7 +90,7 @@ void resolve_methods(std::vector<MethodSpec>& specs, const PolicyOptions& shared
               cat("method '", s.name, "' runs without ", flag_name(key), " (", why, ")"));
         continue;
       }
-      PolicyOptions trial = s.options;
+      MethodOptions trial = s.options;
       trial[key] = value;
       try {
         reg.create(s.name, trial, n_layer);
@@ -112,8 +112,8 @@ void resolve_methods(std::vector<MethodSpec>& specs, const PolicyOptions& shared
   }
 }
 
-std::unique_ptr<Policy> create_policy(const MethodSpec& spec, int n_layer) {
-  return PolicyRegistry::instance().create(spec.name, spec.options, n_layer);
+std::unique_ptr<CompressionMethod> create_policy(const MethodSpec& spec, int n_layer) {
+  return MethodRegistry::instance().create(spec.name, spec.options, n_layer);
 }
 
 }  // namespace fastkv

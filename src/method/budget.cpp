@@ -1,4 +1,4 @@
-#include "policy/budget.h"
+#include "method/budget.h"
 
 #include <numeric>
 

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "policy/budget.h"
-#include "policy/policy.h"
+#include "method/budget.h"
+#include "method/method.h"
 
 namespace fastkv {
 
@@ -28,7 +28,7 @@ struct GemFilterConfig : BudgetConfig {
   static OptionSchema schema();
   static GemFilterConfig from_set(const OptionSet& opts, int n_layer);
   // Checks text options against schema() (errors worded with flag names).
-  static GemFilterConfig from_options(const PolicyOptions& opts, int n_layer);
+  static GemFilterConfig from_options(const MethodOptions& opts, int n_layer);
   static int default_filter_layer(int n_layer);
 };
 
@@ -42,9 +42,9 @@ struct GemFilterResult {
 GemFilterResult gemfilter_select(const BudgetConfig& cfg, const float* q, const float* k, int n,
                                  int H, int G, int d);
 
-class GemFilterPolicy : public Policy {
+class GemFilterMethod : public CompressionMethod {
  public:
-  explicit GemFilterPolicy(GemFilterConfig cfg) : cfg_(cfg) {}
+  explicit GemFilterMethod(GemFilterConfig cfg) : cfg_(cfg) {}
   std::string name() const override { return "gemfilter"; }
   LayerDecision on_layer(const LayerInput& in) override;
   const GemFilterConfig& config() const { return cfg_; }
@@ -53,6 +53,6 @@ class GemFilterPolicy : public Policy {
   GemFilterConfig cfg_;
 };
 
-void register_gemfilter(PolicyRegistry& reg);
+void register_gemfilter(MethodRegistry& reg);
 
 }  // namespace fastkv

@@ -1,4 +1,4 @@
-#include "policy/streamingllm.h"
+#include "method/streamingllm.h"
 
 namespace fastkv {
 
@@ -10,7 +10,7 @@ StreamingLLMConfig StreamingLLMConfig::from_set(const OptionSet& opts) {
   return read_budget_as<StreamingLLMConfig>(opts);
 }
 
-StreamingLLMConfig StreamingLLMConfig::from_options(const PolicyOptions& opts) {
+StreamingLLMConfig StreamingLLMConfig::from_options(const MethodOptions& opts) {
   return config_from_text<StreamingLLMConfig>("streamingllm", opts);
 }
 
@@ -25,7 +25,7 @@ std::vector<int32_t> streamingllm_select(const BudgetConfig& cfg, int n) {
   return keep;
 }
 
-LayerDecision StreamingLLMPolicy::on_layer(const LayerInput& in) {
+LayerDecision StreamingLLMMethod::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;
   std::vector<int32_t> keep = streamingllm_select(cfg_, in.n);
@@ -35,8 +35,8 @@ LayerDecision StreamingLLMPolicy::on_layer(const LayerInput& in) {
   return d;
 }
 
-void register_streamingllm(PolicyRegistry& reg) {
-  add_method<StreamingLLMPolicy, StreamingLLMConfig>(reg, "streamingllm");
+void register_streamingllm(MethodRegistry& reg) {
+  add_method<StreamingLLMMethod, StreamingLLMConfig>(reg, "streamingllm");
 }
 
 }  // namespace fastkv

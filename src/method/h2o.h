@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "policy/budget.h"
-#include "policy/policy.h"
-#include "policy/scorer.h"
+#include "method/budget.h"
+#include "method/method.h"
+#include "method/scorer.h"
 
 namespace fastkv {
 
@@ -23,7 +23,7 @@ struct H2OConfig : BudgetConfig {
   static OptionSchema schema();
   static H2OConfig from_set(const OptionSet& opts);
   // Checks text options against schema() (errors worded with flag names).
-  static H2OConfig from_options(const PolicyOptions& opts);
+  static H2OConfig from_options(const MethodOptions& opts);
 };
 
 struct H2OLayerResult {
@@ -39,9 +39,9 @@ KeyScores h2o_scores(const float* colsum, int n, int H, int G);
 // The selection from one layer's column sums colsum [H, n].
 H2OLayerResult h2o_select(const BudgetConfig& cfg, const float* colsum, int n, int H, int G);
 
-class H2OPolicy : public ScorerPolicy {
+class H2OMethod : public ScorerMethod {
  public:
-  explicit H2OPolicy(H2OConfig cfg) : ScorerPolicy("h2o", cfg), cfg_(cfg) {}
+  explicit H2OMethod(H2OConfig cfg) : ScorerMethod("h2o", cfg), cfg_(cfg) {}
   // Only where the layer will drop rows (n > C >= w + 1).
   bool wants_attention_column_sums(int layer, int n) const override;
 
@@ -52,6 +52,6 @@ class H2OPolicy : public ScorerPolicy {
   H2OConfig cfg_;
 };
 
-void register_h2o(PolicyRegistry& reg);
+void register_h2o(MethodRegistry& reg);
 
 }  // namespace fastkv

@@ -1,4 +1,4 @@
-#include "policy/h2o.h"
+#include "method/h2o.h"
 
 #include "common/error.h"
 
@@ -12,7 +12,7 @@ H2OConfig H2OConfig::from_set(const OptionSet& opts) {
   return read_budget_as<H2OConfig>(opts);
 }
 
-H2OConfig H2OConfig::from_options(const PolicyOptions& opts) {
+H2OConfig H2OConfig::from_options(const MethodOptions& opts) {
   return config_from_text<H2OConfig>("h2o", opts);
 }
 
@@ -42,17 +42,17 @@ H2OLayerResult h2o_select(const BudgetConfig& cfg, const float* colsum, int n, i
   return r;
 }
 
-bool H2OPolicy::wants_attention_column_sums(int layer, int n) const {
+bool H2OMethod::wants_attention_column_sums(int layer, int n) const {
   return cfg_.drops(n);
 }
 
-KeyScores H2OPolicy::score(const LayerInput& in) {
+KeyScores H2OMethod::score(const LayerInput& in) {
   if (in.attn_colsum == nullptr) fail("h2o needs the attention column sums from the model");
   return h2o_scores(in.attn_colsum, in.n, in.n_head, in.n_head_kv);
 }
 
-void register_h2o(PolicyRegistry& reg) {
-  add_method<H2OPolicy, H2OConfig>(reg, "h2o");
+void register_h2o(MethodRegistry& reg) {
+  add_method<H2OMethod, H2OConfig>(reg, "h2o");
 }
 
 }  // namespace fastkv

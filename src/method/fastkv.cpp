@@ -1,4 +1,4 @@
-#include "policy/fastkv.h"
+#include "method/fastkv.h"
 
 #include <algorithm>
 
@@ -36,7 +36,7 @@ FastKVConfig FastKVConfig::from_set(const OptionSet& opts, int n_layer) {
   return c;
 }
 
-FastKVConfig FastKVConfig::from_options(const PolicyOptions& opts, int n_layer) {
+FastKVConfig FastKVConfig::from_options(const MethodOptions& opts, int n_layer) {
   return config_from_text<FastKVConfig>("fastkv", opts, n_layer);
 }
 
@@ -121,32 +121,32 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
   return r;
 }
 
-double FastKVPolicy::retain(int layer) const {
+double FastKVMethod::retain(int layer) const {
   const bool after_tsp = cfg_.tsp_enabled() && layer > cfg_.tsp_layer;
   return after_tsp ? cfg_.retain_rate / cfg_.tsp_rate : cfg_.retain_rate;
 }
 
-int FastKVPolicy::capacity(const LayerInput& in) const {
+int FastKVMethod::capacity(const LayerInput& in) const {
   return cfg_.layer_capacity(in.n, retain(in.layer));
 }
 
-bool FastKVPolicy::propagates(const LayerInput& in) const {
+bool FastKVMethod::propagates(const LayerInput& in) const {
   const int T = cfg_.tsp_target(in.n_prompt);
   return cfg_.tsp_enabled() && in.layer == cfg_.tsp_layer && in.n > T && T >= cfg_.window + 1;
 }
 
-KeyScores FastKVPolicy::score(const LayerInput& in) {
+KeyScores FastKVMethod::score(const LayerInput& in) {
   return grouped_window_key_scores(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv, in.head_dim);
 }
 
-void FastKVPolicy::finish(const LayerInput& in, const KeyScores* s, LayerDecision& d) {
+void FastKVMethod::finish(const LayerInput& in, const KeyScores* s, LayerDecision& d) {
   if (s && propagates(in)) {
     d.propagate = tsp_select(*s, in.n, cfg_.window, cfg_.tsp_target(in.n_prompt), nullptr);
   }
 }
 
-void register_fastkv(PolicyRegistry& reg) {
-  add_method<FastKVPolicy, FastKVConfig>(reg, "fastkv");
+void register_fastkv(MethodRegistry& reg) {
+  add_method<FastKVMethod, FastKVConfig>(reg, "fastkv");
 }
 
 }  // namespace fastkv

@@ -1,12 +1,12 @@
-// Compression methods ("policies" in code: one Policy object runs one method over one prefill):
+// Compression methods ("policies" in code: one CompressionMethod object runs one method over one prefill):
 // model-agnostic classes that decide, at each layer of the prefill, which K/V rows go into the
 // cache and (for token-selective methods) which tokens go on to the next layer. A policy sees
 // tensors and indices, never the model.
 //
-// A method is registered once in PolicyRegistry with its option schema (policy/options.h) and
-// a factory. Score-and-keep methods derive from ScorerPolicy (policy/scorer.h) and only supply
+// A method is registered once in MethodRegistry with its option schema (policy/options.h) and
+// a factory. Score-and-keep methods derive from ScorerMethod (policy/scorer.h) and only supply
 // scores. Adding a method: one file with its schema, factory and register_<name>(), plus one
-// line in PolicyRegistry::instance() (or a call to add() from wherever it lives, e.g. a test).
+// line in MethodRegistry::instance() (or a call to add() from wherever it lives, e.g. a test).
 #pragma once
 
 #include <cstdint>
@@ -18,7 +18,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "policy/options.h"
+#include "method/options.h"
 
 namespace fastkv {
 
@@ -60,9 +60,9 @@ struct LayerDecision {
   int64_t scoring_flops = 0;
 };
 
-class Policy {
+class CompressionMethod {
  public:
-  virtual ~Policy() = default;
+  virtual ~CompressionMethod() = default;
   virtual std::string name() const = 0;
   // Called once before a prefill of n_prompt tokens through n_layer layers.
   virtual void begin(int n_prompt, int n_layer) {}
@@ -73,7 +73,7 @@ class Policy {
 };
 
 // Keeps everything: the uncompressed baseline.
-class FullPolicy : public Policy {
+class FullMethod : public CompressionMethod {
  public:
   std::string name() const override { return "full"; }
   LayerDecision on_layer(const LayerInput& in) override;
@@ -82,30 +82,30 @@ class FullPolicy : public Policy {
 // Registry of methods by name ("full", "fastkv", ...), each with its option schema.
 //
 // Two ways to create a policy (see policy/options.h):
-//   create(name, PolicyOptions, L)   text values, as the command line and `--methods` give
+//   create(name, MethodOptions, L)   text values, as the command line and `--methods` give
 //                                    them; an OptionError is worded with flag names
 //                                    ("--retain-rate must be in (0, 1], got 2"), as the CLI and
 //                                    `--methods` show it;
 //   create_typed(name, OptionValues, L)  typed values (the server's JSON); an OptionError names
 //                                    the option's key ("retain_rate must be ...").
 // Both throw fastkv::Error for an unknown method name (listing the known ones).
-class PolicyRegistry {
+class MethodRegistry {
  public:
-  using Factory = std::function<std::unique_ptr<Policy>(const OptionSet&, int n_layer)>;
-  struct Method {
+  using Factory = std::function<std::unique_ptr<CompressionMethod>(const OptionSet&, int n_layer)>;
+  struct MethodInfo {
     std::string name;
     OptionSchema options;  // every option the method takes
     Factory make;          // gets only options checked against `options`
   };
-  static PolicyRegistry& instance();
+  static MethodRegistry& instance();
   // Adds (or replaces) a method.
-  void add(Method m);
-  std::unique_ptr<Policy> create(const std::string& name, const PolicyOptions& opts,
+  void add(MethodInfo m);
+  std::unique_ptr<CompressionMethod> create(const std::string& name, const MethodOptions& opts,
                                  int n_layer) const;
-  std::unique_ptr<Policy> create_typed(const std::string& name, const OptionValues& values,
+  std::unique_ptr<CompressionMethod> create_typed(const std::string& name, const OptionValues& values,
                                        int n_layer) const;
   // The method's entry; throws fastkv::Error for an unknown name.
-  const Method& method(const std::string& name) const;
+  const MethodInfo& method(const std::string& name) const;
   bool has(const std::string& name) const { return methods_.count(name) != 0; }
   std::vector<std::string> names() const;
   // Every option key of every method, in registration order, each with the methods that take
@@ -117,14 +117,14 @@ class PolicyRegistry {
   std::vector<SharedOption> all_options() const;
 
  private:
-  std::map<std::string, Method> methods_;
+  std::map<std::string, MethodInfo> methods_;
   std::vector<std::string> order_;  // registration order
 };
 
 // The text path of a method's config: Config::from_set on the text options checked against
 // Config::schema(), errors worded with flag names. `more` (n_layer) goes on to from_set.
 template <typename Config, typename... More>
-Config config_from_text(const std::string& method, const PolicyOptions& text, More... more) {
+Config config_from_text(const std::string& method, const MethodOptions& text, More... more) {
   return with_flag_names(
       [&] { return Config::from_set(check_options(method, Config::schema(), text), more...); });
 }
@@ -132,9 +132,9 @@ Config config_from_text(const std::string& method, const PolicyOptions& text, Mo
 // Registers method `name` as a P built from its Config (Config::schema(), Config::from_set(opts)
 // or Config::from_set(opts, n_layer)).
 template <typename P, typename Config>
-void add_method(PolicyRegistry& reg, const std::string& name) {
+void add_method(MethodRegistry& reg, const std::string& name) {
   reg.add(
-      {name, Config::schema(), [](const OptionSet& opts, int n_layer) -> std::unique_ptr<Policy> {
+      {name, Config::schema(), [](const OptionSet& opts, int n_layer) -> std::unique_ptr<CompressionMethod> {
          if constexpr (std::is_invocable_v<decltype(&Config::from_set), const OptionSet&, int>) {
            return std::make_unique<P>(Config::from_set(opts, n_layer));
          } else {

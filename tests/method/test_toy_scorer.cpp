@@ -8,17 +8,17 @@
 
 #include "common/error.h"
 #include "model/model.h"
-#include "policy/policy.h"
-#include "policy/scorer.h"
+#include "method/method.h"
+#include "method/scorer.h"
 #include "test_util.h"
 
 namespace fastkv {
 namespace {
 
 // The whole method: scores [G, n - w] = the live token's index.
-class RecencyPolicy : public ScorerPolicy {
+class RecencyMethod : public ScorerMethod {
  public:
-  explicit RecencyPolicy(const BudgetConfig& b) : ScorerPolicy("recency", b) {}
+  explicit RecencyMethod(const BudgetConfig& b) : ScorerMethod("recency", b) {}
 
  protected:
   KeyScores score(const LayerInput& in) override {
@@ -34,12 +34,12 @@ class RecencyPolicy : public ScorerPolicy {
 };
 
 // Its registration: the schema (shared budget options) and the factory.
-void register_recency(PolicyRegistry& reg) {
+void register_recency(MethodRegistry& reg) {
   reg.add({"recency", budget_schema({.window = true}, BudgetConfig{}),
-           [](const OptionSet& opts, int) -> std::unique_ptr<Policy> {
+           [](const OptionSet& opts, int) -> std::unique_ptr<CompressionMethod> {
              BudgetConfig b;
              read_budget(opts, b);
-             return std::make_unique<RecencyPolicy>(b);
+             return std::make_unique<RecencyMethod>(b);
            }});
 }
 
@@ -51,8 +51,8 @@ std::vector<int32_t> prompt_tokens(int n, int vocab) {
 }
 
 TEST(ToyScorer, RegisteredMethodRunsThroughTheModel) {
-  register_recency(PolicyRegistry::instance());
-  ASSERT_TRUE(PolicyRegistry::instance().has("recency"));
+  register_recency(MethodRegistry::instance());
+  ASSERT_TRUE(MethodRegistry::instance().has("recency"));
   auto model = Model::load(test::shared_path("models/stories260K.gguf"));
   const int L = model->config().n_layer;
   const int G = model->config().n_head_kv;
@@ -60,7 +60,7 @@ TEST(ToyScorer, RegisteredMethodRunsThroughTheModel) {
   const std::vector<int32_t> prompt = prompt_tokens(N, model->config().n_vocab);
 
   // Text options (the command line's path): C = int(200 × 0.25) = 50 rows per KV head.
-  auto p = PolicyRegistry::instance().create("recency", {{"retain_rate", "0.25"}}, L);
+  auto p = MethodRegistry::instance().create("recency", {{"retain_rate", "0.25"}}, L);
   KVCache cache;
   PrefillOutput out = model->prefill(prompt, *p, cache);
   ASSERT_EQ(out.stats.kept_rows.size(), static_cast<size_t>(L));
@@ -87,12 +87,12 @@ TEST(ToyScorer, RegisteredMethodRunsThroughTheModel) {
   EXPECT_EQ(kept.back(), N - 1);
 
   // Typed options (the server's path) and the schema's checks apply to the new method too.
-  auto typed = PolicyRegistry::instance().create_typed("recency", {{"kv_budget", int64_t{30}}}, L);
+  auto typed = MethodRegistry::instance().create_typed("recency", {{"kv_budget", int64_t{30}}}, L);
   KVCache cache2;
   PrefillOutput out2 = model->prefill(prompt, *typed, cache2);
   for (int l = 0; l < L; ++l) EXPECT_EQ(out2.stats.kept_rows[l], 30LL * G) << "layer " << l;
   try {
-    PolicyRegistry::instance().create_typed("recency", {{"kernel", int64_t{7}}}, L);
+    MethodRegistry::instance().create_typed("recency", {{"kernel", int64_t{7}}}, L);
     ADD_FAILURE() << "recency took kernel";
   } catch (const OptionError& e) {
     EXPECT_EQ(e.kind(), OptionError::Kind::kUnknownKey);

@@ -6,7 +6,7 @@
 //   - tells an unknown key (OptionError::Kind::kUnknownKey) from a bad value (kBadValue).
 //
 // Two ways in, one result:
-//   PolicyOptions  key -> text   what the command line and `--methods` specs give;
+//   MethodOptions  key -> text   what the command line and `--methods` specs give;
 //   OptionValues   key -> typed  what the server builds from JSON (and tests);
 // both are checked against the method's schema into an OptionSet, which is all a method's
 // factory sees: every value present has the declared type and lies in the declared range.
@@ -29,7 +29,7 @@
 namespace fastkv {
 
 // Method options as given on the command line or in a `--methods` spec: key -> value text.
-using PolicyOptions = std::map<std::string, std::string>;
+using MethodOptions = std::map<std::string, std::string>;
 
 // One typed option value. int64_t for integers, double for numbers, text for choices (and for
 // a number given as text, which the schema parses).
@@ -145,7 +145,7 @@ OptionSet check_options(const std::string& method, const OptionSchema& schema,
                         const OptionValues& values);
 // The same from text values (command line, `--methods`).
 OptionSet check_options(const std::string& method, const OptionSchema& schema,
-                        const PolicyOptions& text);
+                        const MethodOptions& text);
 
 // Runs `f` (a text-path creation) and rewords an OptionError it throws with flag names.
 template <typename F>

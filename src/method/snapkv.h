@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "policy/budget.h"
-#include "policy/policy.h"
-#include "policy/scorer.h"
+#include "method/budget.h"
+#include "method/method.h"
+#include "method/scorer.h"
 
 namespace fastkv {
 
@@ -24,7 +24,7 @@ struct SnapKVConfig : BudgetConfig {
   static OptionSchema schema();
   static SnapKVConfig from_set(const OptionSet& opts);
   // Checks text options against schema() (errors worded with flag names).
-  static SnapKVConfig from_options(const PolicyOptions& opts);
+  static SnapKVConfig from_options(const MethodOptions& opts);
 };
 
 struct SnapKVLayerResult {
@@ -46,9 +46,9 @@ SnapKVLayerResult snapkv_select(const BudgetConfig& cfg, const float* q, const f
 
 // Cache head h (of H) serves query head h with rows of KV head h / g when the layer drops rows;
 // a layer that keeps everything has the plain G KV heads, without g-fold copies.
-class SnapKVPolicy : public ScorerPolicy {
+class SnapKVMethod : public ScorerMethod {
  public:
-  explicit SnapKVPolicy(SnapKVConfig cfg) : ScorerPolicy("snapkv", cfg), cfg_(cfg) {}
+  explicit SnapKVMethod(SnapKVConfig cfg) : ScorerMethod("snapkv", cfg), cfg_(cfg) {}
   const SnapKVConfig& config() const { return cfg_; }
 
  protected:
@@ -60,6 +60,6 @@ class SnapKVPolicy : public ScorerPolicy {
   SnapKVConfig cfg_;
 };
 
-void register_snapkv(PolicyRegistry& reg);
+void register_snapkv(MethodRegistry& reg);
 
 }  // namespace fastkv

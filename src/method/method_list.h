@@ -15,13 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "policy/policy.h"
+#include "method/method.h"
 
 namespace fastkv {
 
 struct MethodSpec {
-  std::string name;       // PolicyRegistry name
-  PolicyOptions options;  // what the method is created with (text, as given)
+  std::string name;       // MethodRegistry name
+  MethodOptions options;  // what the method is created with (text, as given)
   std::string label;      // unique id in results: name, then ":key=value" per option (sorted)
 };
 
@@ -32,9 +32,9 @@ std::vector<MethodSpec> parse_method_list(const std::string& text);
 // Adds the shared options to every spec whose method takes them, validates every spec by
 // creating its policy once (n_layer of the model), sets the labels and rejects duplicate labels.
 // `notes` receives one line per shared option a method does not take.
-void resolve_methods(std::vector<MethodSpec>& specs, const PolicyOptions& shared, int n_layer,
+void resolve_methods(std::vector<MethodSpec>& specs, const MethodOptions& shared, int n_layer,
                      std::vector<std::string>* notes);
 
-std::unique_ptr<Policy> create_policy(const MethodSpec& spec, int n_layer);
+std::unique_ptr<CompressionMethod> create_policy(const MethodSpec& spec, int n_layer);
 
 }  // namespace fastkv

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "policy/budget.h"
-#include "policy/policy.h"
-#include "policy/scorer.h"
+#include "method/budget.h"
+#include "method/method.h"
+#include "method/scorer.h"
 
 namespace fastkv {
 
@@ -27,7 +27,7 @@ struct AdaKVConfig : BudgetConfig {
   static OptionSchema schema();
   static AdaKVConfig from_set(const OptionSet& opts);
   // Checks text options against schema() (errors worded with flag names).
-  static AdaKVConfig from_options(const PolicyOptions& opts);
+  static AdaKVConfig from_options(const MethodOptions& opts);
   // s for a capacity C.
   int safeguard(int capacity) const;
 };
@@ -48,9 +48,9 @@ std::vector<std::vector<int32_t>> adakv_allocate(const KeyScores& s, int n, int 
 AdaKVLayerResult adakv_select(const AdaKVConfig& cfg, const float* q, const float* k, int n, int H,
                               int G, int d);
 
-class AdaKVPolicy : public ScorerPolicy {
+class AdaKVMethod : public ScorerMethod {
  public:
-  explicit AdaKVPolicy(AdaKVConfig cfg) : ScorerPolicy("adakv", cfg), cfg_(cfg) {}
+  explicit AdaKVMethod(AdaKVConfig cfg) : ScorerMethod("adakv", cfg), cfg_(cfg) {}
   const AdaKVConfig& config() const { return cfg_; }
 
  protected:
@@ -65,6 +65,6 @@ class AdaKVPolicy : public ScorerPolicy {
   AdaKVConfig cfg_;
 };
 
-void register_adakv(PolicyRegistry& reg);
+void register_adakv(MethodRegistry& reg);
 
 }  // namespace fastkv

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "kernels/scoring.h"
-#include "policy/budget.h"
-#include "policy/policy.h"
-#include "policy/scorer.h"
+#include "method/budget.h"
+#include "method/method.h"
+#include "method/scorer.h"
 
 namespace fastkv {
 
@@ -31,7 +31,7 @@ struct FastKVConfig : BudgetConfig {
   static OptionSchema schema();
   static FastKVConfig from_set(const OptionSet& opts, int n_layer);
   // Checks text options against schema() (errors worded with flag names).
-  static FastKVConfig from_options(const PolicyOptions& opts, int n_layer);
+  static FastKVConfig from_options(const MethodOptions& opts, int n_layer);
   // Resolves the default TSP layer and checks every field against the model's depth; throws
   // OptionError naming the option.
   void validate(int n_layer);
@@ -67,9 +67,9 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
                                 int n_prompt);
 
 // The score-and-keep step with C = int(n × ρ_i), plus TSP at the TSP layer.
-class FastKVPolicy : public ScorerPolicy {
+class FastKVMethod : public ScorerMethod {
  public:
-  explicit FastKVPolicy(FastKVConfig cfg) : ScorerPolicy("fastkv", cfg), cfg_(cfg) {}
+  explicit FastKVMethod(FastKVConfig cfg) : ScorerMethod("fastkv", cfg), cfg_(cfg) {}
   void begin(int n_prompt, int n_layer) override { n_prompt_ = n_prompt; }
   const FastKVConfig& config() const { return cfg_; }
 
@@ -86,6 +86,6 @@ class FastKVPolicy : public ScorerPolicy {
   int n_prompt_ = 0;
 };
 
-void register_fastkv(PolicyRegistry& reg);
+void register_fastkv(MethodRegistry& reg);
 
 }  // namespace fastkv

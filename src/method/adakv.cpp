@@ -1,4 +1,4 @@
-#include "policy/adakv.h"
+#include "method/adakv.h"
 
 #include <algorithm>
 #include <limits>
@@ -22,7 +22,7 @@ AdaKVConfig AdaKVConfig::from_set(const OptionSet& opts) {
   return c;
 }
 
-AdaKVConfig AdaKVConfig::from_options(const PolicyOptions& opts) {
+AdaKVConfig AdaKVConfig::from_options(const MethodOptions& opts) {
   return config_from_text<AdaKVConfig>("adakv", opts);
 }
 
@@ -70,13 +70,13 @@ AdaKVLayerResult adakv_select(const AdaKVConfig& cfg, const float* q, const floa
   return r;
 }
 
-std::vector<std::vector<int32_t>> AdaKVPolicy::allocate(const KeyScores& s, const LayerInput& in,
+std::vector<std::vector<int32_t>> AdaKVMethod::allocate(const KeyScores& s, const LayerInput& in,
                                                         int capacity) {
   return adakv_allocate(s, in.n, cfg_.window, capacity, cfg_.safeguard(capacity));
 }
 
-void register_adakv(PolicyRegistry& reg) {
-  add_method<AdaKVPolicy, AdaKVConfig>(reg, "adakv");
+void register_adakv(MethodRegistry& reg) {
+  add_method<AdaKVMethod, AdaKVConfig>(reg, "adakv");
 }
 
 }  // namespace fastkv

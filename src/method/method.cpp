@@ -1,29 +1,29 @@
-#include "policy/policy.h"
+#include "method/method.h"
 
 #include <algorithm>
 
 #include "common/error.h"
-#include "policy/adakv.h"
-#include "policy/fastkv.h"
-#include "policy/gemfilter.h"
-#include "policy/h2o.h"
-#include "policy/pyramidinfer.h"
-#include "policy/snapkv.h"
-#include "policy/streamingllm.h"
+#include "method/adakv.h"
+#include "method/fastkv.h"
+#include "method/gemfilter.h"
+#include "method/h2o.h"
+#include "method/pyramidinfer.h"
+#include "method/snapkv.h"
+#include "method/streamingllm.h"
 
 namespace fastkv {
 
-LayerDecision FullPolicy::on_layer(const LayerInput& in) {
+LayerDecision FullMethod::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;
   return d;
 }
 
-PolicyRegistry& PolicyRegistry::instance() {
-  static PolicyRegistry* r = [] {
-    auto* reg = new PolicyRegistry;
-    reg->add({"full", {}, [](const OptionSet&, int) -> std::unique_ptr<Policy> {
-                return std::make_unique<FullPolicy>();
+MethodRegistry& MethodRegistry::instance() {
+  static MethodRegistry* r = [] {
+    auto* reg = new MethodRegistry;
+    reg->add({"full", {}, [](const OptionSet&, int) -> std::unique_ptr<CompressionMethod> {
+                return std::make_unique<FullMethod>();
               }});
     register_fastkv(*reg);
     register_snapkv(*reg);
@@ -37,13 +37,13 @@ PolicyRegistry& PolicyRegistry::instance() {
   return *r;
 }
 
-void PolicyRegistry::add(Method m) {
+void MethodRegistry::add(MethodInfo m) {
   if (!methods_.count(m.name)) order_.push_back(m.name);
   const std::string name = m.name;
   methods_[name] = std::move(m);
 }
 
-const PolicyRegistry::Method& PolicyRegistry::method(const std::string& name) const {
+const MethodRegistry::MethodInfo& MethodRegistry::method(const std::string& name) const {
   auto it = methods_.find(name);
   if (it == methods_.end()) {
     std::string list;
@@ -53,26 +53,26 @@ const PolicyRegistry::Method& PolicyRegistry::method(const std::string& name) co
   return it->second;
 }
 
-std::unique_ptr<Policy> PolicyRegistry::create(const std::string& name, const PolicyOptions& opts,
+std::unique_ptr<CompressionMethod> MethodRegistry::create(const std::string& name, const MethodOptions& opts,
                                                int n_layer) const {
-  const Method& m = method(name);
+  const MethodInfo& m = method(name);
   return with_flag_names([&] { return m.make(check_options(name, m.options, opts), n_layer); });
 }
 
-std::unique_ptr<Policy> PolicyRegistry::create_typed(const std::string& name,
+std::unique_ptr<CompressionMethod> MethodRegistry::create_typed(const std::string& name,
                                                      const OptionValues& values,
                                                      int n_layer) const {
-  const Method& m = method(name);
+  const MethodInfo& m = method(name);
   return m.make(check_options(name, m.options, values), n_layer);
 }
 
-std::vector<std::string> PolicyRegistry::names() const {
+std::vector<std::string> MethodRegistry::names() const {
   std::vector<std::string> v;
   for (const auto& [n, _] : methods_) v.push_back(n);
   return v;
 }
 
-std::vector<PolicyRegistry::SharedOption> PolicyRegistry::all_options() const {
+std::vector<MethodRegistry::SharedOption> MethodRegistry::all_options() const {
   std::vector<SharedOption> out;
   for (const std::string& name : order_) {
     for (const OptionSpec& spec : methods_.at(name).options) {

@@ -1,4 +1,4 @@
-#include "policy/pyramidinfer.h"
+#include "method/pyramidinfer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include "common/error.h"
 #include "kernels/scoring.h"
-#include "policy/budget.h"
+#include "method/budget.h"
 
 namespace fastkv {
 
@@ -25,7 +25,7 @@ PyramidInferConfig PyramidInferConfig::from_set(const OptionSet& opts) {
   return c;
 }
 
-PyramidInferConfig PyramidInferConfig::from_options(const PolicyOptions& opts) {
+PyramidInferConfig PyramidInferConfig::from_options(const MethodOptions& opts) {
   return config_from_text<PyramidInferConfig>("pyramidinfer", opts);
 }
 
@@ -77,7 +77,7 @@ PyramidInferResult pyramidinfer_select(const PyramidInferConfig& cfg, const floa
   return r;
 }
 
-LayerDecision PyramidInferPolicy::on_layer(const LayerInput& in) {
+LayerDecision PyramidInferMethod::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;              // the cache holds every token that reached this layer
   if (in.layer + 1 >= in.n_layer) return d;  // no later layer to propagate to
@@ -88,8 +88,8 @@ LayerDecision PyramidInferPolicy::on_layer(const LayerInput& in) {
   return d;
 }
 
-void register_pyramidinfer(PolicyRegistry& reg) {
-  add_method<PyramidInferPolicy, PyramidInferConfig>(reg, "pyramidinfer");
+void register_pyramidinfer(MethodRegistry& reg) {
+  add_method<PyramidInferMethod, PyramidInferConfig>(reg, "pyramidinfer");
 }
 
 }  // namespace fastkv

@@ -1,4 +1,4 @@
-#include "policy/options.h"
+#include "method/options.h"
 
 #include <cerrno>
 #include <cmath>
@@ -299,7 +299,7 @@ OptionSet check_options(const std::string& method, const OptionSchema& schema,
 }
 
 OptionSet check_options(const std::string& method, const OptionSchema& schema,
-                        const PolicyOptions& text) {
+                        const MethodOptions& text) {
   OptionValues values;
   for (const auto& [k, v] : text) values[k] = v;
   return check_options(method, schema, values);

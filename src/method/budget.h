@@ -9,7 +9,7 @@
 #include <string>
 
 #include "kernels/scoring.h"
-#include "policy/policy.h"
+#include "method/method.h"
 
 namespace fastkv {
 

@@ -1,4 +1,4 @@
-#include "policy/scorer.h"
+#include "method/scorer.h"
 
 #include "kernels/scoring.h"
 
@@ -29,17 +29,17 @@ KeyScores grouped_window_key_scores(const BudgetConfig& cfg, const float* q, con
   return s;
 }
 
-bool ScorerPolicy::drops(const LayerInput& in) const {
+bool ScorerMethod::drops(const LayerInput& in) const {
   const int c = capacity(in);
   return in.n > c && c >= budget_.window + 1;
 }
 
-std::vector<std::vector<int32_t>> ScorerPolicy::allocate(const KeyScores& s, const LayerInput& in,
+std::vector<std::vector<int32_t>> ScorerMethod::allocate(const KeyScores& s, const LayerInput& in,
                                                          int capacity) {
   return keep_top_then_window(s, in.n, budget_.window, capacity);
 }
 
-LayerDecision ScorerPolicy::on_layer(const LayerInput& in) {
+LayerDecision ScorerMethod::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;  // keeping everything: the plain per-KV-head cache
   const bool drop = drops(in);

@@ -1,4 +1,4 @@
-#include "policy/snapkv.h"
+#include "method/snapkv.h"
 
 #include "kernels/scoring.h"
 
@@ -12,7 +12,7 @@ SnapKVConfig SnapKVConfig::from_set(const OptionSet& opts) {
   return read_budget_as<SnapKVConfig>(opts);
 }
 
-SnapKVConfig SnapKVConfig::from_options(const PolicyOptions& opts) {
+SnapKVConfig SnapKVConfig::from_options(const MethodOptions& opts) {
   return config_from_text<SnapKVConfig>("snapkv", opts);
 }
 
@@ -47,8 +47,8 @@ SnapKVLayerResult snapkv_select(const BudgetConfig& cfg, const float* q, const f
   return r;
 }
 
-void register_snapkv(PolicyRegistry& reg) {
-  add_method<SnapKVPolicy, SnapKVConfig>(reg, "snapkv");
+void register_snapkv(MethodRegistry& reg) {
+  add_method<SnapKVMethod, SnapKVConfig>(reg, "snapkv");
 }
 
 }  // namespace fastkv
