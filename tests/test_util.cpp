@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 namespace fastkv::test {
@@ -39,6 +40,14 @@ std::string find_model(const std::string& name) {
     if (fs::exists(p)) return p.string();
   }
   return "";
+}
+
+std::vector<float> uniform(size_t n, uint32_t seed, float lo, float hi) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
 }
 
 std::string fastkv_bin() { return FASTKV_BIN; }

@@ -1,6 +1,8 @@
 // Helpers shared by the tests: where ../shared is, running the fastkv binary.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +20,10 @@ std::vector<std::string> env_path_list(const char* name);
 // Where the model file `name` is: ../shared/models/, then the directories of
 // $FASTKV_MODEL_PATH, then models/ of the checkout. "" when none has it.
 std::string find_model(const std::string& name);
+
+// n values drawn uniformly from [lo, hi) by a std::mt19937 seeded with `seed` (the same
+// values for the same arguments on every run).
+std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1, float hi = 1);
 
 // Path of the built `fastkv` binary.
 std::string fastkv_bin();

@@ -11,17 +11,12 @@
 #include "common/bf16.h"
 #include "kernels/attention.h"
 #include "kernels/vec.h"
+#include "test_util.h"
 
 namespace fastkv {
 namespace {
 
-std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(gen);
-  return v;
-}
+using test::uniform;
 
 TEST(VecKernels, ExpApproxIsWithin4e7RelativeOfLibm) {
   double worst = 0;

@@ -13,17 +13,12 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "test_util.h"
 
 namespace fastkv {
 namespace {
 
-std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1, float hi = 1) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(gen);
-  return v;
-}
+using test::uniform;
 
 TEST(Ops, RmsnormMatchesTheDoubleReference) {
   for (int n : {1, 3, 5}) {
