@@ -62,6 +62,9 @@ else
   echo "fuzz.sh: warning: $shared not found; fuzzing from the committed seeds only" >&2
 fi
 
+# fuzz_tokenizer's vocabulary: from the same ../shared as the seeds (FASTKV_SHARED).
+export FASTKV_FUZZ_VOCAB=${FASTKV_FUZZ_VOCAB:-$shared/tokenizer/ggml-vocab-gpt-2.gguf}
+
 # Undefined behaviour must stop the fuzzer like a crash does (UBSan only logs by default).
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 
