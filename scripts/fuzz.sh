@@ -36,7 +36,10 @@ command -v "$cxx" >/dev/null || die "$cxx not found (the fuzzers need clang with
 case "$seconds" in '' | *[!0-9]*) die "FUZZ_SECONDS must be a whole number of seconds" ;; esac
 
 echo "== building the fuzzers in $build"
+# Without OpenMP (single-threaded parsers need none): clang would otherwise pick up libomp only
+# where it happens to be installed, and the package audit rightly flags that.
 cmake -S . -B "$build" -G Ninja -DFASTKV_FUZZ=ON -DCMAKE_CXX_COMPILER="$cxx" \
+  -DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 targets=(fuzz_gguf)
 [[ -f fuzz/fuzz_tokenizer.cpp ]] && targets+=(fuzz_tokenizer)

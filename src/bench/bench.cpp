@@ -1,6 +1,5 @@
 #include "bench/bench.h"
 
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +11,7 @@
 #include "common/error.h"
 #include "common/rng.h"
 #include "io/quant.h"
+#include "kernels/parallel.h"
 
 namespace fastkv::bench {
 namespace {
@@ -186,7 +186,7 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
   r.model = model_path;
   r.model_name = c.name;
   r.backend = kernels::backend_name(model.backend());
-  r.threads = omp_get_max_threads();
+  r.threads = kernels::max_threads();
   r.decode_weight_bytes = model.decode_weight_bytes();
   const int64_t bw_bytes = s.bandwidth_bytes > 0 ? s.bandwidth_bytes : bandwidth_probe_bytes();
   const bool rss_resettable = reset_peak_rss();

@@ -1,13 +1,10 @@
 // Running an admitted request on its slot: one JSON response, or server-sent events written as
 // the tokens come; a client that goes away (or a stopping server) ends the generation at its
 // next token, and the slot and the cache are freed when it ends.
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include <optional>
 
 #include "common/error.h"
+#include "kernels/parallel.h"
 #include "server/server_impl.h"
 
 namespace fastkv::server {
@@ -15,9 +12,7 @@ namespace fastkv::server {
 GenerationResult Server::Impl::generate(Job& job,
                                         const std::function<bool(const std::string&)>& on_piece,
                                         bool* cancelled) {
-#ifdef _OPENMP
-  omp_set_num_threads(threads);
-#endif
+  kernels::set_threads(threads);
   *cancelled = false;
   GenerationResult r;
   {
