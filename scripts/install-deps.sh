@@ -18,6 +18,7 @@ PACKAGES=(
   libopenblas-openmp-dev                  # f32 reference GEMM (OpenMP threads, shared with ours)
   libdnnl-dev                             # oneDNN: bf16 GEMM with AMX for the fast path
   ocl-icd-opencl-dev                      # OpenCL, which Debian's oneDNN CMake config requires
+  libssl-dev                              # OpenSSL: sha256 of a model for its calibration file
                                           # (only a Recommends of libdnnl-dev, so name it)
   libgtest-dev                            # unit and golden tests
   libgmock-dev                            # GTest's CMake package loads its GMock targets too

@@ -331,12 +331,23 @@ double Model::linear_flops_per_token() const {
 }
 
 double Model::full_prefill_flops(int n) const {
+  return prefill_flops(std::vector<int>(config_.n_layer, n));
+}
+
+double Model::prefill_flops(const std::vector<int>& live) const {
   const ModelConfig& c = config_;
-  double attention = 0;  // causal: n(n+1)/2 query-key pairs per head (windows not counted)
-  for (const LayerConfig& lc : c.layers) {
-    attention += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+  if (live.size() != c.layers.size()) {
+    fail("prefill_flops needs one live count per layer (", c.layers.size(), "), got ",
+         live.size());
   }
-  return linear_flops_per_token() * n + attention + 2.0 * c.d_model * c.n_vocab;
+  double f = 0;
+  for (size_t i = 0; i < live.size(); ++i) {
+    const LayerConfig& lc = c.layers[i];
+    const double n = live[i];
+    // causal: n(n+1)/2 query-key pairs per head, Q·Kᵀ and P·V (windows not counted)
+    f += layer_linear_flops(c, lc) * n + 4.0 * lc.n_head * lc.head_dim * (n * (n + 1) / 2);
+  }
+  return f + 2.0 * c.d_model * c.n_vocab;
 }
 
 int64_t Model::decode_weight_bytes() const {
@@ -409,10 +420,11 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
 
 PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMethod& policy, KVCache& cache,
                              const std::vector<int>& logit_rows,
-                             const PrefillProgressFn& progress) const {
+                             const PrefillProgressFn& progress, int hidden_tail) const {
   const ModelConfig& c = config_;
   const int N = static_cast<int>(tokens.size());
   if (N == 0) fail("prefill needs at least one token");
+  if (hidden_tail < 0) fail("hidden_tail must be >= 0, got ", hidden_tail);
   for (int r : logit_rows) {
     if (r < 0 || r >= N) fail("logit row ", r, " is outside the prompt (", N, " tokens)");
   }
@@ -474,6 +486,12 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMeth
   out.logits.resize(rows.size() * static_cast<size_t>(c.n_vocab));
   lm_head(sel.data(), static_cast<int>(rows.size()), out.logits.data());
   st.linear_flops += 2.0 * c.d_model * c.n_vocab * rows.size();
+  if (hidden_tail > 0) {
+    const int tail = std::min(hidden_tail, n);
+    out.final_hidden.resize(static_cast<size_t>(tail) * c.d_model);
+    kernels::rmsnorm(a.hidden.data() + static_cast<int64_t>(n - tail) * c.d_model,
+                     w_.output_norm.data(), tail, c.d_model, c.rms_eps, out.final_hidden.data());
+  }
   lap.to(st.seconds.lm_head);
   return out;
 }

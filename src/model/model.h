@@ -105,6 +105,9 @@ using PrefillProgressFn = std::function<void(const PrefillProgress&)>;
 
 struct PrefillOutput {
   std::vector<float> logits;  // [rows, V] for the requested rows (default: the last token)
+  // [tail, D] the last `hidden_tail` live tokens' final hidden states after the output norm
+  // (what the LM head reads), oldest first; empty unless asked for (TSP calibration, Eq. 3).
+  std::vector<float> final_hidden;
   PrefillStats stats;
 };
 
@@ -128,9 +131,11 @@ class Model {
   // logit_rows: indices into the prompt (0..N-1) whose logits are wanted; only valid while all
   // tokens stay live (the full policy). Empty = the last prompt token only.
   // progress: called after every layer of every pass (may be empty).
+  // hidden_tail: how many of the last live tokens' final (normed) hidden states to return in
+  // PrefillOutput::final_hidden (at most the live count); 0 = none.
   PrefillOutput prefill(const std::vector<int32_t>& tokens, CompressionMethod& policy, KVCache& cache,
                         const std::vector<int>& logit_rows = {},
-                        const PrefillProgressFn& progress = {}) const;
+                        const PrefillProgressFn& progress = {}, int hidden_tail = 0) const;
 
   // One token at original position `pos` against the cache (which it is appended to first).
   // Returns [V] logits.
@@ -142,6 +147,11 @@ class Model {
   // layer, causal attention (Q·Kᵀ and P·V), the LM head for the last token. The denominator of
   // a method's predicted speedup.
   double full_prefill_flops(int n) const;
+  // FLOPs of a prefill whose layer i runs live[i] tokens ([L]): projections and MLP of every
+  // live token, causal attention among a layer's live tokens, the LM head for one token. A
+  // method's own scoring is not counted (under 1% for window scoring). full_prefill_flops(n) is
+  // prefill_flops({n, n, ..., n}).
+  double prefill_flops(const std::vector<int>& live) const;
   // Weight bytes one decode step reads: every linear layer, the LM head, the norms and one
   // embedding row.
   int64_t decode_weight_bytes() const;

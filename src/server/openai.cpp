@@ -211,6 +211,7 @@ void parse_kv_compression(const json& body, const MethodDefaults& d, CompletionR
   if (kv->is_string()) {  // shorthand: "kv_compression": "fastkv" (that method's defaults)
     r.method = kv->get<std::string>();
     if (r.method != d.method) r.options.clear();
+    (void)apply_calibration(d.calibration, r.method, r.options);
     return;
   }
   if (!kv->is_object()) throw wrong_type("kv_compression", "an object or a method name", *kv);
@@ -232,6 +233,7 @@ void parse_kv_compression(const json& body, const MethodDefaults& d, CompletionR
     r.options.clear();
   }
   for (auto& [k, v] : given) r.options[k] = v;
+  (void)apply_calibration(d.calibration, r.method, r.options);
   r.options = typed(r.method, r.options);
 }
 

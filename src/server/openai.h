@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "method/method.h"
+#include "runtime/tsp_calibration.h"
 #include "runtime/chat_template.h"
 #include "runtime/session.h"
 
@@ -53,6 +54,9 @@ enum class Endpoint { kCompletions, kChat };
 struct MethodDefaults {
   std::string method = "full";
   MethodOptions options;
+  // The model's calibrated TSP layer (runtime/tsp_calibration.h): a request for fastkv that
+  // gives no tsp_layer runs it.
+  std::optional<TspCalibration> calibration;
 };
 
 // Generation length when a request gives no max_tokens: OpenAI's 16 for completions; chat

@@ -172,7 +172,7 @@ TEST(ServerParse, KvCompressionValuesBecomeOptionText) {
 }
 
 TEST(ServerParse, KvCompressionStartsFromTheServersMethod) {
-  MethodDefaults d{"fastkv", {{"retain_rate", "0.2"}, {"tsp_rate", "0.4"}}};
+  MethodDefaults d{"fastkv", {{"retain_rate", "0.2"}, {"tsp_rate", "0.4"}}, std::nullopt};
   // No kv_compression: the server's method and options.
   CompletionRequest r = parse({{"prompt", "x"}}, Endpoint::kCompletions, d);
   EXPECT_EQ(r.method, "fastkv");
@@ -188,6 +188,29 @@ TEST(ServerParse, KvCompressionStartsFromTheServersMethod) {
   // Another method: only the request's options.
   r = parse({{"prompt", "x"}, {"kv_compression", {{"method", "full"}}}}, Endpoint::kCompletions, d);
   EXPECT_EQ(r.method, "full");
+  EXPECT_TRUE(r.options.empty());
+}
+
+// A calibrated TSP layer (MODEL.fastkv.json) reaches requests for fastkv that give no layer.
+TEST(ServerParse, KvCompressionTakesTheCalibratedTspLayer) {
+  TspCalibration cal;
+  cal.n_layer = 30;
+  cal.tsp_layer = 19;
+  cal.tsp_rate = 0.25;
+  MethodDefaults d{"full", {}, cal};
+  CompletionRequest r = parse({{"prompt", "x"}}, Endpoint::kCompletions, d);
+  EXPECT_EQ(r.method, "full");
+  EXPECT_TRUE(r.options.empty());
+  r = parse({{"prompt", "x"}, {"kv_compression", "fastkv"}}, Endpoint::kCompletions, d);
+  EXPECT_EQ(r.options, (OptionValues{{"tsp_layer", int64_t{19}}, {"tsp_rate", 0.25}}));
+  r = parse({{"prompt", "x"}, {"kv_compression", {{"method", "fastkv"}, {"tsp_rate", 0.3}}}},
+            Endpoint::kCompletions, d);
+  EXPECT_EQ(r.options, (OptionValues{{"tsp_layer", int64_t{19}}, {"tsp_rate", 0.3}}));
+  r = parse({{"prompt", "x"}, {"kv_compression", {{"method", "fastkv"}, {"tsp_layer", 3}}}},
+            Endpoint::kCompletions, d);
+  EXPECT_EQ(r.options, (OptionValues{{"tsp_layer", int64_t{3}}}));
+  r = parse({{"prompt", "x"}, {"kv_compression", {{"method", "snapkv"}}}}, Endpoint::kCompletions,
+            d);
   EXPECT_TRUE(r.options.empty());
 }
 

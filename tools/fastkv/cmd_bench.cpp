@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "method/method_list.h"
 #include "backend_flag.h"
+#include "calibration_file.h"
 #include "int_list_flag.h"
 #include "method_options.h"
 #include "model/model.h"
@@ -56,6 +57,8 @@ void run(BenchFlags& f) {
     }
   }
   std::vector<std::string> notes;
+  apply_calibration_to_list(load_calibration(f.model, model->config().n_layer), s.methods,
+                            f.method.options);
   resolve_methods(s.methods, f.method.options, model->config().n_layer, &notes);
   for (const std::string& n : notes) std::fprintf(stderr, "note: %s\n", n.c_str());
 

@@ -19,6 +19,7 @@
 #include "eval/ruler.h"
 #include "eval/task.h"
 #include "backend_flag.h"
+#include "calibration_file.h"
 #include "int_list_flag.h"
 #include "method_options.h"
 #include "model/model.h"
@@ -81,6 +82,8 @@ void run(EvalFlags& f) {
   auto model = Model::load(f.model, load);
   model->require_tokenizer();
   std::vector<std::string> notes;
+  apply_calibration_to_list(load_calibration(f.model, model->config().n_layer), methods,
+                            f.method.options);
   resolve_methods(methods, f.method.options, model->config().n_layer, &notes);
   for (const std::string& n : notes) std::fprintf(stderr, "note: %s\n", n.c_str());
 

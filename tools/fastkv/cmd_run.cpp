@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "common/error.h"
 #include "backend_flag.h"
+#include "calibration_file.h"
 #include "method_options.h"
 #include "prefill_progress.h"
 #include "text_input.h"
@@ -83,9 +84,13 @@ void run(RunFlags& f) {
   load.backend = backend;
   auto model = Model::load(f.model, load);
   const Tokenizer& tok = model->require_tokenizer();
+  // The calibrated TSP layer (MODEL.fastkv.json) where --tsp-layer is not given.
+  const TspLayerSource tsp_source = apply_calibration(
+      load_calibration(f.model, model->config().n_layer), f.method.method, f.method.options);
   // Validate the method before the (possibly long) tokenisation and prefill.
   auto policy = MethodRegistry::instance().create(f.method.method, f.method.options,
                                                   model->config().n_layer);
+  const std::string tsp_text = describe_tsp_layer(*policy, tsp_source);
   if (const std::string w = context_warning(*model, f.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   }
@@ -131,7 +136,8 @@ void run(RunFlags& f) {
                model->config().n_layer);
   std::fprintf(stderr, "backend: %s%s\n", backend_name.c_str(),
                f.backend == "auto" ? " (auto)" : "");
-  std::fprintf(stderr, "method: %s\n", f.method.method.c_str());
+  std::fprintf(stderr, "method: %s%s%s\n", f.method.method.c_str(), tsp_text.empty() ? "" : ", ",
+               tsp_text.c_str());
   std::fprintf(stderr, "prompt tokens: %d\n", r.n_prompt);
   std::fprintf(stderr, "time to first token: %.1f ms\n", r.ttft_s * 1e3);
   std::fprintf(stderr, "prefill: %.1f tokens/s\n", prefill_tps);
@@ -158,6 +164,9 @@ void run(RunFlags& f) {
     j["backend"] = backend_name;
     j["method"] = f.method.method;
     j["options"] = f.method.options;
+    if (tsp_source != TspLayerSource::kNotFastKV) {
+      j["tsp_layer_source"] = tsp_layer_source_name(tsp_source);
+    }
     j["prompt_tokens"] = r.n_prompt;
     j["generated_ids"] = r.tokens;
     j["text"] = r.text;

@@ -12,6 +12,7 @@
 #include "commands.h"
 #include "common/error.h"
 #include "backend_flag.h"
+#include "calibration_file.h"
 #include "method_options.h"
 #include "model/model.h"
 #include "runtime/context.h"
@@ -32,7 +33,8 @@ void serve(ServeFlags& f) {
   if (f.opts.port < 0 || f.opts.port > 65535)
     fail("--port must be in [0, 65535], got ", f.opts.port);
   f.method.collect();
-  f.opts.defaults = {f.method.method, f.method.options};
+  f.opts.defaults.method = f.method.method;
+  f.opts.defaults.options = f.method.options;
   f.opts.model_id = f.alias.empty() ? std::filesystem::path(f.model).stem().string() : f.alias;
 
   // A client that disconnects must not kill the server with SIGPIPE; a failed write is
@@ -48,6 +50,11 @@ void serve(ServeFlags& f) {
   LoadOptions load;
   load.backend = parse_backend(f.backend);
   auto model = Model::load(f.model, load);
+  // The calibrated TSP layer (MODEL.fastkv.json): the server's own fastkv default where
+  // --tsp-layer is not given, and every request that asks for fastkv without a tsp_layer.
+  f.opts.defaults.calibration = load_calibration(f.model, model->config().n_layer);
+  (void)apply_calibration(f.opts.defaults.calibration, f.opts.defaults.method,
+                          f.opts.defaults.options);
   if (const std::string w = context_warning(*model, f.opts.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   }

@@ -13,5 +13,6 @@ void register_eval(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_bench(CLI::App& app);
+void register_calibrate(CLI::App& app);
 
 }  // namespace fastkv::cli

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   fastkv::cli::register_serve(app);
   fastkv::cli::register_synth(app);
   fastkv::cli::register_bench(app);
+  fastkv::cli::register_calibrate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,270 @@
+#include "eval/calibrate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "cache/kv_cache.h"
+#include "common/error.h"
+#include "eval/ruler.h"
+
+namespace fastkv::eval {
+
+namespace {
+
+// The tasks whose haystacks are generated without essay files.
+const std::vector<std::string>& calibration_tasks() {
+  static const std::vector<std::string> t = {"niah_single_1", "niah_multikey_2", "vt",
+                                             "niah_multikey_3", "fwe"};
+  return t;
+}
+
+std::vector<int32_t> encode_prompt(const Model& model, const std::string& text) {
+  return model.require_tokenizer().encode(text, /*add_special=*/true, /*parse_special=*/false);
+}
+
+// argmax of one row of logits.
+int32_t argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+struct Run {
+  std::vector<float> hidden;  // [tail, D]
+  int32_t next = 0;
+};
+
+Run run_once(const Model& model, const std::vector<int32_t>& tokens, CompressionMethod& method,
+             int tail) {
+  KVCache cache;
+  PrefillOutput out = model.prefill(tokens, method, cache, {}, {}, tail);
+  return {std::move(out.final_hidden), argmax(out.logits)};
+}
+
+}  // namespace
+
+std::vector<CalibrationText> generated_calibration_texts(const Model& model, int ctx, int samples,
+                                                         uint64_t seed) {
+  if (ctx < 64) fail("calibration texts need at least 64 tokens, got --ctx ", ctx);
+  if (samples < 1) fail("--samples must be >= 1, got ", samples);
+  RulerGenerator gen("", seed);
+  auto count = [&](const RulerExample& e) {
+    return static_cast<int>(encode_prompt(model, e.input()).size());
+  };
+  // The tasks whose smallest example fits in ctx tokens (a small context or a tokenizer with
+  // short tokens leaves out the long templates, e.g. vt's).
+  std::vector<std::string> tasks;
+  for (const std::string& task : calibration_tasks()) {
+    try {
+      (void)gen.generate(task, ctx + ruler_max_new_tokens(task), 0, count);
+      tasks.push_back(task);
+    } catch (const Error&) {
+    }
+  }
+  if (tasks.empty()) {
+    fail("no calibration task fits in ", ctx, " tokens; raise --ctx or give -f/--data texts");
+  }
+  std::vector<CalibrationText> out;
+  for (int i = 0; i < samples; ++i) {
+    const std::string& task = tasks[i % tasks.size()];
+    const int index = i / static_cast<int>(tasks.size());
+    // No tokens are generated here: the whole length goes to the prompt (generate() keeps
+    // room for the task's answer, so that room is added).
+    const RulerExample e = gen.generate(task, ctx + ruler_max_new_tokens(task), index, count);
+    out.push_back({cat(task, "#", index), encode_prompt(model, e.input())});
+  }
+  return out;
+}
+
+std::vector<CalibrationText> file_calibration_texts(const Model& model,
+                                                    const std::vector<std::string>& files,
+                                                    int ctx) {
+  if (ctx < 64) fail("calibration texts need at least 64 tokens, got --ctx ", ctx);
+  std::vector<CalibrationText> out;
+  for (const std::string& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) fail(f, ": cannot read the calibration text");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    const std::string text = ss.str();
+    if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
+      fail(f, ": the calibration text is empty");
+    }
+    std::vector<int32_t> tokens = encode_prompt(model, text);
+    if (static_cast<int>(tokens.size()) > ctx) tokens.resize(ctx);
+    out.push_back({std::filesystem::path(f).filename().string(), std::move(tokens)});
+  }
+  return out;
+}
+
+CalibrationResult calibrate_tsp(const Model& model, const std::vector<CalibrationText>& texts,
+                                const CalibrateSettings& settings,
+                                const CalibrateProgressFn& progress) {
+  const int L = model.config().n_layer;
+  if (L < 2) fail("calibration needs a model with at least 2 layers, this one has ", L);
+  if (texts.empty()) fail("calibration needs at least one text");
+  if (settings.rates.empty()) fail("calibration needs at least one --tsp-rate");
+  for (double r : settings.rates) {
+    if (!(r > 0 && r <= 1)) fail("--tsp-rate values must be in (0, 1], got ", r);
+  }
+  if (!(settings.min_speedup > 0)) fail("--min-speedup must be > 0, got ", settings.min_speedup);
+  for (int l : settings.layers) {
+    if (l < 0 || l > L - 2) fail("--layers: ", l, " is not in [0, ", L - 2, "] for this model");
+  }
+  const int w = settings.base.window;
+  CalibrationResult res;
+  res.default_layer = std::max(0, L / 2 - 1);
+  int64_t total_tokens = 0;
+  for (const CalibrationText& t : texts) {
+    // TSP needs n > T >= w + 1 at the smallest rate.
+    const double r_min = *std::min_element(settings.rates.begin(), settings.rates.end());
+    FastKVConfig probe = settings.base;
+    probe.tsp_rate = r_min;
+    const int T = probe.tsp_target(static_cast<int>(t.tokens.size()));
+    if (T < w + 1) {
+      fail("calibration text '", t.name, "' has ", t.tokens.size(),
+           " tokens: too short for TSP at rate ", r_min, " (needs int(N × rate) > window ", w,
+           ")");
+    }
+    total_tokens += static_cast<int64_t>(t.tokens.size());
+    res.texts.push_back(t.name);
+  }
+  res.mean_tokens = static_cast<int>(total_tokens / static_cast<int64_t>(texts.size()));
+
+  // Every (rate, layer) with its predicted speedup; the candidates are marked measured.
+  const double full_flops = model.full_prefill_flops(res.mean_tokens);
+  for (double r : settings.rates) {
+    FastKVConfig c = settings.base;
+    c.tsp_rate = r;
+    const int T = c.tsp_target(res.mean_tokens);
+    for (int l = 0; l <= L - 2; ++l) {
+      CalibrationRow row;
+      row.layer = l;
+      row.rate = r;
+      std::vector<int> live(L, res.mean_tokens);
+      for (int i = l + 1; i < L; ++i) live[i] = T;
+      row.predicted_speedup = full_flops / model.prefill_flops(live);
+      row.eligible = row.predicted_speedup >= settings.min_speedup;
+      // The default layer is always measured: the table shows what calibration gains.
+      row.measured = settings.layers.empty()
+                         ? row.eligible || l == res.default_layer
+                         : std::find(settings.layers.begin(), settings.layers.end(), l) !=
+                               settings.layers.end();
+      res.rows.push_back(row);
+    }
+  }
+  const int candidates = static_cast<int>(
+      std::count_if(res.rows.begin(), res.rows.end(), [](const CalibrationRow& r) {
+        return r.measured;
+      }));
+  if (candidates == 0) {
+    fail("no TSP layer is predicted to be ", settings.min_speedup,
+         "x faster than the full prefill at rate(s) given; lower --min-speedup or --tsp-rate");
+  }
+
+  const int total = static_cast<int>(texts.size()) * (1 + candidates);
+  int done = 0;
+  std::vector<double> agree(res.rows.size(), 0.0);
+  for (const CalibrationText& t : texts) {
+    if (progress) progress(done, total, cat(t.name, ": full"));
+    FullMethod full;
+    const Run ref = run_once(model, t.tokens, full, w);
+    ++done;
+    double ref_norm = 0;
+    for (float x : ref.hidden) ref_norm += static_cast<double>(x) * x;
+    if (!(ref_norm > 0)) fail("calibration text '", t.name, "': the full model's hidden state is zero");
+    for (size_t i = 0; i < res.rows.size(); ++i) {
+      CalibrationRow& row = res.rows[i];
+      if (!row.measured) continue;
+      if (progress) progress(done, total, cat(t.name, ": layer ", row.layer, " rate ", row.rate));
+      FastKVConfig c = settings.base;
+      c.tsp_layer = row.layer;
+      c.tsp_rate = row.rate;
+      c.kv_budget = 0;
+      c.tsp_len = 0;
+      c.retain_rate = std::min(c.retain_rate, row.rate);
+      c.validate(L);
+      FastKVMethod method(c);
+      const Run got = run_once(model, t.tokens, method, w);
+      ++done;
+      if (got.hidden.size() != ref.hidden.size()) {
+        fail("calibration: layer ", row.layer, " did not keep the last ", w, " tokens");
+      }
+      double diff = 0;
+      for (size_t k = 0; k < got.hidden.size(); ++k) {
+        const double e = static_cast<double>(got.hidden[k]) - ref.hidden[k];
+        diff += e * e;
+      }
+      const double err = diff / ref_norm;
+      row.error += err / static_cast<double>(texts.size());
+      row.error_max = std::max(row.error_max, err);
+      agree[i] += got.next == ref.next ? 1.0 : 0.0;
+    }
+  }
+  for (size_t i = 0; i < res.rows.size(); ++i) {
+    CalibrationRow& row = res.rows[i];
+    if (!row.measured) continue;
+    row.next_token_agreement = agree[i] / static_cast<double>(texts.size());
+    if (!row.eligible) continue;
+    if (res.chosen < 0 || row.error < res.rows[res.chosen].error) res.chosen = static_cast<int>(i);
+  }
+  if (res.chosen < 0) {
+    fail("none of the measured layers is predicted to be ", settings.min_speedup,
+         "x faster than the full prefill; measure other --layers or lower --min-speedup");
+  }
+  return res;
+}
+
+nlohmann::json CalibrationResult::to_json() const {
+  nlohmann::json j;
+  j["default_layer"] = default_layer;
+  j["mean_tokens"] = mean_tokens;
+  j["texts"] = texts;
+  nlohmann::json rows_j = nlohmann::json::array();
+  for (const CalibrationRow& r : rows) {
+    nlohmann::json o;
+    o["layer"] = r.layer;
+    o["tsp_rate"] = r.rate;
+    o["predicted_speedup"] = r.predicted_speedup;
+    o["eligible"] = r.eligible;
+    if (r.measured) {
+      o["error"] = r.error;
+      o["error_max"] = r.error_max;
+      o["next_token_agreement"] = r.next_token_agreement;
+    }
+    rows_j.push_back(o);
+  }
+  j["rows"] = rows_j;
+  if (chosen >= 0) {
+    j["chosen"] = {{"layer", choice().layer}, {"tsp_rate", choice().rate}};
+  }
+  return j;
+}
+
+std::string format_calibration_table(const CalibrationResult& r) {
+  std::string out = "layer  tsp_rate  predicted speedup  error (Eq. 3)  worst text  next token\n";
+  out += "----------------------------------------------------------------------------\n";
+  char buf[256];
+  for (size_t i = 0; i < r.rows.size(); ++i) {
+    const CalibrationRow& row = r.rows[i];
+    std::string mark;
+    if (static_cast<int>(i) == r.chosen) mark += "  <- chosen";
+    if (row.layer == r.default_layer && (r.chosen < 0 || row.rate == r.choice().rate)) {
+      mark += "  (default layer)";
+    }
+    if (row.measured) {
+      std::snprintf(buf, sizeof buf, "%5d  %8.3g  %16.2fx  %13.4g  %10.4g  %9.0f%%%s\n", row.layer,
+                    row.rate, row.predicted_speedup, row.error, row.error_max,
+                    100.0 * row.next_token_agreement, mark.c_str());
+    } else {
+      std::snprintf(buf, sizeof buf, "%5d  %8.3g  %16.2fx  %13s  %10s  %10s%s\n", row.layer,
+                    row.rate, row.predicted_speedup, "-", "-", "-", mark.c_str());
+    }
+    out += buf;
+  }
+  return out;
+}
+
+}  // namespace fastkv::eval
