@@ -274,5 +274,26 @@ TEST_F(CliDumpSelection, FullKeepsEverythingAndPropagatesNothing) {
   EXPECT_GE(d["top_logits"][1]["logit"].get<double>(), d["top_logits"][2]["logit"].get<double>());
 }
 
+
+// Constant mode as the authors run it: a TSP layer with fewer live tokens than --kv-budget
+// propagates every token (docs/fastkv.md), so the dump has no propagated entry; at a budget
+// below N it has one of --tsp-len positions.
+TEST_F(CliDumpSelection, ConstantModePropagatesOnlyWhenThePromptReachesTheBudget) {
+  const std::string m = "run -m " + shell_quote(stories()) + " -p " + shell_quote(long_prompt()) +
+                        " -n 1 --method fastkv --tsp-len 128 --dump-selection ";
+  const std::string below = dir_ + "/below.json", above = dir_ + "/above.json";
+  CommandResult r = run_fastkv(m + shell_quote(below) + " --kv-budget 1000");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const nlohmann::json b = read_json(below);
+  ASSERT_LT(b["n_prompt"].get<int>(), 1000);
+  EXPECT_EQ(b["propagated"], nlohmann::json::array());
+  r = run_fastkv(m + shell_quote(above) + " --kv-budget 64");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const nlohmann::json a = read_json(above);
+  ASSERT_EQ(a["propagated"].size(), 1u);
+  EXPECT_EQ(a["propagated"][0]["positions"].size(), 128u);
+  for (const nlohmann::json& head : a["kept"][0]) EXPECT_EQ(head.size(), 64u);
+}
+
 }  // namespace
 }  // namespace fastkv
