@@ -23,7 +23,9 @@ using test::CommandResult;
 using test::run_fastkv;
 using test::shell_quote;
 
-std::string stories() { return test::shared_path("models/stories260K.gguf"); }
+std::string stories() {
+  return test::shared_path("models/stories260K.gguf");
+}
 
 std::string describe(const CommandResult& r) {
   return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
@@ -65,8 +67,8 @@ class CliIds : public ::testing::Test {
 
   // The ids `fastkv tokenize --ids` gives for `text` (BOS included, as `run -p` adds it).
   std::vector<int32_t> tokenize(const std::string& text) {
-    CommandResult r = run_fastkv("tokenize " + shell_quote(stories()) + " " + shell_quote(text) +
-                                 " --ids");
+    CommandResult r =
+        run_fastkv("tokenize " + shell_quote(stories()) + " " + shell_quote(text) + " --ids");
     EXPECT_EQ(r.exit_code, 0) << describe(r);
     return nlohmann::json::parse(r.out).get<std::vector<int32_t>>();
   }
@@ -123,19 +125,31 @@ TEST_F(CliIds, BadIdsExitOneWithOneErrorLine) {
   const std::string no_key = write_file("nokey.json", "{\"tokens\": [1, 2]}");
   const std::string outside = write_file("outside.json", "{\"ids\": [1, 512]}");
   const std::string scalar = write_file("scalar.json", "7");
-  for (const std::string& args : {
-           m + "--ids ''", m + "--ids ' '", m + "--ids '[]'", m + "--ids 1,,2", m + "--ids 1,2,",
-           m + "--ids abc", m + "--ids 1,x", m + "--ids 2.5", m + "--ids ' -3'",
-           m + "--ids 512",  // stories260K has 512 tokens: ids lie in [0, 512)
-           m + "--ids 1,99999999999", m + "--ids 1,2 --chat", m + "--ids 1 -p 'Once'",
-           m + "--ids 1 --ids-file " + shell_quote(empty_array),
-           m + "--ids-file " + shell_quote(empty_array), m + "--ids-file " + shell_quote(floats),
-           m + "--ids-file " + shell_quote(strings), m + "--ids-file " + shell_quote(broken),
-           m + "--ids-file " + shell_quote(no_key), m + "--ids-file " + shell_quote(outside),
-           m + "--ids-file " + shell_quote(scalar),
-           m + "--ids-file " + shell_quote(dir_ + "/missing.json"),
-           m + "--ids 1 --dump-top-k 0 --dump-selection " + shell_quote(dir_ + "/d.json"),
-           m + "--ids 1 --dump-top-k 3"}) {
+  for (const std::string& args :
+       {m + "--ids ''",
+        m + "--ids ' '",
+        m + "--ids '[]'",
+        m + "--ids 1,,2",
+        m + "--ids 1,2,",
+        m + "--ids abc",
+        m + "--ids 1,x",
+        m + "--ids 2.5",
+        m + "--ids ' -3'",
+        m + "--ids 512",  // stories260K has 512 tokens: ids lie in [0, 512)
+        m + "--ids 1,99999999999",
+        m + "--ids 1,2 --chat",
+        m + "--ids 1 -p 'Once'",
+        m + "--ids 1 --ids-file " + shell_quote(empty_array),
+        m + "--ids-file " + shell_quote(empty_array),
+        m + "--ids-file " + shell_quote(floats),
+        m + "--ids-file " + shell_quote(strings),
+        m + "--ids-file " + shell_quote(broken),
+        m + "--ids-file " + shell_quote(no_key),
+        m + "--ids-file " + shell_quote(outside),
+        m + "--ids-file " + shell_quote(scalar),
+        m + "--ids-file " + shell_quote(dir_ + "/missing.json"),
+        m + "--ids 1 --dump-top-k 0 --dump-selection " + shell_quote(dir_ + "/d.json"),
+        m + "--ids 1 --dump-top-k 3"}) {
     CommandResult r = run_fastkv(args);
     EXPECT_EQ(r.exit_code, 1) << args << "\n" << describe(r);
     EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << args << "\n" << describe(r);
@@ -164,9 +178,9 @@ TEST_F(CliIds, ModelWithoutTokenizerPrintsGeneratedIds) {
   w.write(no_tok);
   const std::string ids = comma_list(tokenize("Once upon a time"));
   const std::string json = dir_ + "/r.json";
-  CommandResult ref = run_fastkv("run -m " + shell_quote(stories()) + " --ids " + ids +
-                                 " -n 12 --temp 0 --backend f32 --ignore-eos --json " +
-                                 shell_quote(json));
+  CommandResult ref =
+      run_fastkv("run -m " + shell_quote(stories()) + " --ids " + ids +
+                 " -n 12 --temp 0 --backend f32 --ignore-eos --json " + shell_quote(json));
   ASSERT_EQ(ref.exit_code, 0) << describe(ref);
   const auto want = read_json(json)["generated_ids"].get<std::vector<int32_t>>();
   ASSERT_EQ(want.size(), 12u);
@@ -184,7 +198,9 @@ TEST_F(CliIds, ModelWithoutTokenizerPrintsGeneratedIds) {
 // (T = int(N × 0.2) >= window + 1).
 std::string long_prompt() {
   std::string p;
-  for (int i = 0; i < 12; ++i) p += "Once upon a time there was a little girl named Lily. She loved to play outside in the park. ";
+  for (int i = 0; i < 12; ++i)
+    p += "Once upon a time there was a little girl named Lily. She loved to play outside in the "
+         "park. ";
   return p;
 }
 
@@ -192,10 +208,10 @@ class CliDumpSelection : public CliIds {};
 
 TEST_F(CliDumpSelection, FastKVPropagatedAndKeptAgreeWithTheStatistics) {
   const std::string dump = dir_ + "/d.json", json = dir_ + "/r.json";
-  CommandResult r = run_fastkv("run -m " + shell_quote(stories()) + " -p " +
-                               shell_quote(long_prompt()) +
-                               " -n 4 --temp 0 --method fastkv --json " + shell_quote(json) +
-                               " --dump-selection " + shell_quote(dump));
+  CommandResult r =
+      run_fastkv("run -m " + shell_quote(stories()) + " -p " + shell_quote(long_prompt()) +
+                 " -n 4 --temp 0 --method fastkv --json " + shell_quote(json) +
+                 " --dump-selection " + shell_quote(dump));
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const nlohmann::json d = read_json(dump), j = read_json(json);
   const int N = d["n_prompt"];
@@ -209,8 +225,7 @@ TEST_F(CliDumpSelection, FastKVPropagatedAndKeptAgreeWithTheStatistics) {
   const nlohmann::json& step = d["propagated"][0];
   const auto pos = step["positions"].get<std::vector<int32_t>>();
   EXPECT_EQ(static_cast<long>(pos.size()), j["propagated"].get<long>());
-  EXPECT_EQ(static_cast<long>(pos.size()),
-            stat(r.err, "tokens propagated to the last layer: "));
+  EXPECT_EQ(static_cast<long>(pos.size()), stat(r.err, "tokens propagated to the last layer: "));
   EXPECT_LT(static_cast<int>(pos.size()), N);
   EXPECT_EQ(step["restart"], false);
   EXPECT_TRUE(std::is_sorted(pos.begin(), pos.end()));
@@ -254,8 +269,8 @@ TEST_F(CliDumpSelection, FullKeepsEverythingAndPropagatesNothing) {
   const std::vector<int32_t> ids = tokenize(long_prompt());
   const std::string dump = dir_ + "/d.json", json = dir_ + "/r.json";
   CommandResult r = run_fastkv("run -m " + shell_quote(stories()) + " --ids " + comma_list(ids) +
-                               " -n 3 --temp 0 --json " + shell_quote(json) +
-                               " --dump-selection " + shell_quote(dump) + " --dump-top-k 3");
+                               " -n 3 --temp 0 --json " + shell_quote(json) + " --dump-selection " +
+                               shell_quote(dump) + " --dump-top-k 3");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
   const nlohmann::json d = read_json(dump), j = read_json(json);
   EXPECT_EQ(d["method"], "full");
@@ -273,7 +288,6 @@ TEST_F(CliDumpSelection, FullKeepsEverythingAndPropagatesNothing) {
   EXPECT_GE(d["top_logits"][0]["logit"].get<double>(), d["top_logits"][1]["logit"].get<double>());
   EXPECT_GE(d["top_logits"][1]["logit"].get<double>(), d["top_logits"][2]["logit"].get<double>());
 }
-
 
 // Constant mode as the authors run it: a TSP layer with fewer live tokens than --kv-budget
 // propagates every token (docs/fastkv.md), so the dump has no propagated entry; at a budget

@@ -24,7 +24,7 @@ struct SelectionDumpInput {
   std::string backend;
   std::string method;
   MethodOptions options;
-  std::vector<int32_t> prompt;      // [N] the ids the prefill ran on
+  std::vector<int32_t> prompt;  // [N] the ids the prefill ran on
   const PrefillStats* stats = nullptr;
   // The session's cache, after the prefill (rows at positions >= stats->next_position, which
   // decoding appended, are left out, so it may also be read after generation).

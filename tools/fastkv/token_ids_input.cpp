@@ -65,7 +65,8 @@ std::vector<int32_t> parse_ids_json(const std::string& json_text, const std::str
   for (size_t i = 0; i < j.size(); ++i) {
     const nlohmann::json& v = j[i];
     if (!v.is_number_integer()) {
-      fail(source, ": entry ", i, " (", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+      fail(source, ": entry ", i, " (",
+           v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
            ") is not an integer token id");
     }
     if (v.is_number_unsigned() ? v.get<uint64_t>() > static_cast<uint64_t>(kMaxId)
