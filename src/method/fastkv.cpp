@@ -105,7 +105,9 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
   const int capacity = cfg.layer_capacity(n, retain);
   const int T = cfg.tsp_target(n_prompt);
   const bool compress = n > capacity && capacity >= w + 1;
-  const bool propagate = is_tsp_layer && n > T && T >= w + 1;
+  // As the authors' update_kv: a layer with fewer live tokens than C returns before both steps
+  // (only possible in constant mode; proportional C = int(n × ρ) <= n).
+  const bool propagate = is_tsp_layer && n >= capacity && n > T && T >= w + 1;
   r.capacity = compress ? capacity : n;
   if (!compress && !propagate) {
     r.keep.assign(G, all_indices(n));
@@ -132,7 +134,8 @@ int FastKVMethod::capacity(const LayerInput& in) const {
 
 bool FastKVMethod::propagates(const LayerInput& in) const {
   const int T = cfg_.tsp_target(in.n_prompt);
-  return cfg_.tsp_enabled() && in.layer == cfg_.tsp_layer && in.n > T && T >= cfg_.window + 1;
+  return cfg_.tsp_enabled() && in.layer == cfg_.tsp_layer && in.n >= capacity(in) && in.n > T &&
+         T >= cfg_.window + 1;
 }
 
 KeyScores FastKVMethod::score(const LayerInput& in) {

@@ -6,7 +6,12 @@
 //     C = int(n × ρ_i) (ρ_i = retain_rate up to the TSP layer, retain_rate / tsp_rate after) or
 //     C = kv_budget (constant mode); nothing is dropped when n <= C or C < w + 1.
 //   at the TSP layer, after the whole block: T = int(N × tsp_rate) (or tsp_len); the live set
-//     becomes the top (T - w) tokens by the sum of all KV heads' scores + the last w, sorted.
+//     becomes the top (T - w) tokens by the sum of all KV heads' scores + the last w, sorted;
+//     nothing is propagated when n <= T, T < w + 1, or n < C (as the authors' update_kv, which
+//     returns before both steps when q_len < max_capacity_prompt: only in constant mode, where
+//     C = kv_budget may exceed n; proportional C = int(n × ρ_i) <= n always).
+//   Ties: kernels::topk ranks equal scores by index, lowest first, so among equal scores the
+//     earliest token is kept (in the cache and in TSP).
 #pragma once
 
 #include <optional>
@@ -81,7 +86,7 @@ class FastKVMethod : public ScorerMethod {
 
  private:
   double retain(int layer) const;           // ρ_i
-  bool propagates(const LayerInput& in) const;  // the TSP layer, with n > T >= w + 1
+  bool propagates(const LayerInput& in) const;  // the TSP layer, with n >= C, n > T >= w + 1
   FastKVConfig cfg_;
   int n_prompt_ = 0;
 };

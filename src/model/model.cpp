@@ -397,7 +397,15 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     LayerDecision dec = policy.on_layer(in);
     lap.to(sec.select);
     st.scoring_flops += static_cast<double>(dec.scoring_flops);
-    if (dec.restart) return std::move(*dec.restart);  // two-pass policies: prefill() restarts
+    if (dec.restart) {  // two-pass policies: prefill() restarts
+      PrefillStats::Propagation step{pass, l, /*restart=*/true, {}};
+      for (int32_t idx : *dec.restart) {
+        if (idx < 0 || idx >= n) fail("policy restarted with token ", idx, " of ", n);
+        step.positions.push_back(a.pos[idx]);
+      }
+      st.propagations.push_back(std::move(step));
+      return std::move(*dec.restart);
+    }
     // store cache
     store_cache(lc, dec, a, n, cache.layer(l));
     st.kept_rows.push_back(cache.layer(l).rows());
@@ -410,6 +418,9 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     if (dec.propagate) {
       if (rows_fixed) fail("logits of chosen rows need a policy that keeps every token");
       gather_live(*dec.propagate, n, c.d_model, a);
+      if (static_cast<int>(dec.propagate->size()) < n) {
+        st.propagations.push_back({pass, l, /*restart=*/false, a.pos});
+      }
       n = static_cast<int>(dec.propagate->size());
     }
     lap.to(sec.gather);

@@ -69,6 +69,17 @@ struct PrefillStats {
   double attention_flops = 0;          // 2 × multiply-adds in Q·Kᵀ and P·V
   double scoring_flops = 0;            // reported by the policy
   std::vector<int32_t> final_positions;  // [propagated] original positions of the live set
+  // Every point where a method shrank the live set, in order: after layer `layer` of pass
+  // `pass` only `positions` went on (TSP, PyramidInfer), or (restart) the prefill started again
+  // from layer 0 on `positions` alone (GemFilter: its second pass then numbers them 0..T-1).
+  // Positions are the prompt's original ones, ascending.
+  struct Propagation {
+    int pass = 0;
+    int layer = 0;
+    bool restart = false;
+    std::vector<int32_t> positions;
+  };
+  std::vector<Propagation> propagations;
   // Wall time of each step, summed over layers and passes (seconds), for `fastkv bench`:
   // where a prefill's time goes, and that selection stays a small part of it.
   struct Seconds {

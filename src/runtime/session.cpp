@@ -70,6 +70,7 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt,
   prefill(prompt, params.on_prefill_layer);
   r.prefill = stats_;
   r.kv_bytes = cache_.bytes();
+  if (params.keep_first_logits) r.first_logits = logits_;
   // With nothing to generate, the time to first token is the prefill alone (so that reports of
   // prefill speed are not zero).
   if (params.max_tokens == 0) r.ttft_s = seconds_since(t0);

@@ -23,6 +23,7 @@ struct GenerationParams {
   bool stop_at_eog = true;             // stop on EOS / end-of-turn tokens
   int ctx_size = 0;                    // 0 = the model's training context
   PrefillProgressFn on_prefill_layer;  // called after each prefill layer (may be empty)
+  bool keep_first_logits = false;      // copy the prefill's last-token logits into the result
 };
 
 struct GenerationResult {
@@ -35,6 +36,9 @@ struct GenerationResult {
   double decode_s = 0;                 // all decode steps after the first token
   int n_decode_steps = 0;
   int64_t kv_bytes = 0;                // cache bytes held at the end of prefill
+  // [V] the prefill's last-token logits (what the first token is sampled from), before any
+  // sampling transform; filled only when params.keep_first_logits, else empty.
+  std::vector<float> first_logits;
 };
 
 class Session {

@@ -190,5 +190,107 @@ TEST(FastKVSelect, SmallPromptsKeepEverything) {
   EXPECT_EQ(r.scoring_flops, 0);
 }
 
+
+// Constant mode follows the authors' update_kv, which returns before compression and TSP when a
+// layer has fewer live tokens than C (q_len < max_capacity_prompt). Random q, k (H = 4, G = 2,
+// d = 8), w = 8, T = tsp_len = 16.
+struct QK {
+  static constexpr int H = 4, G = 2, d = 8;
+  std::vector<float> q, k;
+  explicit QK(int n) : q(test::uniform(static_cast<size_t>(n) * H * d, 11)),
+                       k(test::uniform(static_cast<size_t>(n) * G * d, 12)) {}
+};
+
+FastKVConfig constant_config(int budget, int tsp_len) {
+  FastKVConfig cfg;
+  cfg.kv_budget = budget;
+  cfg.tsp_len = tsp_len;
+  cfg.tsp_layer = 0;
+  return cfg;
+}
+
+TEST(FastKVSelect, ConstantModeBelowBudgetNeitherCompressesNorPropagates) {
+  const FastKVConfig cfg = constant_config(64, 16);
+  const int n = 40;  // n < C = 64, n > T = 16
+  QK x(n);
+  FastKVLayerResult r = fastkv_select(cfg, x.q.data(), x.k.data(), n, QK::H, QK::G, QK::d, 0.1,
+                                      /*is_tsp_layer=*/true, n);
+  EXPECT_FALSE(r.dropped);
+  EXPECT_FALSE(r.tsp.has_value()) << "n < kv_budget: the authors propagate every token";
+  ASSERT_EQ(r.keep.size(), static_cast<size_t>(QK::G));
+  for (const auto& h : r.keep) EXPECT_EQ(h, all_indices(n));
+}
+
+TEST(FastKVSelect, ConstantModeAtBudgetPropagatesWithoutDropping) {
+  const FastKVConfig cfg = constant_config(64, 16);
+  const int n = 64;  // n == C: nothing dropped from the cache, but TSP runs (n > T)
+  QK x(n);
+  FastKVLayerResult r = fastkv_select(cfg, x.q.data(), x.k.data(), n, QK::H, QK::G, QK::d, 0.1,
+                                      true, n);
+  EXPECT_FALSE(r.dropped);
+  for (const auto& h : r.keep) EXPECT_EQ(h, all_indices(n));
+  ASSERT_TRUE(r.tsp.has_value());
+  EXPECT_EQ(r.tsp->size(), 16u);
+  EXPECT_TRUE(std::is_sorted(r.tsp->begin(), r.tsp->end()));
+  for (int j = n - cfg.window; j < n; ++j) {
+    EXPECT_TRUE(std::binary_search(r.tsp->begin(), r.tsp->end(), j)) << "window token " << j;
+  }
+  // Above the budget both steps run.
+  QK y(80);
+  FastKVLayerResult r2 = fastkv_select(cfg, y.q.data(), y.k.data(), 80, QK::H, QK::G, QK::d, 0.1,
+                                       true, 80);
+  EXPECT_TRUE(r2.dropped);
+  EXPECT_EQ(r2.keep[0].size(), 64u);
+  ASSERT_TRUE(r2.tsp.has_value());
+  EXPECT_EQ(r2.tsp->size(), 16u);
+}
+
+TEST(FastKVSelect, ProportionalModeStillPropagates) {
+  FastKVConfig cfg;  // retain 0.1, tsp 0.2: C = int(n × 0.1) <= n always
+  cfg.tsp_layer = 0;
+  const int n = 100;
+  QK x(n);
+  FastKVLayerResult r = fastkv_select(cfg, x.q.data(), x.k.data(), n, QK::H, QK::G, QK::d, 0.1,
+                                      true, n);
+  EXPECT_TRUE(r.dropped);
+  EXPECT_EQ(r.capacity, 10);
+  ASSERT_TRUE(r.tsp.has_value());
+  EXPECT_EQ(r.tsp->size(), 20u);
+}
+
+// The same rule through the method object the prefill runs (FastKVMethod::on_layer).
+TEST(FastKVMethodDecision, ConstantModePropagatesOnlyFromTheBudgetUp) {
+  auto p = make("fastkv", {{"kv_budget", "64"}, {"tsp_len", "16"}, {"tsp_layer", "0"}}, 2);
+  auto decide = [&](int n) {
+    QK x(n);
+    std::vector<int32_t> pos = all_indices(n);
+    p->begin(n, 2);
+    LayerInput in{0, 2, n, n, QK::H, QK::G, QK::d, x.q.data(), x.k.data(), x.k.data(), pos.data()};
+    return p->on_layer(in);
+  };
+  LayerDecision below = decide(40);
+  EXPECT_FALSE(below.propagate.has_value());
+  EXPECT_TRUE(below.keep_all);
+  EXPECT_EQ(below.scoring_flops, 0) << "nothing to score below the budget";
+  LayerDecision at = decide(64);
+  EXPECT_TRUE(at.keep_all);
+  ASSERT_TRUE(at.propagate.has_value());
+  EXPECT_EQ(at.propagate->size(), 16u);
+  LayerDecision above = decide(80);
+  EXPECT_FALSE(above.keep_all);
+  ASSERT_TRUE(above.propagate.has_value());
+  EXPECT_EQ(above.propagate->size(), 16u);
+  // Proportional mode as before: n = 40, C = int(40 × 0.1) = 4 < w + 1 (nothing dropped),
+  // T = int(40 × 0.2) = 8 tokens go on.
+  auto prop = make("fastkv", {{"tsp_layer", "0"}, {"window", "4"}}, 2);
+  QK x(40);
+  std::vector<int32_t> pos = all_indices(40);
+  prop->begin(40, 2);
+  LayerInput in{0, 2, 40, 40, QK::H, QK::G, QK::d, x.q.data(), x.k.data(), x.k.data(), pos.data()};
+  LayerDecision d = prop->on_layer(in);
+  ASSERT_TRUE(d.propagate.has_value());
+  EXPECT_EQ(d.propagate->size(), 8u);
+}
+
 }  // namespace
 }  // namespace fastkv

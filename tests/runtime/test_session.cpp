@@ -299,5 +299,71 @@ TEST_F(SessionTest, EosStopsWithFinishReasonStop) {
   fs::remove_all(fs::path(path).parent_path());
 }
 
+
+// first_logits: the prefill's last-token logits, only when asked for; asking changes nothing
+// else.
+TEST_F(SessionTest, FirstLogitsOnlyWhenAskedAndEqualToThePrefills) {
+  const std::vector<int32_t> prompt = encode(kPrompt);
+  Session plain(*model_, nullptr);
+  GenerationResult a = plain.generate(prompt, greedy(6));
+  EXPECT_TRUE(a.first_logits.empty());
+  Session asked(*model_, nullptr);
+  GenerationParams gp = greedy(6);
+  gp.keep_first_logits = true;
+  GenerationResult b = asked.generate(prompt, gp);
+  EXPECT_EQ(b.tokens, a.tokens);
+  EXPECT_EQ(b.text, a.text);
+  Session ref(*model_, nullptr);
+  const std::vector<float> want = ref.prefill(prompt);
+  EXPECT_EQ(b.first_logits, want);
+  ASSERT_EQ(b.first_logits.size(), static_cast<size_t>(model_->config().n_vocab));
+  // Greedy: the first generated token is the argmax.
+  EXPECT_EQ(b.tokens[0], std::max_element(want.begin(), want.end()) - want.begin());
+}
+
+// PrefillStats::propagations records each shrink of the live set with original positions.
+TEST_F(SessionTest, PropagationsRecordWhereTheLiveSetShrank) {
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 12; ++i) {
+    for (int32_t t : encode(" Once upon a time there was a little girl named Lily.")) {
+      if (t != 1) prompt.push_back(t);
+    }
+  }
+  prompt.insert(prompt.begin(), 1);
+  const int N = static_cast<int>(prompt.size());
+  const int L = model_->config().n_layer;
+  auto make = [&](const std::string& m) { return MethodRegistry::instance().create(m, {}, L); };
+
+  Session full(*model_, make("full"));
+  full.prefill(prompt);
+  EXPECT_TRUE(full.last_prefill().propagations.empty());
+
+  Session fk(*model_, make("fastkv"));
+  fk.prefill(prompt);
+  const PrefillStats& st = fk.last_prefill();
+  ASSERT_EQ(st.propagations.size(), 1u);
+  const PrefillStats::Propagation& p = st.propagations[0];
+  EXPECT_EQ(p.layer, std::max(0, L / 2 - 1));  // the default TSP layer
+  EXPECT_FALSE(p.restart);
+  EXPECT_EQ(p.positions, st.final_positions);
+  EXPECT_EQ(static_cast<int>(p.positions.size()), st.propagated);
+  EXPECT_EQ(st.propagated, static_cast<int>(N * 0.2));
+  EXPECT_TRUE(std::is_sorted(p.positions.begin(), p.positions.end()));
+  EXPECT_EQ(p.positions.back(), N - 1);
+
+  Session gf(*model_, make("gemfilter"));
+  gf.prefill(prompt);
+  const PrefillStats& gs = gf.last_prefill();
+  ASSERT_EQ(gs.passes, 2);
+  ASSERT_EQ(gs.propagations.size(), 1u);
+  EXPECT_TRUE(gs.propagations[0].restart);
+  EXPECT_EQ(gs.propagations[0].pass, 0);
+  // The restarted pass runs on exactly those tokens, renumbered 0..T-1.
+  EXPECT_EQ(static_cast<int64_t>(gs.propagations[0].positions.size()), gs.next_position);
+  EXPECT_TRUE(std::is_sorted(gs.propagations[0].positions.begin(),
+                             gs.propagations[0].positions.end()));
+  EXPECT_LT(gs.propagations[0].positions.back(), N);
+}
+
 }  // namespace
 }  // namespace fastkv

@@ -14,7 +14,9 @@
 #include "calibration_file.h"
 #include "method_options.h"
 #include "prefill_progress.h"
+#include "selection_dump.h"
 #include "text_input.h"
+#include "token_ids_input.h"
 #include "model/model.h"
 #include "runtime/chat_template.h"
 #include "runtime/context.h"
@@ -25,7 +27,10 @@ namespace {
 
 struct RunFlags {
   std::string model, prompt, file, system, json_out, backend = "auto";
-  bool prompt_given = false, system_given = false, no_escape = false;
+  std::string ids, ids_file, dump_selection;
+  bool prompt_given = false, system_given = false, no_escape = false, ids_given = false;
+  bool dump_top_k_given = false;
+  int dump_top_k = 10;
   int n_predict = 128;
   int ctx_size = 0;
   int threads = 0;
@@ -59,8 +64,23 @@ double progress_delay() {
   return v;
 }
 
+// "[12, 34, 56]", as `fastkv tokenize --ids` prints ids.
+std::string id_list(const std::vector<int32_t>& ids) {
+  std::string s = "[";
+  for (size_t i = 0; i < ids.size(); ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+  return s + "]";
+}
+
 void run(RunFlags& f) {
-  if (f.prompt_given == !f.file.empty()) fail("give exactly one of -p/--prompt and -f/--file");
+  const bool use_ids = f.ids_given || !f.ids_file.empty();
+  if (f.prompt_given + !f.file.empty() + f.ids_given + !f.ids_file.empty() != 1) {
+    fail("give exactly one of -p/--prompt, -f/--file, --ids and --ids-file");
+  }
+  if (use_ids && f.chat) {
+    fail("--chat needs a text prompt (-p or -f): token ids are fed to the model as they are");
+  }
+  if (f.dump_top_k_given && f.dump_selection.empty()) fail("--dump-top-k needs --dump-selection");
+  if (f.dump_top_k < 1) fail("--dump-top-k must be >= 1, got ", f.dump_top_k);
   if (f.n_predict < 0) fail("-n/--n-predict must be >= 0, got ", f.n_predict);
   if (f.ctx_size < 0) fail("-c/--ctx-size must be >= 0, got ", f.ctx_size);
   if (f.threads < 0) fail("-t/--threads must be >= 0, got ", f.threads);
@@ -73,17 +93,31 @@ void run(RunFlags& f) {
   const double delay_s = progress_delay();
   if (f.threads > 0) omp_set_num_threads(f.threads);
   std::string text;
+  std::vector<int32_t> prompt;
   if (f.prompt_given) {
     text = f.no_escape ? f.prompt : process_escapes(f.prompt);
-  } else {
+  } else if (!f.file.empty()) {
     text = read_input_file(f.file, "prompt");
+  } else if (f.ids_given) {
+    prompt = parse_ids_text(f.ids);
+  } else {
+    prompt = parse_ids_json(read_input_file(f.ids_file, "token id"),
+                            f.ids_file == "-" ? "--ids-file (standard input)"
+                                              : "--ids-file " + f.ids_file);
   }
-  if (text.empty()) fail("the prompt is empty");
+  if (!use_ids && text.empty()) fail("the prompt is empty");
 
   LoadOptions load;
   load.backend = backend;
   auto model = Model::load(f.model, load);
-  const Tokenizer& tok = model->require_tokenizer();
+  // Token ids need no tokenizer; without one the generated ids are printed instead of text.
+  const Tokenizer* tok = use_ids ? model->tokenizer() : &model->require_tokenizer();
+  if (use_ids) {
+    check_ids_in_vocab(prompt, model->config().n_vocab, f.ids_given ? "--ids" : "--ids-file");
+  }
+  if (!tok && !f.stop.empty()) {
+    fail("--stop needs a tokenizer to find stop strings, and ", f.model, " has none");
+  }
   // The calibrated TSP layer (MODEL.fastkv.json) where --tsp-layer is not given.
   const TspLayerSource tsp_source = apply_calibration(
       load_calibration(f.model, model->config().n_layer), f.method.method, f.method.options);
@@ -95,13 +129,13 @@ void run(RunFlags& f) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   }
   if (f.chat) {
-    ChatTemplate tmpl = ChatTemplate::detect(model->file(), tok);
+    ChatTemplate tmpl = ChatTemplate::detect(model->file(), *tok);
     std::vector<ChatMessage> msgs;
     if (f.system_given) msgs.push_back({"system", f.system});
     msgs.push_back({"user", text});
     text = tmpl.render(msgs, true);
   }
-  std::vector<int32_t> prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
+  if (!use_ids) prompt = tok->encode(text, /*add_special=*/true, /*parse_special=*/true);
   check_prompt_fits(*model, prompt.size(), f.ctx_size);
 
   GenerationParams gp;
@@ -110,6 +144,7 @@ void run(RunFlags& f) {
   gp.stop = f.stop;
   gp.stop_at_eog = !f.ignore_eos;
   gp.ctx_size = f.ctx_size;
+  gp.keep_first_logits = !f.dump_selection.empty();
   PrefillProgressLine progress(stderr, delay_s);
   gp.on_prefill_layer = progress.callback();
   Session session(*model, std::move(policy));
@@ -123,6 +158,8 @@ void run(RunFlags& f) {
     return true;
   });
   progress.finish();
+  // Without a tokenizer there is no text to stream: the generated ids stand in for it.
+  if (!tok) std::fputs(id_list(r.tokens).c_str(), stdout);
   std::printf("\n");
   std::fflush(stdout);
 
@@ -187,6 +224,20 @@ void run(RunFlags& f) {
     out << j.dump(2) << "\n";
     if (!out) fail(f.json_out, ": cannot write");
   }
+  if (!f.dump_selection.empty()) {
+    SelectionDumpInput d;
+    d.model_path = f.model;
+    d.backend = backend_name;
+    d.method = f.method.method;
+    d.options = f.method.options;
+    d.prompt = prompt;
+    d.stats = &st;
+    d.cache = &session.cache();
+    d.first_logits = &r.first_logits;
+    d.top_k = f.dump_top_k;
+    d.tokenizer = tok;
+    write_json(f.dump_selection, selection_dump(*model, d));
+  }
 }
 
 }  // namespace
@@ -198,6 +249,13 @@ void register_run(CLI::App& app) {
   cmd->add_option("-p,--prompt", f->prompt, "prompt text (escapes processed, see --no-escape)")
       ->each([f](const std::string&) { f->prompt_given = true; });
   cmd->add_option("-f,--file", f->file, "read the prompt from a file ('-' = standard input)");
+  cmd->add_option("--ids", f->ids,
+                  "prompt as token ids, \"1,2,3\" or \"[1, 2, 3]\" (fed as they are: no "
+                  "tokenisation, no BOS added)")
+      ->each([f](const std::string&) { f->ids_given = true; });
+  cmd->add_option("--ids-file", f->ids_file,
+                  "prompt as token ids from a JSON file: [1, 2, 3] or {\"ids\": [1, 2, 3]} "
+                  "('-' = standard input)");
   add_no_escape_flag(cmd, f->no_escape);
   cmd->add_option("-n,--n-predict", f->n_predict, "tokens to generate")->capture_default_str();
   cmd->add_option("-c,--ctx-size", f->ctx_size, "context size (0 = the model's)")
@@ -219,6 +277,12 @@ void register_run(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-s,--seed", f->sampling.seed, "random seed");
   cmd->add_option("--json", f->json_out, "also write the result and statistics as JSON");
+  cmd->add_option("--dump-selection", f->dump_selection,
+                  "write what the method selected in the prefill (propagated and kept positions, "
+                  "top first-token logits) as JSON");
+  cmd->add_option("--dump-top-k", f->dump_top_k, "logits in --dump-selection's top_logits")
+      ->capture_default_str()
+      ->each([f](const std::string&) { f->dump_top_k_given = true; });
   add_backend_option(cmd, f->backend);
   f->method.add_to(cmd);
   cmd->callback([f] { run(*f); });
