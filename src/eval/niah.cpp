@@ -105,6 +105,9 @@ NiahTask::NiahTask(const Model& model, const EvalSettings& settings, std::vector
   for (int d : depths_) {
     if (d < 0 || d > 100) fail("--depths: ", d, " is not a percentage in 0..100");
   }
+  if (settings_.samples < 1 || settings_.samples > kMaxNiahSamples) {
+    fail("--samples must be in 1..", kMaxNiahSamples, " for niah, got ", settings_.samples);
+  }
   essays_ = load_essays(essay_dir_);
 }
 
@@ -118,9 +121,12 @@ std::vector<SampleSpec> NiahTask::samples() {
   std::vector<SampleSpec> out;
   for (int l : lengths_) {
     for (int d : depths_) {
-      if (settings_.limit > 0 && static_cast<int>(out.size()) >= settings_.limit) return out;
-      out.push_back(
-          {"L" + std::to_string(l) + "/D" + std::to_string(d), {{"length", l}, {"depth", d}}});
+      for (int s = 0; s < settings_.samples; ++s) {
+        if (settings_.limit > 0 && static_cast<int>(out.size()) >= settings_.limit) return out;
+        const std::string id = "L" + std::to_string(l) + "/D" + std::to_string(d) +
+                               (s > 0 ? "/S" + std::to_string(s) : "");
+        out.push_back({id, {{"length", l}, {"depth", d}, {"sample", s}}});
+      }
     }
   }
   return out;
@@ -137,30 +143,48 @@ std::string NiahTask::make_prompt(const std::string& context) const {
   return context + "\n\n" + kNiahQuestion;
 }
 
-const std::vector<int32_t>& NiahTask::haystack_tokens(size_t n) {
+std::string_view NiahTask::essays_of(int s) {
+  Hay& h = hay_[s];
+  if (h.text.empty()) {
+    size_t at = 0;
+    if (s > 0) {
+      // s/8 of the way in, moved on to the start of the next paragraph.
+      at = essays_.size() * static_cast<size_t>(s) / kMaxNiahSamples;
+      const size_t para = essays_.find("\n\n", at);
+      at = para == std::string::npos ? 0 : para + 2;
+    }
+    h.text = essays_.substr(at) + (at > 0 ? "\n\n" + essays_.substr(0, at) : "");
+  }
+  return h.text;
+}
+
+const std::vector<int32_t>& NiahTask::haystack_tokens(int s, size_t n) {
   const Tokenizer& tok = model_.require_tokenizer();
-  while (hay_tokens_.size() < n && hay_chars_used_ < essays_.size()) {
+  const std::string_view text = essays_of(s);
+  Hay& h = hay_[s];
+  while (h.tokens.size() < n && h.chars_used < text.size()) {
     // Tokenise a prefix of the essays large enough for n tokens (about 4 bytes per token,
     // doubled until it is enough).
-    size_t want = std::max<size_t>(hay_chars_used_ * 2, n * 6 + 1024);
-    hay_chars_used_ = std::min(essays_.size(), want);
-    hay_tokens_ = tok.encode(std::string_view(essays_).substr(0, hay_chars_used_),
-                             /*add_special=*/false, /*parse_special=*/false);
+    size_t want = std::max<size_t>(h.chars_used * 2, n * 6 + 1024);
+    h.chars_used = std::min(text.size(), want);
+    h.tokens = tok.encode(text.substr(0, h.chars_used), /*add_special=*/false,
+                          /*parse_special=*/false);
   }
-  return hay_tokens_;
+  return h.tokens;
 }
 
 BuiltPrompt NiahTask::build(const SampleSpec& s) {
   const Tokenizer& tok = model_.require_tokenizer();
   const int length = s.meta["length"].get<int>();
   const int depth = s.meta["depth"].get<int>();
+  const int sample = s.meta.value("sample", 0);
   const int ctx = effective_context(model_, settings_.ctx_size);
   const int budget = std::min(length, ctx - kNiahMaxNewTokens);
 
   const int overhead =
       static_cast<int>(tokenize_prompt(tok, make_prompt(kNiahNeedle), settings_.chat).size());
   int k = std::max(0, budget - overhead);
-  const std::vector<int32_t>& hay = haystack_tokens(static_cast<size_t>(k) + 64);
+  const std::vector<int32_t>& hay = haystack_tokens(sample, static_cast<size_t>(k) + 64);
   BuiltPrompt p;
   std::string context;
   size_t insert_at = 0;
@@ -237,17 +261,27 @@ std::string NiahTask::report(const ReportInput& in) {
   std::string grids;
 
   for (const MethodSpec& m : in.methods) {
-    std::vector<std::vector<double>> grid(depths_.size(),
-                                          std::vector<double>(lengths_.size(), std::nan("")));
+    // A cell is the mean over its samples (those of sample index < --samples).
+    std::vector<std::vector<double>> sum(depths_.size(), std::vector<double>(lengths_.size(), 0));
+    std::vector<std::vector<int>> count(depths_.size(), std::vector<int>(lengths_.size(), 0));
     std::vector<double> all;
     for (const auto& r : in.records) {
       if (r["method"] != m.label) continue;
+      if (r.value("sample", 0) >= settings_.samples) continue;
       auto l = li(r["length"].get<int>());
       auto d = di(r["depth"].get<int>());
       if (l >= static_cast<long>(lengths_.size()) || d >= static_cast<long>(depths_.size()))
         continue;
-      grid[d][l] = r["score"].get<double>();
+      sum[d][l] += r["score"].get<double>();
+      ++count[d][l];
       all.push_back(r["score"].get<double>());
+    }
+    std::vector<std::vector<double>> grid(depths_.size(),
+                                          std::vector<double>(lengths_.size(), std::nan("")));
+    for (size_t d = 0; d < depths_.size(); ++d) {
+      for (size_t l = 0; l < lengths_.size(); ++l) {
+        if (count[d][l] > 0) grid[d][l] = sum[d][l] / count[d][l];
+      }
     }
     std::vector<std::string> row = {m.label};
     nlohmann::json by_length = nlohmann::json::object();

@@ -4,9 +4,14 @@
 // model completes "The best thing to do in San Francisco is: " with 30 greedy tokens, scored by
 // the share of the needle's answer words it reproduces (0-100).
 //
-// Samples: every (length, depth) pair, lengths outer; --limit N keeps the first N.
+// Samples: every (length, depth) pair, lengths outer, and per pair `--samples K` haystacks:
+// haystack s starts s/8 of the way into the essays (at the next paragraph, wrapping around to
+// the first essay), so every sample reads other text; sample 0 is the essays from the start
+// (ids "L4096/D50", then "L4096/D50/S1", ...). A cell's score is the mean over its samples.
+// --limit N keeps the first N.
 #pragma once
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +26,7 @@ inline constexpr const char* kNiahNeedle =
 inline constexpr const char* kNiahQuestion = "The best thing to do in San Francisco is: ";
 inline constexpr const char* kNiahAnswer = "eat a sandwich and sit in Dolores Park on a sunny day.";
 inline constexpr int kNiahMaxNewTokens = 30;
+inline constexpr int kMaxNiahSamples = 8;
 
 // The essays (*.txt in `dir`), concatenated in file-name order. Throws when there are none.
 std::string load_essays(const std::string& dir);
@@ -51,16 +57,22 @@ class NiahTask : public Task {
   std::string make_prompt(const std::string& context) const;
 
  private:
-  // Haystack tokens (no BOS), at least n of them (or all the essays have).
-  const std::vector<int32_t>& haystack_tokens(size_t n);
+  // Haystack tokens of sample s (no BOS), at least n of them (or all the essays have).
+  const std::vector<int32_t>& haystack_tokens(int s, size_t n);
+  // The essays as sample s reads them: rotated to start at its paragraph.
+  std::string_view essays_of(int s);
 
   const Model& model_;
   EvalSettings settings_;
   std::vector<int> lengths_, depths_;
   std::string essay_dir_;
   std::string essays_;
-  std::vector<int32_t> hay_tokens_;
-  size_t hay_chars_used_ = 0;
+  struct Hay {
+    std::string text;             // the rotated essays
+    std::vector<int32_t> tokens;  // tokens of text[0, chars_used)
+    size_t chars_used = 0;
+  };
+  std::map<int, Hay> hay_;  // by sample
 };
 
 }  // namespace fastkv::eval

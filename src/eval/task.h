@@ -25,6 +25,7 @@ struct EvalSettings {
   int limit = 0;           // 0 = no limit; its meaning is the task's (see each task)
   int max_new_tokens = 0;  // 0 = the task's generation length; else at most this many
   bool no_run = false;     // only report what the JSONL already holds (missing cells stay empty)
+  int samples = 1;         // niah: haystacks per (length, depth) cell, 1..kMaxNiahSamples
   std::string model_path;
 };
 

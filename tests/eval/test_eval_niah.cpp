@@ -167,7 +167,44 @@ TEST_F(EvalNiahCli, ResumesAfterAnInterruptedWrite) {
   EXPECT_EQ(recs[1]["id"], "L256/D100");
 }
 
+// --samples K: K haystacks per cell, each from another place in the essays; the cell is their
+// mean, and a later run with fewer samples reports only those.
+TEST_F(EvalNiahCli, SamplesReadOtherHaystacksAndAverage) {
+  const CommandResult r = run_fastkv(args("full", "50") + " --samples 3");
+  ASSERT_EQ(r.exit_code, 0) << describe(r);
+  const auto recs = test::read_jsonl(out_ + "/niah.jsonl");
+  ASSERT_EQ(recs.size(), 3u);
+  std::set<int64_t> needle_chars;
+  double sum = 0;
+  for (int s = 0; s < 3; ++s) {
+    EXPECT_EQ(recs[s]["id"], s == 0 ? "L256/D50" : "L256/D50/S" + std::to_string(s));
+    EXPECT_EQ(recs[s]["sample"], s);
+    EXPECT_GT(recs[s]["prompt_tokens"].get<int>(), 200);
+    needle_chars.insert(recs[s]["needle_char"].get<int64_t>());
+    sum += recs[s]["score"].get<double>();
+  }
+  // Other text around the needle: the sentence end before the 50% mark moves.
+  EXPECT_EQ(needle_chars.size(), 3u);
+  nlohmann::json j = test::read_json(out_ + "/niah.json");
+  EXPECT_EQ(j["methods"]["full"]["samples"], 3);
+  EXPECT_NEAR(j["methods"]["full"]["scores"][0][0].get<double>(), sum / 3, 1e-9);
+
+  const CommandResult one = run_fastkv(args("full", "50"));
+  ASSERT_EQ(one.exit_code, 0) << describe(one);
+  EXPECT_NE(one.err.find("1 of 1 runs already in"), std::string::npos) << one.err;
+  j = test::read_json(out_ + "/niah.json");
+  EXPECT_EQ(j["methods"]["full"]["samples"], 1);
+  EXPECT_DOUBLE_EQ(j["methods"]["full"]["scores"][0][0].get<double>(),
+                   recs[0]["score"].get<double>());
+}
+
 TEST_F(EvalNiahCli, BadInputsAreOneLineErrors) {
+  test::expect_eval_error(run_fastkv(args("full", "50") + " --samples 9"), "--samples");
+  test::expect_eval_error(run_fastkv(args("full", "50") + " --samples 0"), "--samples");
+  test::expect_eval_error(
+      run_fastkv("eval ruler -m " + test::shell_quote(test::stories_model()) + " --samples 2 --out " +
+                 out_),
+      "--samples is for niah");
   const std::string m = test::shell_quote(test::stories_model());
   test::expect_eval_error(run_fastkv("eval niah -m " + m + " --lengths 99999 --out " + out_),
                           "--lengths");

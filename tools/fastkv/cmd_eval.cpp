@@ -34,7 +34,7 @@ struct EvalFlags {
   std::string task, model, methods = "full,fastkv", out = "fastkv-eval", data, jsonl;
   std::string backend = "auto";
   std::string lengths, depths, subtasks, datasets;
-  int limit = 0, ctx_size = 0, threads = 0, max_length = 0, max_new_tokens = 0;
+  int limit = 0, ctx_size = 0, threads = 0, max_length = 0, max_new_tokens = 0, samples = 1;
   uint64_t seed = 42;
   bool chat = false, no_run = false;
   MethodFlags method;
@@ -68,6 +68,9 @@ std::string default_data_dir() {
 
 void run(EvalFlags& f) {
   if (f.limit < 0) fail("--limit must be >= 0, got ", f.limit);
+  if (f.samples != 1 && f.task != "niah") {
+    fail("--samples is for niah (ruler and longbench take --limit samples per task)");
+  }
   if (f.ctx_size < 0) fail("-c/--ctx-size must be >= 0, got ", f.ctx_size);
   if (f.threads < 0) fail("-t/--threads must be >= 0, got ", f.threads);
   if (f.out.empty()) fail("--out must not be empty");
@@ -94,6 +97,7 @@ void run(EvalFlags& f) {
   settings.limit = f.limit;
   settings.max_new_tokens = f.max_new_tokens;
   settings.no_run = f.no_run;
+  settings.samples = f.samples;
   settings.model_path = f.model;
   if (const std::string w = context_warning(*model, f.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -162,6 +166,10 @@ void register_eval(CLI::App& app) {
   cmd->add_option("--lengths", f->lengths,
                   "context lengths in tokens, comma-separated (4K = 4096); niah default 8 steps "
                   "from 1K to the context, ruler default 4096");
+  cmd->add_option("--samples", f->samples,
+                  "niah: haystacks per (length, depth) cell, 1-8, each from another place in "
+                  "the essays; a cell's score is their mean")
+      ->capture_default_str();
   cmd->add_option("--depths", f->depths,
                   "niah: needle depths in percent (default 10 from 0 to 100)");
   cmd->add_option("--data", f->data,
