@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <type_traits>
 #include <memory>
 #include <vector>
 
@@ -80,13 +82,29 @@ void save_calibration(const std::string& path, const TspCalibration& cal) {
 
 namespace {
 
+// A field of the expected JSON type: integers must be JSON integers that fit T (a float such as
+// 1e300 is refused, never converted), numbers any JSON number, strings strings.
 template <typename T>
 T field(const nlohmann::json& j, const char* key, const std::string& path) {
   if (!j.contains(key)) fail(path, ": corrupt calibration file: no '", key, "'");
-  try {
-    return j.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    fail(path, ": corrupt calibration file: '", key, "' has the wrong type");
+  const nlohmann::json& v = j.at(key);
+  auto wrong = [&]() { fail(path, ": corrupt calibration file: '", key, "' has the wrong type"); };
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (!v.is_string()) wrong();
+    return v.get<std::string>();
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (!v.is_number()) wrong();
+    return v.get<T>();
+  } else {
+    if (!v.is_number_integer()) wrong();
+    if (v.is_number_unsigned()) {
+      const uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) wrong();
+      return static_cast<T>(u);
+    }
+    const int64_t i = v.get<int64_t>();
+    if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max()) wrong();
+    return static_cast<T>(i);
   }
 }
 

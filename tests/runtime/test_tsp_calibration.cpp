@@ -103,6 +103,15 @@ TEST(TspCalibration, CorruptFilesAreErrorsNamingTheProblem) {
   nlohmann::json j = good;
   j["tsp_layer"] = "nineteen";
   expect_corrupt(j.dump(), "'tsp_layer' has the wrong type");
+  for (const nlohmann::json& bad : {nlohmann::json(1e300), nlohmann::json(2.5),
+                                    nlohmann::json(4294967296LL), nlohmann::json(true)}) {
+    j = good;
+    j["tsp_layer"] = bad;
+    expect_corrupt(j.dump(), "'tsp_layer' has the wrong type");
+  }
+  j = good;
+  j["tsp_rate"] = "0.2";
+  expect_corrupt(j.dump(), "'tsp_rate' has the wrong type");
   j = good;
   j["tsp_layer"] = 30;
   expect_corrupt(j.dump(), "tsp_layer 30 is not in [0, 30)");
