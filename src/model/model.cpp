@@ -1,4 +1,6 @@
 #include "model/model.h"
+
+#include "io/quant.h"
 #include "kernels/parallel.h"
 
 #include <algorithm>
@@ -241,11 +243,29 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   m->backend_ = opts.backend;
   const int D = c.d_model;
   Weights& w = m->w_;
-  w.token_embd = load_matrix(f, kTokenEmbdName, D, c.n_vocab);
+  {
+    const gguf::TensorInfo& t = f.tensor(kTokenEmbdName);
+    if (t.ne.size() != 2 || t.ne[0] != D || t.ne[1] != c.n_vocab) {
+      f.error(cat("tensor '", kTokenEmbdName, "' has shape ", t.shape_string(), ", expected [", D,
+                  ", ", c.n_vocab, "]"));
+    }
+    const gguf::TypeInfo* ti = gguf::type_info(static_cast<uint32_t>(t.type));
+    if (ti == nullptr || !ti->can_dequantize) {
+      f.error(cat("tensor '", kTokenEmbdName, "' has type ", gguf::type_name(t.type),
+                  ", which fastkv cannot read"));
+    }
+    // A row must be whole blocks (GGUF stores rows of ne[0] elements in whole blocks).
+    if (D % static_cast<int>(ti->block_size) != 0) {
+      f.error(cat("tensor '", kTokenEmbdName, "': rows of ", D, " elements are not whole ",
+                  gguf::type_name(t.type), " blocks"));
+    }
+    w.token_embd = {t.data, t.type, gguf::bytes_for(t.type, D), c.n_vocab, D};
+  }
   w.output_norm = load_vector(f, kOutputNormName, D);
-  w.lm_head = c.tied_embeddings ? kernels::Linear(w.token_embd, D, c.n_vocab, {}, opts.backend)
-                                : kernels::Linear(load_matrix(f, kOutputName, D, c.n_vocab), D,
-                                                  c.n_vocab, {}, opts.backend);
+  // A tied LM head reads the whole table once here, into its own (backend) layout.
+  w.lm_head = kernels::Linear(
+      load_matrix(f, c.tied_embeddings ? kTokenEmbdName : kOutputName, D, c.n_vocab), D,
+      c.n_vocab, {}, opts.backend);
   w.layers.resize(c.n_layer);
   m->rope_.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
@@ -299,12 +319,16 @@ void Model::check_token(int32_t t) const {
   }
 }
 
+void EmbeddingTable::row(int32_t token, float* out) const {
+  if (token < 0 || token >= rows) fail("embedding row ", token, " is outside [0, ", rows, ")");
+  gguf::dequantize_row(type, data + static_cast<uint64_t>(token) * row_bytes, out, dim);
+}
+
 void Model::embed(const int32_t* tokens, int n, float* out) const {
   const int D = config_.d_model;
   for (int i = 0; i < n; ++i) {
     check_token(tokens[i]);
-    std::memcpy(out + static_cast<int64_t>(i) * D,
-                w_.token_embd.data() + static_cast<int64_t>(tokens[i]) * D, sizeof(float) * D);
+    w_.token_embd.row(tokens[i], out + static_cast<int64_t>(i) * D);
   }
 }
 
@@ -363,7 +387,9 @@ int64_t Model::decode_weight_bytes() const {
       norms += static_cast<int64_t>(v->size());
     }
   }
-  return b + (norms + c.d_model) * static_cast<int64_t>(sizeof(float));
+  // One embedding row, as stored (dequantised on lookup).
+  return b + norms * static_cast<int64_t>(sizeof(float)) +
+         static_cast<int64_t>(w_.token_embd.row_bytes);
 }
 
 std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<int32_t>& tokens,

@@ -44,8 +44,20 @@ struct LayerWeights {
   std::vector<float> post_ffn_norm;   // [D] when post_ffn_norm, else empty
 };
 
+// The token embedding table [V, D] as the GGUF stores it (any type with a dequantisation
+// routine), read in place from the file's mapping: a lookup dequantises only the rows it
+// needs, so no f32 copy of the whole table (1 GiB for a 128K × 2048 vocabulary) is held.
+struct EmbeddingTable {
+  const uint8_t* data = nullptr;  // row 0's bytes inside the mapping (kept alive by the File)
+  gguf::TensorType type = gguf::TensorType::F32;
+  uint64_t row_bytes = 0;         // bytes_for(type, D)
+  int rows = 0, dim = 0;          // V, D
+  // out[D] = row `token` in f32.
+  void row(int32_t token, float* out) const;
+};
+
 struct Weights {
-  std::vector<float> token_embd;   // [V, D] f32 rows for the embedding lookup
+  EmbeddingTable token_embd;       // [V, D] for the embedding lookup (rows dequantised on use)
   std::vector<float> output_norm;  // [D]
   kernels::Linear lm_head;         // [V, D]: output.weight, or token_embd.weight when tied
   std::vector<LayerWeights> layers;
@@ -167,10 +179,11 @@ class Model {
   // embedding row.
   int64_t decode_weight_bytes() const;
   const Weights& weights() const { return w_; }
+  // out[n, D] = the embedding rows of `tokens` (each checked against the vocabulary).
+  void embed(const int32_t* tokens, int n, float* out) const;
 
  private:
   Model(gguf::File file) : file_(std::move(file)) {}
-  void embed(const int32_t* tokens, int n, float* out) const;
   void check_token(int32_t t) const;
   void lm_head(const float* hidden_rows, int rows, float* logits) const;
   // One pass of the prefill: `tokens` at original positions `positions` (ascending) through
