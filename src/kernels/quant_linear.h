@@ -43,10 +43,14 @@ bool quant_avx512_available();
 // The kernel kAuto resolves to ("avx512-vnni", "avx512bw" or "portable").
 const char* quant_kernel_name();
 
-// Row counts up to this take the integer-dot path; more take dequantise + sgemm. Measured with
-// one 2048 × 2048 Q4_0 layer on this machine (AVX-512 VNNI, 2 cores, loaded): see
-// quant_linear.cpp.
-constexpr int kQuantDotMaxRows = 8;
+// Row counts up to this take the integer-dot path; more take dequantise + sgemm. Measured once
+// on one 2048 × 2048 Q4_0 layer (AVX-512 VNNI, 2 cores, load average ~3), best of 5, ms:
+//   n          1     2     4     8     12    16    32
+//   dot        0.29  0.51  1.46  3.09  4.49  5.06  10.2
+//   sgemm      4.10  3.96  8.18  9.37  9.33  9.12  11.3
+// (the portable dot: 3.2 ms at n = 1; oneDNN bf16: 0.79 ms at n = 1). The dot path grows ~0.3 ms
+// a row, the tile path is dominated by dequantising the whole matrix: they cross near n = 35.
+constexpr int kQuantDotMaxRows = 32;
 
 class QuantLinear {
  public:

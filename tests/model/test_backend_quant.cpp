@@ -76,9 +76,9 @@ TEST_P(QuantModel, LogitsFollowTheF32Path) {
   const int V = ref->config().n_vocab;
   // Short prompts (every projection on the integer-dot path), a long one (dequantise + sgemm
   // for the layers, dot for the LM head's row), then two decode steps.
-  const std::vector<std::vector<int32_t>> prompts = {
-      {1, 403}, {1, 261, 378, 285, 389}, {1, 17, 99, 300, 7, 8, 250, 42},
-      {1, 403, 407, 261, 378, 285, 389, 261, 290, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99, 100}};
+  std::vector<std::vector<int32_t>> prompts = {
+      {1, 403}, {1, 261, 378, 285, 389}, {1, 17, 99, 300, 7, 8, 250, 42}, {1}};
+  for (int i = 1; i < kernels::kQuantDotMaxRows + 8; ++i) prompts.back().push_back((37 * i) % V);
   int checked_argmax = 0;
   for (const std::vector<int32_t>& p : prompts) {
     auto m1 = full(ref->config().n_layer), m2 = full(ref->config().n_layer);
