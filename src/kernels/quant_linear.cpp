@@ -1,13 +1,19 @@
 #include "kernels/quant_linear.h"
 
 #include <cblas.h>
+#include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
 
 #include "common/error.h"
+#include "kernels/gemm_onednn.h"
+#include "kernels/onednn_engine.h"
 #include "kernels/parallel.h"
 #include "kernels/vec.h"
 
@@ -217,7 +223,51 @@ void quantize_acts(const float* x, int n, int in, QuantActs& a) {
   }
 }
 
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+bool native_bf16() {
+  static const bool has = cpu_has_native_bf16();
+  return has;
+}
+
 }  // namespace
+
+// oneDNN bf16 matmuls of the tile path, cached per (n, tile rows): src [n, in] bf16, weights
+// [in, rows] given as the tile [rows, in] row-major (tag ba), dst [n, rows] f32 written into y
+// with row stride `out`.
+struct QuantLinear::Gemm {
+  struct Prim {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+    dnnl::memory::desc src, wei, dst;
+  };
+  std::mutex mu;
+  std::map<std::pair<int, int>, std::shared_ptr<Prim>> by_shape;
+
+  std::shared_ptr<Prim> get(int n, int rows, int in, int out) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = by_shape.find({n, rows});
+    if (it != by_shape.end()) return it->second;
+    const dnnl::memory::dim N = n, R = rows, K = in, O = out;
+    dnnl::memory::desc src({N, K}, dt::bf16, tag::ab);
+    dnnl::memory::desc wei({K, R}, dt::bf16, tag::ba);
+    dnnl::memory::desc dst({N, R}, dt::f32, dnnl::memory::dims{O, 1});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr,
+                                           onednn_engine());
+    auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd), src, wei, dst});
+    by_shape.emplace(std::make_pair(n, rows), p);
+    return p;
+  }
+};
+
+QuantLinear::~QuantLinear() = default;
+QuantLinear::QuantLinear(QuantLinear&&) noexcept = default;
+QuantLinear& QuantLinear::operator=(QuantLinear&&) noexcept = default;
+
+bool QuantLinear::gemm_uses_bf16() { return native_bf16(); }
 
 const char* quant_format_name(QuantFormat f) {
   switch (f) {
@@ -263,6 +313,7 @@ QuantLinear::QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int 
     fail("QuantLinear: bias has ", bias_.size(), " values for ", out, " outputs");
   }
   row_bytes_ = static_cast<int64_t>(in / kBlock) * quant_block_bytes(format);
+  if (native_bf16()) gemm_ = std::make_unique<Gemm>();
 }
 
 int64_t QuantLinear::weight_bytes() const {
@@ -297,8 +348,12 @@ void QuantLinear::forward_dot(const float* x, int n, float* y, QuantIsa isa) con
   }
 }
 
-void QuantLinear::forward_gemm(const float* x, int n, float* y) const {
+void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16) const {
   if (n <= 0) return;
+  if (gemm_ && allow_bf16) {
+    forward_gemm_bf16(x, n, y);
+    return;
+  }
   const int nb = in_ / kBlock;
   // Tiles of output rows whose f32 weights take about 1 MiB (at least 16 rows): each tile is
   // dequantised once and multiplied with all n rows by one sgemm into y's columns [r0, r0+rows).
@@ -316,6 +371,58 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y) const {
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in_, 1.0f, x, in_, tile.data(),
                 in_, 0.0f, y + r0, out_);
+  }
+  if (!bias_.empty()) {
+    for (int i = 0; i < n; ++i) {
+      float* yi = y + static_cast<int64_t>(i) * out_;
+      for (int j = 0; j < out_; ++j) yi[j] += bias_[j];
+    }
+  }
+}
+
+// Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
+// of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
+// and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
+void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
+  const int nb = in_ / kBlock;
+  const int64_t count = static_cast<int64_t>(n) * in_;
+  thread_local std::vector<uint16_t> xb;     // [n, in] bf16 activations
+  thread_local std::vector<uint16_t> tile;   // [rows, in] bf16 weights of one tile
+  thread_local std::vector<uint8_t> pad_buf;  // oneDNN scratchpad of the calling thread
+  xb.resize(static_cast<size_t>(count));
+  uint16_t* xbp = xb.data();
+  constexpr int64_t kChunk = 8192;
+  const int64_t chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for if (worth_parallel(count * 4))
+  for (int64_t c = 0; c < chunks; ++c) {
+    to_bf16(x + c * kChunk, 1.0f, xbp + c * kChunk, std::min(kChunk, count - c * kChunk));
+  }
+  // Tiles of about 1 MiB of bf16 weights, in multiples of 64 rows.
+  const int tile_rows = std::min(out_, std::max(64, (1 << 19) / in_ / 64 * 64));
+  tile.resize(static_cast<size_t>(tile_rows) * in_);
+  uint16_t* tp = tile.data();
+  dnnl::stream stream(onednn_engine());
+  for (int r0 = 0; r0 < out_; r0 += tile_rows) {
+    const int rows = std::min(tile_rows, out_ - r0);
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast<int64_t>(rows) * in_ * 4))
+    for (int r = 0; r < rows; ++r) {
+      thread_local std::vector<float> row;  // [in] f32 weights of one row
+      row.resize(in_);
+      dequantize_blocks(format_, blocks_ + (r0 + r) * row_bytes_, nb, row.data());
+      to_bf16(row.data(), 1.0f, tp + static_cast<size_t>(r) * in_, in_);
+    }
+    auto p = gemm_->get(n, rows, in_, out_);
+    dnnl::memory src(p->src, onednn_engine(), xbp);
+    dnnl::memory wei(p->wei, onednn_engine(), tp);
+    dnnl::memory dst(p->dst, onednn_engine(), y + r0);
+    const dnnl::memory::desc pad_md = p->pd.scratchpad_desc();
+    if (pad_buf.size() < pad_md.get_size()) pad_buf.resize(pad_md.get_size());
+    dnnl::memory pad(pad_md, onednn_engine(), pad_buf.data());
+    p->prim.execute(stream, {{DNNL_ARG_SRC, src},
+                             {DNNL_ARG_WEIGHTS, wei},
+                             {DNNL_ARG_DST, dst},
+                             {DNNL_ARG_SCRATCHPAD, pad}});
+    stream.wait();
   }
   if (!bias_.empty()) {
     for (int i = 0; i < n; ++i) {

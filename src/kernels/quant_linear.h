@@ -15,11 +15,14 @@
 //     rows). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
 //     the portable code.
-//   larger n (prefill): the weights are dequantised to f32 a tile of output rows at a time and
-//     multiplied with OpenBLAS sgemm (exact f32 weights, f32 activations).
+//   larger n (prefill): the weights are dequantised a tile of output rows at a time (about
+//     1 MiB) and multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile
+//     and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as the bf16
+//     backend); elsewhere an f32 tile goes to OpenBLAS sgemm (exact f32 weights).
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace fastkv::kernels {
@@ -43,14 +46,16 @@ bool quant_avx512_available();
 // The kernel kAuto resolves to ("avx512-vnni", "avx512bw" or "portable").
 const char* quant_kernel_name();
 
-// Row counts up to this take the integer-dot path; more take dequantise + sgemm. Measured once
-// on one 2048 × 2048 Q4_0 layer (AVX-512 VNNI, 2 cores, load average ~3), best of 5, ms:
-//   n          1     2     4     8     12    16    32
-//   dot        0.29  0.51  1.46  3.09  4.49  5.06  10.2
-//   sgemm      4.10  3.96  8.18  9.37  9.33  9.12  11.3
-// (the portable dot: 3.2 ms at n = 1; oneDNN bf16: 0.79 ms at n = 1). The dot path grows ~0.3 ms
-// a row, the tile path is dominated by dequantising the whole matrix: they cross near n = 35.
-constexpr int kQuantDotMaxRows = 32;
+// Row counts up to this take the integer-dot path; more take dequantise + GEMM. Measured once
+// on one 2048 × 2048 Q4_0 layer (AVX-512 VNNI, AMX, 2 cores, load average ~3.6), best of 5, ms:
+//   n          1     2     4     8     16    20    24    28    32    48
+//   dot        0.22  0.41  0.81  1.69  3.97  4.97  5.96  6.64  6.42  9.60
+//   bf16 tiles 2.64  3.90  3.90  4.06  7.44  7.70  7.98  7.43  6.23  6.97
+// (portable dot 2.5-3.3 ms at n = 1; OneDnnLinear bf16 0.25 ms at n = 1, from L3 here). The dot
+// path grows ~0.2 ms a row while the tile path is dominated by dequantising the whole matrix:
+// they cross near n = 30; below 24 the dot path is clearly faster, and above it the GEMM path
+// (which rounds activations to bf16, not to q8 blocks) costs about the same, so it takes over.
+constexpr int kQuantDotMaxRows = 24;
 
 class QuantLinear {
  public:
@@ -58,14 +63,20 @@ class QuantLinear {
   // not owned: must outlive the layer. bias: [out] or empty. Throws fastkv::Error when in is not
   // a positive multiple of 32 or out < 1.
   QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int out, std::vector<float> bias);
+  ~QuantLinear();
+  QuantLinear(QuantLinear&&) noexcept;
+  QuantLinear& operator=(QuantLinear&&) noexcept;
 
   // y[n, out] = x[n, in] · Wᵀ (+ bias), by the path n selects (above).
   void forward(const float* x, int n, float* y) const;
   // The integer-dot path for any n (activations quantised to q8 blocks), on kernel `isa`
   // (kAvx512 where unavailable throws fastkv::Error).
   void forward_dot(const float* x, int n, float* y, QuantIsa isa = QuantIsa::kAuto) const;
-  // The dequantise + sgemm path for any n.
-  void forward_gemm(const float* x, int n, float* y) const;
+  // The dequantise + GEMM path for any n: bf16 oneDNN where gemm_uses_bf16() and allow_bf16,
+  // else f32 sgemm (allow_bf16 = false lets tests cover the sgemm code on a bf16 CPU).
+  void forward_gemm(const float* x, int n, float* y, bool allow_bf16 = true) const;
+  // Whether the GEMM path rounds to bf16 (this CPU has native bf16).
+  static bool gemm_uses_bf16();
 
   int in() const { return in_; }
   int out() const { return out_; }
@@ -79,6 +90,10 @@ class QuantLinear {
   int in_, out_;
   int64_t row_bytes_;       // in/32 · block bytes
   std::vector<float> bias_;  // [out] or empty
+  struct Gemm;                  // cached oneDNN primitives (bf16 tile path), null without bf16
+  std::unique_ptr<Gemm> gemm_;
+
+  void forward_gemm_bf16(const float* x, int n, float* y) const;
 };
 
 }  // namespace fastkv::kernels

@@ -11,9 +11,12 @@
 //     15 for Q4_1), and summing nb such terms in f32 (plus a few roundings per term and the
 //     16-lane reduction) costs at most (nb + 16) · ε times their sum. We allow 1.01 × the
 //     first bound plus 2 × the second.
-//   dequantise + sgemm path: the f32 weights equal dequantize_row's exactly (same formula), so
-//     only the f32 dot product of `in` terms differs: at most in · ε · sum_j |w_j x_j| (γ_in);
-//     we allow twice that.
+//   dequantise + GEMM path, f32 sgemm (CPUs without native bf16): the f32 weights equal
+//     dequantize_row's exactly (same formula), so only the f32 dot product of `in` terms
+//     differs: at most in · ε · sum_j |w_j x_j| (γ_in); we allow twice that.
+//   dequantise + GEMM path, oneDNN bf16 (native bf16 CPUs): weights and activations rounded to
+//     bf16 (8 significand bits, 2^-9 relative each, 2^-8 per product), f32 accumulation: as in
+//     test_backend_bf16.cpp we allow 2^-7 · sum_j |w_j x_j|, twice the worst case.
 // Every dot-path case runs on the portable kernel and, where the CPU has AVX-512BW, on both
 // AVX-512 kernels (VNNI where the CPU has it, and BW).
 #include <gtest/gtest.h>
@@ -123,18 +126,22 @@ double block_bound(QuantFormat f, const uint8_t* row, int b) {
 struct Path {
   const char* name;
   bool dot;
-  QuantIsa isa;
+  QuantIsa isa;    // dot paths
+  bool bf16 = false;  // GEMM paths: the oneDNN bf16 tiles (else f32 sgemm)
 };
 
 TEST(QuantLinear, MatchesDoubleReference) {
   std::mt19937 rng(11);
-  std::vector<Path> paths = {{"portable", true, QuantIsa::kPortable}, {"gemm", false, QuantIsa::kAuto}};
+  std::vector<Path> paths = {{"portable", true, QuantIsa::kPortable},
+                             {"sgemm", false, QuantIsa::kAuto, false}};
+  if (QuantLinear::gemm_uses_bf16()) paths.push_back({"bf16gemm", false, QuantIsa::kAuto, true});
   if (kernels::quant_avx512_available()) {
     paths.push_back({"avx512", true, QuantIsa::kAvx512});  // VNNI where the CPU has it
     paths.push_back({"avx512bw", true, QuantIsa::kAvx512Bw});
   }
   std::vector<double> worst(paths.size(), 0);  // max |error| / tolerance per path
-  std::printf("dot kernel here: %s\n", kernels::quant_kernel_name());
+  std::printf("dot kernel here: %s; GEMM path in %s\n", kernels::quant_kernel_name(),
+              QuantLinear::gemm_uses_bf16() ? "bf16 (oneDNN)" : "f32 (sgemm)");
   for (QuantFormat f : {QuantFormat::kQ8_0, QuantFormat::kQ4_0, QuantFormat::kQ4_1}) {
     for (int k : {1, 2, 33}) {
       const int in = 32 * k, nb = k;
@@ -149,7 +156,7 @@ TEST(QuantLinear, MatchesDoubleReference) {
           const std::vector<float> x = make_acts(n, in, rng);
           // Reference and bounds, [n, out] each.
           std::vector<double> ref(static_cast<size_t>(n) * out), tol_dot(ref.size()),
-              tol_gemm(ref.size());
+              tol_sgemm(ref.size()), tol_bf16(ref.size());
           for (int i = 0; i < n; ++i) {
             const float* xi = x.data() + static_cast<size_t>(i) * in;
             for (int r = 0; r < out; ++r) {
@@ -172,7 +179,8 @@ TEST(QuantLinear, MatchesDoubleReference) {
               const size_t at = static_cast<size_t>(i) * out + r;
               ref[at] = y;
               tol_dot[at] = 1.01 * quant + 2 * (nb + 16) * kEps * terms + 1e-6;
-              tol_gemm[at] = 2 * (in + 2) * kEps * (l1 + std::fabs(bias[r])) + 1e-6;
+              tol_sgemm[at] = 2 * (in + 2) * kEps * (l1 + std::fabs(bias[r])) + 1e-6;
+              tol_bf16[at] = l1 / 128 + 2 * (in + 2) * kEps * std::fabs(bias[r]) + 1e-6;
             }
           }
           for (size_t pi = 0; pi < paths.size(); ++pi) {
@@ -181,9 +189,9 @@ TEST(QuantLinear, MatchesDoubleReference) {
             if (p.dot) {
               lin.forward_dot(x.data(), n, y.data(), p.isa);
             } else {
-              lin.forward_gemm(x.data(), n, y.data());
+              lin.forward_gemm(x.data(), n, y.data(), p.bf16);
             }
-            const std::vector<double>& tol = p.dot ? tol_dot : tol_gemm;
+            const std::vector<double>& tol = p.dot ? tol_dot : (p.bf16 ? tol_bf16 : tol_sgemm);
             int bad = 0;
             for (size_t at = 0; at < y.size() && bad < 3; ++at) {
               worst[pi] = std::max(worst[pi], std::fabs(y[at] - ref[at]) / tol[at]);
