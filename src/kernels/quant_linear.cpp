@@ -96,7 +96,8 @@ void dequantize_blocks(QuantFormat f, const uint8_t* src, int nb, float* dst) {
     if (f == QuantFormat::kQ8_0) {
       const uint8_t* blk = src + static_cast<int64_t>(b) * 34;
       const float d = rd_f16(blk);
-      for (int j = 0; j < kBlock; ++j) dst[j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
+      for (int j = 0; j < kBlock; ++j)
+        dst[j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
     } else if (f == QuantFormat::kQ4_0) {
       const uint8_t* blk = src + static_cast<int64_t>(b) * 18;
       const float d = rd_f16(blk);
@@ -187,10 +188,10 @@ RowDot pick_row_dot(QuantFormat f, QuantIsa isa) {
 
 // Activations quantised to q8 blocks, the calling thread's buffers (reused across calls).
 struct QuantActs {
-  int nb_pad = 0;           // blocks per row rounded up to even (the AVX-512 kernel reads pairs)
-  std::vector<int8_t> q;    // [n, nb_pad · 32] round(x / s), zero in the padding
-  std::vector<float> s;     // [n, nb_pad] block scales max|x| / 127 (0 for an all-zero block)
-  std::vector<float> sum;   // [n, nb_pad] s · sum_j q[j] (Q4_1's m term)
+  int nb_pad = 0;          // blocks per row rounded up to even (the AVX-512 kernel reads pairs)
+  std::vector<int8_t> q;   // [n, nb_pad · 32] round(x / s), zero in the padding
+  std::vector<float> s;    // [n, nb_pad] block scales max|x| / 127 (0 for an all-zero block)
+  std::vector<float> sum;  // [n, nb_pad] s · sum_j q[j] (Q4_1's m term)
 };
 
 // Symmetric round-to-nearest: s = max|x| / 127, q = round(x / s) in [-127, 127], so
@@ -255,8 +256,8 @@ struct QuantLinear::Gemm {
     dnnl::memory::desc dst({N, R}, dt::f32, dnnl::memory::dims{O, 1});
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    auto pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr,
-                                           onednn_engine());
+    auto pd =
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, onednn_engine());
     auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd), src, wei, dst});
     by_shape.emplace(std::make_pair(n, rows), p);
     return p;
@@ -267,7 +268,9 @@ QuantLinear::~QuantLinear() = default;
 QuantLinear::QuantLinear(QuantLinear&&) noexcept = default;
 QuantLinear& QuantLinear::operator=(QuantLinear&&) noexcept = default;
 
-bool QuantLinear::gemm_uses_bf16() { return native_bf16(); }
+bool QuantLinear::gemm_uses_bf16() {
+  return native_bf16();
+}
 
 const char* quant_format_name(QuantFormat f) {
   switch (f) {
@@ -293,7 +296,9 @@ int quant_block_bytes(QuantFormat f) {
   fail("QuantLinear: unknown format");
 }
 
-bool quant_avx512_available() { return cpu_has_avx512bw(); }
+bool quant_avx512_available() {
+  return cpu_has_avx512bw();
+}
 
 const char* quant_kernel_name() {
   if (!quant_avx512_available() || portable_forced()) return "portable";
@@ -304,8 +309,8 @@ QuantLinear::QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int 
                          std::vector<float> bias)
     : blocks_(blocks), format_(format), in_(in), out_(out), bias_(std::move(bias)) {
   if (in <= 0 || in % kBlock != 0) {
-    fail("QuantLinear: ", quant_format_name(format), " rows need a positive multiple of 32 inputs, got ",
-         in);
+    fail("QuantLinear: ", quant_format_name(format),
+         " rows need a positive multiple of 32 inputs, got ", in);
   }
   if (out <= 0) fail("QuantLinear: need at least one output, got ", out);
   if (blocks == nullptr) fail("QuantLinear: no weight data");
@@ -337,12 +342,13 @@ void QuantLinear::forward_dot(const float* x, int n, float* y, QuantIsa isa) con
   const int nb = in_ / kBlock;
   const size_t row_q = static_cast<size_t>(a.nb_pad) * kBlock;
   const float* bias = bias_.empty() ? nullptr : bias_.data();
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast<int64_t>(n) * in_ * out_))
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(n) * in_ * out_))
   for (int r = 0; r < out_; ++r) {
     const uint8_t* w = blocks_ + r * row_bytes_;
     for (int i = 0; i < n; ++i) {
-      const float v = dot(w, nb, a.q.data() + i * row_q, a.s.data() + static_cast<size_t>(i) * a.nb_pad,
-                          a.sum.data() + static_cast<size_t>(i) * a.nb_pad);
+      const float v =
+          dot(w, nb, a.q.data() + i * row_q, a.s.data() + static_cast<size_t>(i) * a.nb_pad,
+              a.sum.data() + static_cast<size_t>(i) * a.nb_pad);
       y[static_cast<int64_t>(i) * out_ + r] = bias ? v + bias[r] : v;
     }
   }
@@ -360,7 +366,8 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16)
   const int tile_rows = std::max(16, (1 << 18) / in_ / 16 * 16);
   const int tiles = (out_ + tile_rows - 1) / tile_rows;
   // Inside the parallel loop OpenBLAS (OpenMP build) runs each sgemm on one thread.
-#pragma omp parallel for schedule(dynamic) if (worth_parallel(static_cast<int64_t>(n) * in_ * out_) && tiles > 1)
+#pragma omp parallel for schedule( \
+    dynamic) if (worth_parallel(static_cast <int64_t>(n) * in_ * out_) && tiles > 1)
   for (int t = 0; t < tiles; ++t) {
     const int r0 = t * tile_rows, rows = std::min(tile_rows, out_ - r0);
     thread_local std::vector<float> tile;  // [rows, in] f32 weights of this tile
@@ -386,8 +393,8 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16)
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   const int nb = in_ / kBlock;
   const int64_t count = static_cast<int64_t>(n) * in_;
-  thread_local std::vector<uint16_t> xb;     // [n, in] bf16 activations
-  thread_local std::vector<uint16_t> tile;   // [rows, in] bf16 weights of one tile
+  thread_local std::vector<uint16_t> xb;      // [n, in] bf16 activations
+  thread_local std::vector<uint16_t> tile;    // [rows, in] bf16 weights of one tile
   thread_local std::vector<uint8_t> pad_buf;  // oneDNN scratchpad of the calling thread
   xb.resize(static_cast<size_t>(count));
   uint16_t* xbp = xb.data();
@@ -404,7 +411,7 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   dnnl::stream stream(onednn_engine());
   for (int r0 = 0; r0 < out_; r0 += tile_rows) {
     const int rows = std::min(tile_rows, out_ - r0);
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast<int64_t>(rows) * in_ * 4))
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(rows) * in_ * 4))
     for (int r = 0; r < rows; ++r) {
       thread_local std::vector<float> row;  // [in] f32 weights of one row
       row.resize(in_);

@@ -85,12 +85,12 @@ class QuantLinear {
   int64_t weight_bytes() const;
 
  private:
-  const uint8_t* blocks_;   // [out, in/32] blocks (not owned)
+  const uint8_t* blocks_;  // [out, in/32] blocks (not owned)
   QuantFormat format_;
   int in_, out_;
-  int64_t row_bytes_;       // in/32 · block bytes
+  int64_t row_bytes_;        // in/32 · block bytes
   std::vector<float> bias_;  // [out] or empty
-  struct Gemm;                  // cached oneDNN primitives (bf16 tile path), null without bf16
+  struct Gemm;               // cached oneDNN primitives (bf16 tile path), null without bf16
   std::unique_ptr<Gemm> gemm_;
 
   void forward_gemm_bf16(const float* x, int n, float* y) const;

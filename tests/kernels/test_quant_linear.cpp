@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "common/error.h"
@@ -66,9 +67,9 @@ std::vector<uint8_t> quantize_q4_1(const std::vector<float>& w) {
 }
 
 gguf::TensorType gguf_type(QuantFormat f) {
-  return f == QuantFormat::kQ8_0 ? gguf::TensorType::Q8_0
-                                 : (f == QuantFormat::kQ4_0 ? gguf::TensorType::Q4_0
-                                                            : gguf::TensorType::Q4_1);
+  return f == QuantFormat::kQ8_0
+             ? gguf::TensorType::Q8_0
+             : (f == QuantFormat::kQ4_0 ? gguf::TensorType::Q4_0 : gguf::TensorType::Q4_1);
 }
 
 Weights make_weights(QuantFormat f, int in, int out, std::mt19937& rng) {
@@ -83,15 +84,17 @@ Weights make_weights(QuantFormat f, int in, int out, std::mt19937& rng) {
     for (int k = 0; k < in; ++k) w[3 * static_cast<size_t>(in) + k] += 0.7f;
   }
   Weights ws;
-  ws.blocks = f == QuantFormat::kQ4_1 ? quantize_q4_1(w)
-                                      : gguf::quantize(gguf_type(f), w.data(), static_cast<int64_t>(w.size()));
+  ws.blocks = f == QuantFormat::kQ4_1
+                  ? quantize_q4_1(w)
+                  : gguf::quantize(gguf_type(f), w.data(), static_cast<int64_t>(w.size()));
   if (f == QuantFormat::kQ8_0) {
     // The format allows q = -128, which the quantiser never writes: plant some.
     for (size_t b = 0; b < ws.blocks.size() / 34; b += 3) ws.blocks[34 * b + 2 + b % 32] = 0x80;
   }
   EXPECT_EQ(ws.blocks.size(), static_cast<size_t>(out) * (in / 32) * kernels::quant_block_bytes(f));
   ws.deq.resize(w.size());
-  gguf::dequantize_row(gguf_type(f), ws.blocks.data(), ws.deq.data(), static_cast<int64_t>(w.size()));
+  gguf::dequantize_row(gguf_type(f), ws.blocks.data(), ws.deq.data(),
+                       static_cast<int64_t>(w.size()));
   return ws;
 }
 
@@ -126,7 +129,7 @@ double block_bound(QuantFormat f, const uint8_t* row, int b) {
 struct Path {
   const char* name;
   bool dot;
-  QuantIsa isa;    // dot paths
+  QuantIsa isa;       // dot paths
   bool bf16 = false;  // GEMM paths: the oneDNN bf16 tiles (else f32 sgemm)
 };
 
@@ -164,7 +167,8 @@ TEST(QuantLinear, MatchesDoubleReference) {
               double y = bias[r], l1 = 0, quant = 0, terms = 0;
               for (int b = 0; b < nb; ++b) {
                 double amax = 0, wsum = 0, xsum = 0;
-                for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(double{xi[32 * b + j]}));
+                for (int j = 0; j < 32; ++j)
+                  amax = std::max(amax, std::fabs(double{xi[32 * b + j]}));
                 const double s = amax / 127;
                 for (int j = 0; j < 32; ++j) {
                   const double wv = wr[32 * b + j], xv = xi[32 * b + j];
@@ -242,6 +246,27 @@ TEST(QuantLinear, Avx512AgreesWithPortable) {
       }
     }
   }
+}
+
+// kAuto runs the AVX-512 kernel where the CPU has AVX-512BW, unless FASTKV_PORTABLE_KERNELS=1
+// (CTest runs this binary a second time with it set: QuantLinearPortableKernels).
+TEST(QuantLinear, AutoFollowsTheEnvironment) {
+  const char* env = std::getenv("FASTKV_PORTABLE_KERNELS");
+  const bool forced = env != nullptr && std::string(env) == "1";
+  const bool avx = kernels::quant_avx512_available() && !forced;
+  if (avx) {
+    EXPECT_STRNE(kernels::quant_kernel_name(), "portable");
+  } else {
+    EXPECT_STREQ(kernels::quant_kernel_name(), "portable");
+  }
+  std::mt19937 rng(9);
+  const Weights ws = make_weights(QuantFormat::kQ4_1, 96, 9, rng);
+  const QuantLinear lin(ws.blocks.data(), QuantFormat::kQ4_1, 96, 9, {});
+  const std::vector<float> x = make_acts(2, 96, rng);
+  std::vector<float> a(18), b(18);
+  lin.forward_dot(x.data(), 2, a.data(), QuantIsa::kAuto);
+  lin.forward_dot(x.data(), 2, b.data(), avx ? QuantIsa::kAvx512 : QuantIsa::kPortable);
+  EXPECT_EQ(a, b);
 }
 
 TEST(QuantLinear, BadShapesAreErrors) {

@@ -62,8 +62,8 @@ TEST_P(QuantModel, LogitsFollowTheF32Path) {
   EXPECT_EQ(q->backend(), kernels::Backend::kQuant);
   // Every projection and the (tied) LM head stay quantised.
   const LayerWeights& lw = q->weights().layers[0];
-  for (const kernels::Linear* l : {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up,
-                                   &lw.w_down, &q->weights().lm_head}) {
+  for (const kernels::Linear* l :
+       {&lw.wq, &lw.wk, &lw.wv, &lw.wo, &lw.w_gate, &lw.w_up, &lw.w_down, &q->weights().lm_head}) {
     EXPECT_EQ(l->backend(), kernels::Backend::kQuant);
   }
   lo.backend = kernels::Backend::kBf16;
@@ -108,10 +108,11 @@ TEST_P(QuantModel, LogitsFollowTheF32Path) {
       worst = std::max(worst, rel_diff(da, db));
       tok = static_cast<int32_t>(std::max_element(da.begin(), da.end()) - da.begin());
     }
-    std::printf("%s, %zu tokens: max |Δlogit| / max |logit| = %.5f (bf16 backend's prefill "
-                "%.5f), top-1 %lld vs %lld\n",
-                GetParam(), p.size(), worst, bf16_diff, static_cast<long long>(top_a),
-                static_cast<long long>(top_b));
+    std::printf(
+        "%s, %zu tokens: max |Δlogit| / max |logit| = %.5f (bf16 backend's prefill "
+        "%.5f), top-1 %lld vs %lld\n",
+        GetParam(), p.size(), worst, bf16_diff, static_cast<long long>(top_a),
+        static_cast<long long>(top_b));
     EXPECT_LE(worst, 0.05);
   }
   EXPECT_GE(checked_argmax, 1) << "no prompt had a clear top-1: the greedy check said nothing";
