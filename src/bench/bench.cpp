@@ -105,26 +105,26 @@ double measure_gemm_ceiling(const Model& m, int rows, int passes) {
     max_out = std::max(max_out, l->out());
     flops += 2.0 * rows * l->in() * l->out();
   }
-  const bool bf16 = m.backend() == kernels::Backend::kBf16;
+  // Each layer's native input: bf16 bits for a kBf16 layer, f32 otherwise (kF32, kQuant; a
+  // kQuant model may mix both).
   const size_t n_in = static_cast<size_t>(rows) * max_in;
-  std::vector<float> xf(bf16 ? 0 : n_in);
-  std::vector<uint16_t> xb(bf16 ? n_in : 0);
+  std::vector<float> xf(n_in);
+  std::vector<uint16_t> xb(n_in);
   Rng rng(7);
   for (size_t i = 0; i < n_in; ++i) {
-    const float v = static_cast<float>(rng.uniform01() * 2 - 1);
-    if (bf16) {
-      xb[i] = gguf::f32_to_bf16(v);
-    } else {
-      xf[i] = v;
-    }
+    xf[i] = static_cast<float>(rng.uniform01() * 2 - 1);
+    xb[i] = gguf::f32_to_bf16(xf[i]);
   }
-  const void* x = bf16 ? static_cast<const void*>(xb.data()) : static_cast<const void*>(xf.data());
+  auto native = [&](const kernels::Linear* l) {
+    return l->backend() == kernels::Backend::kBf16 ? static_cast<const void*>(xb.data())
+                                                   : static_cast<const void*>(xf.data());
+  };
   std::vector<float> y(static_cast<size_t>(rows) * max_out);
-  for (const kernels::Linear* l : shapes) l->forward_native(x, rows, y.data());  // warm-up
+  for (const kernels::Linear* l : shapes) l->forward_native(native(l), rows, y.data());  // warm-up
   double best = 0;
   for (int p = 0; p < passes; ++p) {
     const auto t0 = Clock::now();
-    for (const kernels::Linear* l : shapes) l->forward_native(x, rows, y.data());
+    for (const kernels::Linear* l : shapes) l->forward_native(native(l), rows, y.data());
     best = std::max(best, flops / seconds_since(t0));
   }
   return best;

@@ -1,11 +1,15 @@
 #include "kernels/linear.h"
 
+#include "common/error.h"
 #include "kernels/ops.h"
 
 namespace fastkv::kernels {
 
 Linear::Linear(std::vector<float> w, int in, int out, std::vector<float> bias, Backend backend)
     : in_(in), out_(out) {
+  if (backend == Backend::kQuant) {
+    fail("Linear: a quant layer is built from its quantised blocks, not from f32 weights");
+  }
   if (backend == Backend::kBf16) {
     fast_ = std::make_unique<OneDnnLinear>(w.data(), in, out, bias.empty() ? nullptr : bias.data());
   } else {
@@ -14,8 +18,16 @@ Linear::Linear(std::vector<float> w, int in, int out, std::vector<float> bias, B
   }
 }
 
+Linear::Linear(const uint8_t* blocks, QuantFormat format, int in, int out,
+               std::vector<float> bias)
+    : in_(in),
+      out_(out),
+      quant_(std::make_unique<QuantLinear>(blocks, format, in, out, std::move(bias))) {}
+
 void Linear::forward(const float* x, int n, float* y) const {
-  if (fast_) {
+  if (quant_) {
+    quant_->forward(x, n, y);
+  } else if (fast_) {
     fast_->forward(x, n, y);
   } else {
     linear(x, n, w_.data(), in_, out_, bias_.empty() ? nullptr : bias_.data(), y);
@@ -31,6 +43,7 @@ void Linear::forward_native(const void* x, int n, float* y) const {
 }
 
 int64_t Linear::weight_bytes() const {
+  if (quant_) return quant_->weight_bytes();
   return fast_ ? fast_->weight_bytes() : static_cast<int64_t>(w_.size() * sizeof(float));
 }
 

@@ -1,6 +1,8 @@
 // A linear layer y = x · Wᵀ (+ b) whose GEMM backend is chosen at load:
 //   kF32  — f32 weights, OpenBLAS sgemm/sgemv: the tested reference path;
-//   kBf16 — bf16 weights prepacked for oneDNN (AMX / AVX512-BF16), f32 accumulation.
+//   kBf16 — bf16 weights prepacked for oneDNN (AMX / AVX512-BF16), f32 accumulation;
+//   kQuant — Q8_0/Q4_0/Q4_1 blocks read in place from the GGUF mapping (QuantLinear); a model
+//            loaded with kQuant keeps other weight types on bf16 (or f32 without native bf16).
 #pragma once
 
 #include <cstdint>
@@ -8,26 +10,34 @@
 #include <vector>
 
 #include "kernels/gemm_onednn.h"
+#include "kernels/quant_linear.h"
 
 namespace fastkv::kernels {
 
-enum class Backend { kF32, kBf16 };
+enum class Backend { kF32, kBf16, kQuant };
 
-// "f32" | "bf16": the names `--backend` takes and reports print.
-inline const char* backend_name(Backend b) { return b == Backend::kBf16 ? "bf16" : "f32"; }
+// "f32" | "bf16" | "quant": the names `--backend` takes and reports print.
+inline const char* backend_name(Backend b) {
+  return b == Backend::kBf16 ? "bf16" : (b == Backend::kQuant ? "quant" : "f32");
+}
 
 class Linear {
  public:
   Linear() = default;
   // w: [out, in] row-major; bias: [out] or empty.
+  // backend: kF32 or kBf16 (kQuant layers are built from their blocks, below).
   Linear(std::vector<float> w, int in, int out, std::vector<float> bias, Backend backend);
+  // A kQuant layer over quantised blocks (see QuantLinear: not owned, must outlive the layer).
+  Linear(const uint8_t* blocks, QuantFormat format, int in, int out, std::vector<float> bias);
 
   // y[n, out] = x[n, in] · Wᵀ (+ bias)
   void forward(const float* x, int n, float* y) const;
-  // The same from inputs already in the backend's element type (f32 for kF32, bf16 bits for
-  // kBf16): the bare GEMM, which `fastkv bench` times as the machine's ceiling.
+  // The same from inputs already in the backend's element type (f32 for kF32 and kQuant, bf16
+  // bits for kBf16): the bare GEMM, which `fastkv bench` times as the machine's ceiling.
   void forward_native(const void* x, int n, float* y) const;
-  Backend backend() const { return fast_ ? Backend::kBf16 : Backend::kF32; }
+  Backend backend() const {
+    return quant_ ? Backend::kQuant : (fast_ ? Backend::kBf16 : Backend::kF32);
+  }
 
   int in() const { return in_; }
   int out() const { return out_; }
@@ -38,6 +48,7 @@ class Linear {
   std::vector<float> w_;     // [out, in] (f32 backend only)
   std::vector<float> bias_;  // [out] or empty (f32 backend; oneDNN keeps its own copy)
   std::unique_ptr<OneDnnLinear> fast_;
+  std::unique_ptr<QuantLinear> quant_;
 };
 
 }  // namespace fastkv::kernels

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "kernels/attention.h"
+#include "kernels/gemm_onednn.h"
 #include "model/tensor_names.h"
 
 namespace fastkv {
@@ -23,6 +24,44 @@ std::vector<float> load_matrix(const gguf::File& f, const std::string& name, int
                 "]"));
   }
   return f.read_f32(t);
+}
+
+// The kernels' block format for a GGUF type QuantLinear reads in place, or nullopt.
+std::optional<kernels::QuantFormat> quant_format_of(gguf::TensorType t) {
+  switch (t) {
+    case gguf::TensorType::Q8_0:
+      return kernels::QuantFormat::kQ8_0;
+    case gguf::TensorType::Q4_0:
+      return kernels::QuantFormat::kQ4_0;
+    case gguf::TensorType::Q4_1:
+      return kernels::QuantFormat::kQ4_1;
+    default:
+      return std::nullopt;
+  }
+}
+
+// A linear layer from the 2-D weight `name` (GGUF ne = [in, out]) on `backend`. kQuant: a Q8_0,
+// Q4_0 or Q4_1 weight stays in the file's mapping (QuantLinear reads its blocks in place); any
+// other type goes to `dense` (bf16, or f32 where the CPU lacks native bf16).
+kernels::Linear load_linear(const gguf::File& f, const std::string& name, int in, int out,
+                            std::vector<float> bias, kernels::Backend backend,
+                            kernels::Backend dense) {
+  if (backend == kernels::Backend::kQuant) {
+    const gguf::TensorInfo& t = f.tensor(name);
+    if (t.ne.size() != 2 || t.ne[0] != in || t.ne[1] != out) {
+      f.error(cat("tensor '", name, "' has shape ", t.shape_string(), ", expected [", in, ", ",
+                  out, "]"));
+    }
+    if (const auto fmt = quant_format_of(t.type)) {
+      if (in % 32 != 0) {
+        f.error(cat("tensor '", name, "': rows of ", in, " elements are not whole ",
+                    gguf::type_name(t.type), " blocks"));
+      }
+      return kernels::Linear(t.data, *fmt, in, out, std::move(bias));
+    }
+    return kernels::Linear(load_matrix(f, name, in, out), in, out, std::move(bias), dense);
+  }
+  return kernels::Linear(load_matrix(f, name, in, out), in, out, std::move(bias), backend);
 }
 
 std::vector<float> load_vector(const gguf::File& f, const std::string& name, int n) {
@@ -121,11 +160,11 @@ void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights
 
 // attn[n, H, d] = causal attention of the n live tokens (within the layer's window, if any).
 // A windowed layer takes the f32 kernel: the bf16 tile kernel has no window.
-void attention(const LayerConfig& lc, kernels::Backend backend, int n, Activations& a) {
+void attention(const LayerConfig& lc, bool bf16_path, int n, Activations& a) {
   kernels::Window window;
   window.size = lc.window;
   window.key_pos = a.pos.data();
-  if (backend == kernels::Backend::kBf16 && !window.active()) {
+  if (bf16_path && !window.active()) {
     kernels::causal_attention_bf16(a.q.data(), a.k.data(), a.v.data(), n, lc.n_head,
                                    lc.n_head_kv, lc.head_dim, a.attn.data());
   } else {
@@ -241,6 +280,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   ModelConfig& c = m->config_;
   c = ModelConfig::from_gguf(f);
   m->backend_ = opts.backend;
+  // kQuant: weights of other types, attention and the KV cache as on the bf16 path where the
+  // CPU has native bf16, else as on the f32 path.
+  const kernels::Backend dense =
+      opts.backend == kernels::Backend::kQuant
+          ? (kernels::cpu_has_native_bf16() ? kernels::Backend::kBf16 : kernels::Backend::kF32)
+          : opts.backend;
+  m->bf16_path_ = dense == kernels::Backend::kBf16;
   const int D = c.d_model;
   Weights& w = m->w_;
   {
@@ -263,9 +309,8 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   }
   w.output_norm = load_vector(f, kOutputNormName, D);
   // A tied LM head reads the whole table once here, into its own (backend) layout.
-  w.lm_head = kernels::Linear(
-      load_matrix(f, c.tied_embeddings ? kTokenEmbdName : kOutputName, D, c.n_vocab), D,
-      c.n_vocab, {}, opts.backend);
+  w.lm_head = load_linear(f, c.tied_embeddings ? kTokenEmbdName : kOutputName, D, c.n_vocab, {},
+                          opts.backend, dense);
   w.layers.resize(c.n_layer);
   m->rope_.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
@@ -277,8 +322,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     };
     auto linear = [&](LayerTensor t, int in, int out, std::optional<LayerTensor> bias) {
       std::vector<float> b = bias ? vec(*bias, out) : std::vector<float>{};
-      return kernels::Linear(load_matrix(f, tensor_name(t, l), in, out), in, out, std::move(b),
-                             opts.backend);
+      return load_linear(f, tensor_name(t, l), in, out, std::move(b), opts.backend, dense);
     };
     LayerWeights& lw = w.layers[l];
     lw.attn_norm = vec(LayerTensor::kAttnNorm, D);
@@ -302,8 +346,10 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     rope.neox = lc.rope_style == RopeStyle::kNeox;
   }
   if (f.has("tokenizer.ggml.model")) m->tokenizer_ = Tokenizer::from_gguf(f);
-  // Every weight now lives in the model's own buffers: drop the file's pages from the resident
-  // set (otherwise a bf16 model is counted twice).
+  // Every dense weight now lives in the model's own buffers: drop the file's pages from the
+  // resident set (otherwise a bf16 model is counted twice). The mapping is read-only
+  // (PROT_READ, MAP_PRIVATE, never written), so MADV_DONTNEED only drops clean pages: the token
+  // embeddings and kQuant's blocks, read in place, fault back in from the file on first use.
   f.release_tensor_pages();
   return m;
 }
@@ -412,7 +458,7 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     project_qkv(c, lc, lw, rope_[l], n, a);
     lap.to(sec.qkv);
     // attention over the layer's full K/V of its n live tokens (+ what the policy needs)
-    attention(lc, backend_, n, a);
+    attention(lc, bf16_path_, n, a);
     st.attention_flops += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
     LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
                   a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
@@ -470,7 +516,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMeth
   st.n_prompt = N;
   Activations a;
   a.resize(N, c);
-  const bool bf16_cache = backend_ == kernels::Backend::kBf16;
+  const bool bf16_cache = bf16_path_;
   const bool rows_fixed = !logit_rows.empty();
   cache.reset(c.n_layer, bf16_cache);
   policy.begin(N, c.n_layer);

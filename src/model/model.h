@@ -65,6 +65,8 @@ struct Weights {
 
 struct LoadOptions {
   // kF32: the reference path the golden tests use. kBf16: oneDNN bf16 GEMMs (fast path).
+  // kQuant: Q8_0/Q4_0/Q4_1 linear weights read in place from the mapping (kernels::QuantLinear),
+  // other weights, attention and the KV cache as with kBf16 (kF32 without native bf16).
   kernels::Backend backend = kernels::Backend::kF32;
 };
 
@@ -202,6 +204,8 @@ class Model {
   Weights w_;
   std::vector<kernels::RopeTable> rope_;  // [L] each layer's RoPE
   kernels::Backend backend_ = kernels::Backend::kF32;
+  // Attention tiles and KV cache in bf16: kBf16, or kQuant on a CPU with native bf16.
+  bool bf16_path_ = false;
   std::unique_ptr<Tokenizer> tokenizer_;
 };
 

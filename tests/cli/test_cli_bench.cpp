@@ -98,7 +98,7 @@ TEST(CliBench, BadFlagsFailWithAClearMessage) {
       {"bench" + m + "-p 64 -n -1", "-n/--n-gen must be >= 0"},
       {"bench" + m + "-p 64 --warmup -2", "--warmup must be >= 0"},
       {"bench" + m + "-p 64 --methods nosuch", "nosuch"},
-      {"bench" + m + "-p 64 --backend fp8", "--backend must be f32, bf16 or auto"},
+      {"bench" + m + "-p 64 --backend fp8", "--backend must be f32, bf16, quant or auto"},
       {"bench" + m + "-p 9000", "exceed the context of 8192 tokens"},
       {"bench" + m + "-p 64 --json /nonexistent-dir/x.json", "cannot write"},
       {"bench -m /nonexistent.gguf -p 64", "/nonexistent.gguf"},

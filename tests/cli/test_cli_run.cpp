@@ -286,6 +286,24 @@ TEST_F(CliRun, StatsNameModelBackendAndMethod) {
   EXPECT_TRUE(contains(r.err, "backend: f32\n")) << describe(r);
 }
 
+// --backend quant on a real Q4_1 file (SmolLM2: 210 Q4_1 projections, a Q8_0 tied LM head, f32
+// norms): it runs, says so, and greedily continues a clear prompt as the f32 path does.
+TEST_F(CliRun, QuantBackendRunsSmolLM2Q41) {
+  const std::string model = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (model.empty()) {
+    GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found in ../shared/models, "
+                 << "$FASTKV_MODEL_PATH or models/";
+  }
+  const std::string m = "run -m " + shell_quote(model) + " -p 'The capital of France is' -n 3 --temp 0 ";
+  CommandResult q = run_fastkv(m + "--backend quant");
+  ASSERT_EQ(q.exit_code, 0) << describe(q);
+  EXPECT_TRUE(contains(q.err, "backend: quant\n")) << describe(q);
+  EXPECT_EQ(q.out.rfind(" Paris", 0), 0u) << describe(q);
+  CommandResult f = run_fastkv(m + "--backend f32");
+  ASSERT_EQ(f.exit_code, 0) << describe(f);
+  EXPECT_EQ(f.out.rfind(" Paris", 0), 0u) << describe(f);
+}
+
 // A prefill longer than FASTKV_PROGRESS_DELAY seconds (default 2) shows its progress on stderr;
 // with 0 every prefill does (one line per 2 s when stderr is not a terminal: here the first).
 TEST_F(CliRun, LongPrefillShowsProgress) {

@@ -1,0 +1,442 @@
+#include "kernels/quant_linear.h"
+
+#include <cblas.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "common/error.h"
+#include "kernels/gemm_onednn.h"
+#include "kernels/onednn_engine.h"
+#include "kernels/parallel.h"
+#include "kernels/vec.h"
+
+#ifdef FASTKV_AVX512_KERNELS
+#include <immintrin.h>
+#endif
+
+// GCC 12 warns that the AVX-512 intrinsics' internal "undefined" operands are uninitialised
+// (a known false positive of the headers); nothing in this file reads uninitialised data.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+namespace fastkv::kernels {
+namespace {
+
+constexpr int kBlock = 32;  // weights (and activations) per block
+
+// IEEE half -> float (exact: every f16 value is an f32 value).
+float f16_to_f32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1Fu;
+  uint32_t mant = h & 0x3FFu;
+  uint32_t bits;
+  if (exp == 0x1F) {
+    bits = sign | 0x7F800000u | (mant << 13);  // inf / NaN
+  } else if (exp != 0) {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  } else if (mant == 0) {
+    bits = sign;
+  } else {
+    // Subnormal: value = mant · 2^-24; normalise the mantissa.
+    int e = 127 - 15 + 1;
+    while ((mant & 0x400u) == 0) {
+      mant <<= 1;
+      --e;
+    }
+    bits = sign | (static_cast<uint32_t>(e) << 23) | ((mant & 0x3FFu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float rd_f16(const uint8_t* p) {
+  return f16_to_f32(static_cast<uint16_t>(p[0] | (static_cast<uint16_t>(p[1]) << 8)));
+}
+
+// One block's contribution to a row's dot product: sum_j w[j] · (s · qx[j]), where the block's
+// integer part is exact and d · s scales it (plus m · xsum for Q4_1).
+template <QuantFormat F>
+float row_dot_portable(const uint8_t* w, int nb, const int8_t* qx, const float* sx,
+                       const float* xsum) {
+  float acc = 0;
+  for (int b = 0; b < nb; ++b, qx += kBlock) {
+    int32_t s = 0;
+    if constexpr (F == QuantFormat::kQ8_0) {
+      const uint8_t* blk = w + static_cast<int64_t>(b) * 34;
+      for (int j = 0; j < kBlock; ++j) s += static_cast<int8_t>(blk[2 + j]) * qx[j];
+      acc += rd_f16(blk) * sx[b] * static_cast<float>(s);
+    } else if constexpr (F == QuantFormat::kQ4_0) {
+      const uint8_t* blk = w + static_cast<int64_t>(b) * 18;
+      for (int j = 0; j < 16; ++j) {
+        s += ((blk[2 + j] & 0xF) - 8) * qx[j] + ((blk[2 + j] >> 4) - 8) * qx[j + 16];
+      }
+      acc += rd_f16(blk) * sx[b] * static_cast<float>(s);
+    } else {
+      const uint8_t* blk = w + static_cast<int64_t>(b) * 20;
+      for (int j = 0; j < 16; ++j) s += (blk[4 + j] & 0xF) * qx[j] + (blk[4 + j] >> 4) * qx[j + 16];
+      acc += rd_f16(blk) * sx[b] * static_cast<float>(s) + rd_f16(blk + 2) * xsum[b];
+    }
+  }
+  return acc;
+}
+
+// dst[nb · 32] = the weights of nb blocks of format f.
+void dequantize_blocks(QuantFormat f, const uint8_t* src, int nb, float* dst) {
+  for (int b = 0; b < nb; ++b, dst += kBlock) {
+    if (f == QuantFormat::kQ8_0) {
+      const uint8_t* blk = src + static_cast<int64_t>(b) * 34;
+      const float d = rd_f16(blk);
+      for (int j = 0; j < kBlock; ++j)
+        dst[j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
+    } else if (f == QuantFormat::kQ4_0) {
+      const uint8_t* blk = src + static_cast<int64_t>(b) * 18;
+      const float d = rd_f16(blk);
+      for (int j = 0; j < 16; ++j) {
+        dst[j] = d * static_cast<float>((blk[2 + j] & 0xF) - 8);
+        dst[j + 16] = d * static_cast<float>((blk[2 + j] >> 4) - 8);
+      }
+    } else {
+      const uint8_t* blk = src + static_cast<int64_t>(b) * 20;
+      const float d = rd_f16(blk), m = rd_f16(blk + 2);
+      for (int j = 0; j < 16; ++j) {
+        dst[j] = d * static_cast<float>(blk[4 + j] & 0xF) + m;
+        dst[j + 16] = d * static_cast<float>(blk[4 + j] >> 4) + m;
+      }
+    }
+  }
+}
+
+#ifdef FASTKV_AVX512_KERNELS
+namespace vnni {
+#define QL_VNNI 1
+#include "kernels/quant_dot_avx512.inc"
+#undef QL_VNNI
+}  // namespace vnni
+namespace bw {
+#define QL_VNNI 0
+#include "kernels/quant_dot_avx512.inc"
+#undef QL_VNNI
+}  // namespace bw
+#endif
+
+bool cpu_has_avx512bw() {
+#ifdef FASTKV_AVX512_KERNELS
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512vnni() {
+#ifdef FASTKV_AVX512_KERNELS
+  static const bool has = cpu_has_avx512bw() && __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
+}
+
+// FASTKV_PORTABLE_KERNELS=1: the portable kernels even where AVX-512 runs (read once).
+bool portable_forced() {
+  static const bool forced = [] {
+    const char* v = std::getenv("FASTKV_PORTABLE_KERNELS");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return forced;
+}
+
+using RowDot = float (*)(const uint8_t* w, int nb, const int8_t* qx, const float* sx,
+                         const float* xsum);
+
+template <QuantFormat F>
+RowDot pick_row_dot(QuantIsa isa) {
+  if (isa == QuantIsa::kAuto) {
+    isa = quant_avx512_available() && !portable_forced() ? QuantIsa::kAvx512 : QuantIsa::kPortable;
+  }
+  if (isa == QuantIsa::kAvx512 || isa == QuantIsa::kAvx512Bw) {
+#ifdef FASTKV_AVX512_KERNELS
+    if (isa == QuantIsa::kAvx512 && cpu_has_avx512vnni()) return &vnni::row_dot<F>;
+    if (cpu_has_avx512bw()) return &bw::row_dot<F>;
+#endif
+    fail("QuantLinear: the AVX-512 kernel needs a CPU with AVX-512BW (and a GCC x86-64 build)");
+  }
+  return &row_dot_portable<F>;
+}
+
+RowDot pick_row_dot(QuantFormat f, QuantIsa isa) {
+  switch (f) {
+    case QuantFormat::kQ8_0:
+      return pick_row_dot<QuantFormat::kQ8_0>(isa);
+    case QuantFormat::kQ4_0:
+      return pick_row_dot<QuantFormat::kQ4_0>(isa);
+    case QuantFormat::kQ4_1:
+      return pick_row_dot<QuantFormat::kQ4_1>(isa);
+  }
+  fail("QuantLinear: unknown format");
+}
+
+// Activations quantised to q8 blocks, the calling thread's buffers (reused across calls).
+struct QuantActs {
+  int nb_pad = 0;          // blocks per row rounded up to even (the AVX-512 kernel reads pairs)
+  std::vector<int8_t> q;   // [n, nb_pad · 32] round(x / s), zero in the padding
+  std::vector<float> s;    // [n, nb_pad] block scales max|x| / 127 (0 for an all-zero block)
+  std::vector<float> sum;  // [n, nb_pad] s · sum_j q[j] (Q4_1's m term)
+};
+
+// Symmetric round-to-nearest: s = max|x| / 127, q = round(x / s) in [-127, 127], so
+// |x - s · q| <= s / 2 (plus f32 rounding of x / s).
+void quantize_acts(const float* x, int n, int in, QuantActs& a) {
+  const int nb = in / kBlock;
+  a.nb_pad = (nb + 1) & ~1;
+  const size_t row_q = static_cast<size_t>(a.nb_pad) * kBlock;
+  a.q.assign(static_cast<size_t>(n) * row_q, 0);
+  a.s.assign(static_cast<size_t>(n) * a.nb_pad, 0.0f);
+  a.sum.assign(static_cast<size_t>(n) * a.nb_pad, 0.0f);
+  for (int i = 0; i < n; ++i) {
+    for (int b = 0; b < nb; ++b) {
+      const float* xb = x + static_cast<int64_t>(i) * in + b * kBlock;
+      int8_t* qb = a.q.data() + i * row_q + static_cast<size_t>(b) * kBlock;
+      float amax = 0;
+      for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
+      if (amax == 0) continue;
+      const float s = amax / 127.0f;
+      int32_t sum = 0;
+      for (int j = 0; j < kBlock; ++j) {
+        const float v = std::nearbyint(xb[j] / s);
+        const int32_t qi = static_cast<int32_t>(std::clamp(v, -127.0f, 127.0f));
+        qb[j] = static_cast<int8_t>(qi);
+        sum += qi;
+      }
+      a.s[static_cast<size_t>(i) * a.nb_pad + b] = s;
+      a.sum[static_cast<size_t>(i) * a.nb_pad + b] = s * static_cast<float>(sum);
+    }
+  }
+}
+
+using dt = dnnl::memory::data_type;
+using tag = dnnl::memory::format_tag;
+
+bool native_bf16() {
+  static const bool has = cpu_has_native_bf16();
+  return has;
+}
+
+}  // namespace
+
+// oneDNN bf16 matmuls of the tile path, cached per (n, tile rows): src [n, in] bf16, weights
+// [in, rows] given as the tile [rows, in] row-major (tag ba), dst [n, rows] f32 written into y
+// with row stride `out`.
+struct QuantLinear::Gemm {
+  struct Prim {
+    dnnl::matmul::primitive_desc pd;
+    dnnl::matmul prim;
+    dnnl::memory::desc src, wei, dst;
+  };
+  std::mutex mu;
+  std::map<std::pair<int, int>, std::shared_ptr<Prim>> by_shape;
+
+  std::shared_ptr<Prim> get(int n, int rows, int in, int out) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = by_shape.find({n, rows});
+    if (it != by_shape.end()) return it->second;
+    const dnnl::memory::dim N = n, R = rows, K = in, O = out;
+    dnnl::memory::desc src({N, K}, dt::bf16, tag::ab);
+    dnnl::memory::desc wei({K, R}, dt::bf16, tag::ba);
+    dnnl::memory::desc dst({N, R}, dt::f32, dnnl::memory::dims{O, 1});
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    auto pd =
+        dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, onednn_engine());
+    auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd), src, wei, dst});
+    by_shape.emplace(std::make_pair(n, rows), p);
+    return p;
+  }
+};
+
+QuantLinear::~QuantLinear() = default;
+QuantLinear::QuantLinear(QuantLinear&&) noexcept = default;
+QuantLinear& QuantLinear::operator=(QuantLinear&&) noexcept = default;
+
+bool QuantLinear::gemm_uses_bf16() {
+  return native_bf16();
+}
+
+const char* quant_format_name(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::kQ8_0:
+      return "Q8_0";
+    case QuantFormat::kQ4_0:
+      return "Q4_0";
+    case QuantFormat::kQ4_1:
+      return "Q4_1";
+  }
+  return "?";
+}
+
+int quant_block_bytes(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::kQ8_0:
+      return 34;
+    case QuantFormat::kQ4_0:
+      return 18;
+    case QuantFormat::kQ4_1:
+      return 20;
+  }
+  fail("QuantLinear: unknown format");
+}
+
+bool quant_avx512_available() {
+  return cpu_has_avx512bw();
+}
+
+const char* quant_kernel_name() {
+  if (!quant_avx512_available() || portable_forced()) return "portable";
+  return cpu_has_avx512vnni() ? "avx512-vnni" : "avx512bw";
+}
+
+QuantLinear::QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int out,
+                         std::vector<float> bias)
+    : blocks_(blocks), format_(format), in_(in), out_(out), bias_(std::move(bias)) {
+  if (in <= 0 || in % kBlock != 0) {
+    fail("QuantLinear: ", quant_format_name(format),
+         " rows need a positive multiple of 32 inputs, got ", in);
+  }
+  if (out <= 0) fail("QuantLinear: need at least one output, got ", out);
+  if (blocks == nullptr) fail("QuantLinear: no weight data");
+  if (!bias_.empty() && static_cast<int>(bias_.size()) != out) {
+    fail("QuantLinear: bias has ", bias_.size(), " values for ", out, " outputs");
+  }
+  row_bytes_ = static_cast<int64_t>(in / kBlock) * quant_block_bytes(format);
+  if (native_bf16()) gemm_ = std::make_unique<Gemm>();
+}
+
+int64_t QuantLinear::weight_bytes() const {
+  return row_bytes_ * out_ + static_cast<int64_t>(bias_.size() * sizeof(float));
+}
+
+void QuantLinear::forward(const float* x, int n, float* y) const {
+  if (n <= kQuantDotMaxRows) {
+    forward_dot(x, n, y);
+  } else {
+    forward_gemm(x, n, y);
+  }
+}
+
+void QuantLinear::forward_dot(const float* x, int n, float* y, QuantIsa isa) const {
+  if (n <= 0) return;
+  const RowDot dot = pick_row_dot(format_, isa);
+  thread_local QuantActs acts;
+  quantize_acts(x, n, in_, acts);
+  const QuantActs& a = acts;  // the calling thread's buffers, read by every worker
+  const int nb = in_ / kBlock;
+  const size_t row_q = static_cast<size_t>(a.nb_pad) * kBlock;
+  const float* bias = bias_.empty() ? nullptr : bias_.data();
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(n) * in_ * out_))
+  for (int r = 0; r < out_; ++r) {
+    const uint8_t* w = blocks_ + r * row_bytes_;
+    for (int i = 0; i < n; ++i) {
+      const float v =
+          dot(w, nb, a.q.data() + i * row_q, a.s.data() + static_cast<size_t>(i) * a.nb_pad,
+              a.sum.data() + static_cast<size_t>(i) * a.nb_pad);
+      y[static_cast<int64_t>(i) * out_ + r] = bias ? v + bias[r] : v;
+    }
+  }
+}
+
+void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16) const {
+  if (n <= 0) return;
+  if (gemm_ && allow_bf16) {
+    forward_gemm_bf16(x, n, y);
+    return;
+  }
+  const int nb = in_ / kBlock;
+  // Tiles of output rows whose f32 weights take about 1 MiB (at least 16 rows): each tile is
+  // dequantised once and multiplied with all n rows by one sgemm into y's columns [r0, r0+rows).
+  const int tile_rows = std::max(16, (1 << 18) / in_ / 16 * 16);
+  const int tiles = (out_ + tile_rows - 1) / tile_rows;
+  // Inside the parallel loop OpenBLAS (OpenMP build) runs each sgemm on one thread.
+#pragma omp parallel for schedule( \
+    dynamic) if (worth_parallel(static_cast <int64_t>(n) * in_ * out_) && tiles > 1)
+  for (int t = 0; t < tiles; ++t) {
+    const int r0 = t * tile_rows, rows = std::min(tile_rows, out_ - r0);
+    thread_local std::vector<float> tile;  // [rows, in] f32 weights of this tile
+    tile.resize(static_cast<size_t>(rows) * in_);
+    for (int r = 0; r < rows; ++r) {
+      dequantize_blocks(format_, blocks_ + (r0 + r) * row_bytes_, nb,
+                        tile.data() + static_cast<size_t>(r) * in_);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in_, 1.0f, x, in_, tile.data(),
+                in_, 0.0f, y + r0, out_);
+  }
+  if (!bias_.empty()) {
+    for (int i = 0; i < n; ++i) {
+      float* yi = y + static_cast<int64_t>(i) * out_;
+      for (int j = 0; j < out_; ++j) yi[j] += bias_[j];
+    }
+  }
+}
+
+// Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
+// of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
+// and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
+void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
+  const int nb = in_ / kBlock;
+  const int64_t count = static_cast<int64_t>(n) * in_;
+  thread_local std::vector<uint16_t> xb;      // [n, in] bf16 activations
+  thread_local std::vector<uint16_t> tile;    // [rows, in] bf16 weights of one tile
+  thread_local std::vector<uint8_t> pad_buf;  // oneDNN scratchpad of the calling thread
+  xb.resize(static_cast<size_t>(count));
+  uint16_t* xbp = xb.data();
+  constexpr int64_t kChunk = 8192;
+  const int64_t chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for if (worth_parallel(count * 4))
+  for (int64_t c = 0; c < chunks; ++c) {
+    to_bf16(x + c * kChunk, 1.0f, xbp + c * kChunk, std::min(kChunk, count - c * kChunk));
+  }
+  // Tiles of about 1 MiB of bf16 weights, in multiples of 64 rows.
+  const int tile_rows = std::min(out_, std::max(64, (1 << 19) / in_ / 64 * 64));
+  tile.resize(static_cast<size_t>(tile_rows) * in_);
+  uint16_t* tp = tile.data();
+  dnnl::stream stream(onednn_engine());
+  for (int r0 = 0; r0 < out_; r0 += tile_rows) {
+    const int rows = std::min(tile_rows, out_ - r0);
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(rows) * in_ * 4))
+    for (int r = 0; r < rows; ++r) {
+      thread_local std::vector<float> row;  // [in] f32 weights of one row
+      row.resize(in_);
+      dequantize_blocks(format_, blocks_ + (r0 + r) * row_bytes_, nb, row.data());
+      to_bf16(row.data(), 1.0f, tp + static_cast<size_t>(r) * in_, in_);
+    }
+    auto p = gemm_->get(n, rows, in_, out_);
+    dnnl::memory src(p->src, onednn_engine(), xbp);
+    dnnl::memory wei(p->wei, onednn_engine(), tp);
+    dnnl::memory dst(p->dst, onednn_engine(), y + r0);
+    const dnnl::memory::desc pad_md = p->pd.scratchpad_desc();
+    if (pad_buf.size() < pad_md.get_size()) pad_buf.resize(pad_md.get_size());
+    dnnl::memory pad(pad_md, onednn_engine(), pad_buf.data());
+    p->prim.execute(stream, {{DNNL_ARG_SRC, src},
+                             {DNNL_ARG_WEIGHTS, wei},
+                             {DNNL_ARG_DST, dst},
+                             {DNNL_ARG_SCRATCHPAD, pad}});
+    stream.wait();
+  }
+  if (!bias_.empty()) {
+    for (int i = 0; i < n; ++i) {
+      float* yi = y + static_cast<int64_t>(i) * out_;
+      for (int j = 0; j < out_; ++j) yi[j] += bias_[j];
+    }
+  }
+}
+
+}  // namespace fastkv::kernels

@@ -1,0 +1,99 @@
+// A linear layer y = x · Wᵀ (+ b) over weights kept in a GGUF block format (Q8_0, Q4_0, Q4_1),
+// read in place (from the file's mapping): no f32 or bf16 copy of the matrix is held, so a decode
+// step streams ~1.06 (Q8_0), ~0.56 (Q4_0) or ~0.63 (Q4_1) bytes per parameter instead of 2.
+//
+// Block formats (32 weights each, little-endian, rows of `in` weights in in/32 whole blocks):
+//   Q8_0, 34 bytes: { f16 d; int8 q[32] }             w[j] = d · q[j]
+//   Q4_0, 18 bytes: { f16 d; uint8 qs[16] }           w[j] = d · (nib[j] - 8)
+//   Q4_1, 20 bytes: { f16 d; f16 m; uint8 qs[16] }    w[j] = d · nib[j] + m
+// where nib[j] = qs[j] & 15 and nib[j + 16] = qs[j] >> 4 for j < 16.
+//
+// forward() picks one of two paths by the row count n:
+//   n <= kQuantDotMaxRows (decode): each activation row is quantised once to 32-element int8
+//     blocks with an f32 scale (symmetric, round to nearest: x ≈ s · qx, |qx| <= 127), then every
+//     output row is a sum over blocks of integer dot products times d · s (OpenMP over output
+//     rows). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
+//     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
+//     the portable code.
+//   larger n (prefill): the weights are dequantised a tile of output rows at a time (about
+//     1 MiB) and multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile
+//     and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as the bf16
+//     backend); elsewhere an f32 tile goes to OpenBLAS sgemm (exact f32 weights).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace fastkv::kernels {
+
+// The block formats QuantLinear reads (the kernels' own names: the kernels layer does not see
+// io/; the model converts gguf::TensorType).
+enum class QuantFormat { kQ8_0, kQ4_0, kQ4_1 };
+
+// "Q8_0" | "Q4_0" | "Q4_1"
+const char* quant_format_name(QuantFormat f);
+// Bytes of one 32-weight block: 34, 18, 20.
+int quant_block_bytes(QuantFormat f);
+
+// Which integer-dot kernel runs: kAuto = AVX-512 where the CPU has AVX-512BW and
+// FASTKV_PORTABLE_KERNELS is not 1, else portable. kAvx512 = VNNI dpbusd where the CPU has
+// avx512vnni, else AVX-512BW maddubs/madd; kAvx512Bw = the BW kernel even where VNNI exists
+// (so tests cover both).
+enum class QuantIsa { kAuto, kPortable, kAvx512, kAvx512Bw };
+// Whether the AVX-512 kernel can run here (built in, CPU has avx512bw).
+bool quant_avx512_available();
+// The kernel kAuto resolves to ("avx512-vnni", "avx512bw" or "portable").
+const char* quant_kernel_name();
+
+// Row counts up to this take the integer-dot path; more take dequantise + GEMM. Measured once
+// on one 2048 × 2048 Q4_0 layer (AVX-512 VNNI, AMX, 2 cores, load average ~3.6), best of 5, ms:
+//   n          1     2     4     8     16    20    24    28    32    48
+//   dot        0.22  0.41  0.81  1.69  3.97  4.97  5.96  6.64  6.42  9.60
+//   bf16 tiles 2.64  3.90  3.90  4.06  7.44  7.70  7.98  7.43  6.23  6.97
+// (portable dot 2.5-3.3 ms at n = 1; OneDnnLinear bf16 0.25 ms at n = 1, from L3 here). The dot
+// path grows ~0.2 ms a row while the tile path is dominated by dequantising the whole matrix:
+// they cross near n = 30; below 24 the dot path is clearly faster, and above it the GEMM path
+// (which rounds activations to bf16, not to q8 blocks) costs about the same, so it takes over.
+constexpr int kQuantDotMaxRows = 24;
+
+class QuantLinear {
+ public:
+  // blocks: [out, in/32] blocks of `format`, row after row (a GGUF tensor with ne = [in, out]);
+  // not owned: must outlive the layer. bias: [out] or empty. Throws fastkv::Error when in is not
+  // a positive multiple of 32 or out < 1.
+  QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int out, std::vector<float> bias);
+  ~QuantLinear();
+  QuantLinear(QuantLinear&&) noexcept;
+  QuantLinear& operator=(QuantLinear&&) noexcept;
+
+  // y[n, out] = x[n, in] · Wᵀ (+ bias), by the path n selects (above).
+  void forward(const float* x, int n, float* y) const;
+  // The integer-dot path for any n (activations quantised to q8 blocks), on kernel `isa`
+  // (kAvx512 where unavailable throws fastkv::Error).
+  void forward_dot(const float* x, int n, float* y, QuantIsa isa = QuantIsa::kAuto) const;
+  // The dequantise + GEMM path for any n: bf16 oneDNN where gemm_uses_bf16() and allow_bf16,
+  // else f32 sgemm (allow_bf16 = false lets tests cover the sgemm code on a bf16 CPU).
+  void forward_gemm(const float* x, int n, float* y, bool allow_bf16 = true) const;
+  // Whether the GEMM path rounds to bf16 (this CPU has native bf16).
+  static bool gemm_uses_bf16();
+
+  int in() const { return in_; }
+  int out() const { return out_; }
+  QuantFormat format() const { return format_; }
+  // The quantised weight bytes (out · in/32 · block bytes) plus the bias.
+  int64_t weight_bytes() const;
+
+ private:
+  const uint8_t* blocks_;  // [out, in/32] blocks (not owned)
+  QuantFormat format_;
+  int in_, out_;
+  int64_t row_bytes_;        // in/32 · block bytes
+  std::vector<float> bias_;  // [out] or empty
+  struct Gemm;               // cached oneDNN primitives (bf16 tile path), null without bf16
+  std::unique_ptr<Gemm> gemm_;
+
+  void forward_gemm_bf16(const float* x, int n, float* y) const;
+};
+
+}  // namespace fastkv::kernels
