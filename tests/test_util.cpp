@@ -1,5 +1,8 @@
 #include "test_util.h"
 
+#include <gtest/gtest.h>
+#include <sstream>
+
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -90,6 +93,22 @@ std::string shell_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
+}
+
+std::string describe(const CommandResult& r) {
+  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
+         "\n--- stderr ---\n" + r.err;
+}
+
+void expect_error_line(const CommandResult& r, const std::string& needle) {
+  EXPECT_NE(r.exit_code, 0) << describe(r);
+  bool found = false;
+  std::istringstream lines(r.err);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("error: ", 0) == 0 && line.find(needle) != std::string::npos) found = true;
+  }
+  EXPECT_TRUE(found) << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
+  EXPECT_EQ(r.out, "") << "an error must not print text on stdout";
 }
 
 }  // namespace fastkv::test

@@ -46,4 +46,11 @@ CommandResult run_fastkv(const std::string& args);
 // Runs an arbitrary shell command line.
 CommandResult run_shell(const std::string& command);
 
+// "exit N" and both output streams, for failure messages.
+std::string describe(const CommandResult& r);
+
+// The command failed (non-zero exit), printed nothing on stdout, and one of its stderr lines
+// starts with "error: " and contains `needle` (gtest failures otherwise).
+void expect_error_line(const CommandResult& r, const std::string& needle);
+
 }  // namespace fastkv::test

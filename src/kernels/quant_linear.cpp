@@ -17,16 +17,7 @@
 #include "kernels/parallel.h"
 #include "kernels/vec.h"
 
-#ifdef FASTKV_AVX512_KERNELS
-#include <immintrin.h>
-#endif
-
-// GCC 12 warns that the AVX-512 intrinsics' internal "undefined" operands are uninitialised
-// (a known false positive of the headers); nothing in this file reads uninitialised data.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "kernels/avx512_intrinsics.h"
 
 namespace fastkv::kernels {
 namespace {

@@ -4,16 +4,7 @@
 
 #include <limits>
 
-#ifdef FASTKV_AVX512_KERNELS
-#include <immintrin.h>
-#endif
-
-// GCC 12 warns that the AVX-512 intrinsics' internal "undefined" operands are uninitialised
-// (a known false positive of the headers); nothing in this file reads uninitialised data.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "kernels/avx512_intrinsics.h"
 
 // One clone per ISA feature (chosen with cpuid at load, by feature, not by CPU model); `omp simd`
 // lets each clone vectorise the float reductions. (Clang, used

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -22,23 +21,16 @@ using test::CommandResult;
 using test::run_fastkv;
 using test::shell_quote;
 
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
-         "\n--- stderr ---\n" + r.err;
-}
+using test::describe;
 
 bool contains(const std::string& s, const std::string& needle) {
   return s.find(needle) != std::string::npos;
 }
 
+// Usage and input errors: exit 1, one "error: ..." line naming the problem, nothing on stdout.
 void expect_error(const CommandResult& r, const std::string& needle) {
   EXPECT_EQ(r.exit_code, 1) << describe(r);
-  bool found = false;
-  std::istringstream lines(r.err);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("error: ", 0) == 0 && contains(line, needle)) found = true;
-  }
-  EXPECT_TRUE(found) << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
+  test::expect_error_line(r, needle);
 }
 
 // One calibration of a private copy of stories260K (5 layers), shared by the tests: the copy

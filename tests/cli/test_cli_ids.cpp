@@ -27,10 +27,7 @@ std::string stories() {
   return test::shared_path("models/stories260K.gguf");
 }
 
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
-         "\n--- stderr ---\n" + r.err;
-}
+using test::describe;
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);

@@ -14,10 +14,7 @@ namespace fastkv {
 namespace {
 namespace fs = std::filesystem;
 
-std::string describe(const test::CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
-         "\n--- stderr ---\n" + r.err;
-}
+using test::describe;
 
 // The integer after `label` in stderr, or -1.
 long long stat_of(const std::string& err, const std::string& pattern) {

@@ -24,25 +24,15 @@ std::string stories() { return test::shared_path("models/stories260K.gguf"); }
 
 using test::shell_quote;
 
-std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
-         "\n--- stderr ---\n" + r.err;
-}
+using test::describe;
 
 bool contains(const std::string& s, const std::string& needle) {
   return s.find(needle) != std::string::npos;
 }
 
-// The command failed with exit status != 0 and a line "error: ..." that contains `needle`.
+// The command failed with an "error: ..." line containing `needle` and nothing on stdout.
 void expect_error(const CommandResult& r, const std::string& needle) {
-  EXPECT_NE(r.exit_code, 0) << describe(r);
-  bool found = false;
-  std::istringstream lines(r.err);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("error: ", 0) == 0 && contains(line, needle)) found = true;
-  }
-  EXPECT_TRUE(found) << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
-  EXPECT_EQ(r.out, "") << "an error must not print text on stdout";
+  test::expect_error_line(r, needle);
 }
 
 class CliRun : public ::testing::Test {

@@ -18,10 +18,6 @@ inline std::string stories_model() {
   return shared_path("models/stories260K.gguf");
 }
 
-inline std::string describe(const CommandResult& r) {
-  return "exit " + std::to_string(r.exit_code) + "\n--- stdout ---\n" + r.out +
-         "\n--- stderr ---\n" + r.err;
-}
 
 inline std::string read_all(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
