@@ -28,6 +28,7 @@
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/slots.h"
+#include "runtime/tsp_calibration.h"
 #include "test_util.h"
 
 namespace fastkv {
@@ -623,8 +624,9 @@ struct Http {
 // `fastkv serve -m stories260K --port 0 -t 1 <args>`, ready once it printed its port.
 class ServeProcess {
  public:
-  explicit ServeProcess(const std::vector<std::string>& args) : dir_(test::temp_dir()) {
-    std::vector<std::string> argv = {test::fastkv_bin(), "serve", "-m", stories(),
+  explicit ServeProcess(const std::vector<std::string>& args, const std::string& model = stories())
+      : dir_(test::temp_dir()) {
+    std::vector<std::string> argv = {test::fastkv_bin(), "serve", "-m", model,
                                      "--port",           "0",     "-t", "1"};
     argv.insert(argv.end(), args.begin(), args.end());
     child_ = std::make_unique<Child>(argv, dir_ + "/server.out", dir_ + "/server.err");
@@ -788,6 +790,47 @@ class ServerE2E : public ::testing::Test {
     ASSERT_TRUE(fs::exists(stories())) << stories() << " is missing (../shared)";
   }
 };
+
+// A calibration sidecar beside the model (MODEL.fastkv.json) sets the server's fastkv TSP layer:
+// the start-up says so, /v1/models shows it, and a request for fastkv runs with it.
+TEST_F(ServerE2E, CalibratedTspLayerIsTheFastKVDefault) {
+  const std::string dir = test::temp_dir();
+  const std::string model = dir + "/s.gguf";
+  fs::copy_file(stories(), model);
+  TspCalibration cal;
+  cal.model_file = "s.gguf";
+  cal.sha256 = file_sha256(model);
+  file_stamp(model, cal.file_size, cal.file_mtime);
+  cal.n_layer = 5;
+  cal.tsp_layer = 2;
+  cal.tsp_rate = 0.25;
+  save_calibration(calibration_path(model), cal);
+  {
+    ServeProcess srv({"--method", "fastkv"}, model);
+    ASSERT_TRUE(srv.ok());
+    EXPECT_NE(srv.log().find("calibrated TSP layer 2 at rate 0.25"), std::string::npos)
+        << srv.log();
+    const Http models = srv.get("/v1/models");
+    ASSERT_EQ(models.status, 200) << models.body;
+    const json kv = models.j()["data"][0]["kv_compression"];
+    EXPECT_EQ(kv["method"], "fastkv") << models.body;
+    EXPECT_EQ(kv["tsp_layer"], 2) << models.body;
+    EXPECT_DOUBLE_EQ(kv["tsp_rate"].get<double>(), 0.25) << models.body;
+    const Http done = srv.post("/v1/completions", {{"prompt", long_prompt(12)},
+                                                   {"max_tokens", 2},
+                                                   {"kv_compression", "fastkv"}});
+    EXPECT_EQ(done.status, 200) << done.body;
+  }
+  // Without a sidecar the default layer floor(5/2) - 1 = 1 is not announced as calibrated.
+  fs::remove(calibration_path(model));
+  {
+    ServeProcess srv({"--method", "fastkv"}, model);
+    ASSERT_TRUE(srv.ok());
+    EXPECT_EQ(srv.log().find("calibrated"), std::string::npos) << srv.log();
+    EXPECT_FALSE(srv.get("/v1/models").j()["data"][0]["kv_compression"].contains("tsp_layer"));
+  }
+  fs::remove_all(dir);
+}
 
 TEST_F(ServerE2E, CompletionEqualsRunForGreedyAndSampled) {
   ServeProcess srv({});

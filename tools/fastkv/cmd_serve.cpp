@@ -53,6 +53,13 @@ void serve(ServeFlags& f) {
   // The calibrated TSP layer (MODEL.fastkv.json): the server's own fastkv default where
   // --tsp-layer is not given, and every request that asks for fastkv without a tsp_layer.
   f.opts.defaults.calibration = load_calibration(f.model, model->config().n_layer);
+  if (f.opts.defaults.calibration) {
+    std::fprintf(stderr,
+                 "fastkv serve: calibrated TSP layer %d at rate %g from %s (used for fastkv "
+                 "requests that give no tsp_layer)\n",
+                 f.opts.defaults.calibration->tsp_layer, f.opts.defaults.calibration->tsp_rate,
+                 calibration_path(f.model).c_str());
+  }
   (void)apply_calibration(f.opts.defaults.calibration, f.opts.defaults.method,
                           f.opts.defaults.options);
   if (const std::string w = context_warning(*model, f.opts.ctx_size); !w.empty()) {
