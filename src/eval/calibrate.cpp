@@ -4,11 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "cache/kv_cache.h"
 #include "common/error.h"
+#include "common/files.h"
 #include "eval/ruler.h"
 
 namespace fastkv::eval {
@@ -53,13 +52,17 @@ std::vector<CalibrationText> generated_calibration_texts(const Model& model, int
   auto count = [&](const RulerExample& e) {
     return static_cast<int>(encode_prompt(model, e.input()).size());
   };
-  // The tasks whose smallest example fits in ctx tokens (a small context or a tokenizer with
-  // short tokens leaves out the long templates, e.g. vt's).
-  std::vector<std::string> tasks;
+  // No tokens are generated here: the whole length goes to the prompt (generate() keeps room
+  // for the task's answer, so that room is added).
+  auto example = [&](const std::string& task, int index) {
+    return gen.generate(task, ctx + ruler_max_new_tokens(task), index, count);
+  };
+  // The tasks whose example fits in ctx tokens (a small context or a tokenizer with short
+  // tokens leaves out the long templates, e.g. vt's), with their first example.
+  std::vector<std::pair<std::string, RulerExample>> tasks;
   for (const std::string& task : calibration_tasks()) {
     try {
-      (void)gen.generate(task, ctx + ruler_max_new_tokens(task), 0, count);
-      tasks.push_back(task);
+      tasks.emplace_back(task, example(task, 0));
     } catch (const Error&) {
     }
   }
@@ -68,12 +71,10 @@ std::vector<CalibrationText> generated_calibration_texts(const Model& model, int
   }
   std::vector<CalibrationText> out;
   for (int i = 0; i < samples; ++i) {
-    const std::string& task = tasks[i % tasks.size()];
+    const auto& [task, first] = tasks[i % tasks.size()];
     const int index = i / static_cast<int>(tasks.size());
-    // No tokens are generated here: the whole length goes to the prompt (generate() keeps
-    // room for the task's answer, so that room is added).
-    const RulerExample e = gen.generate(task, ctx + ruler_max_new_tokens(task), index, count);
-    out.push_back({cat(task, "#", index), encode_prompt(model, e.input())});
+    const std::string text = index == 0 ? first.input() : example(task, index).input();
+    out.push_back({cat(task, "#", index), encode_prompt(model, text)});
   }
   return out;
 }
@@ -84,11 +85,7 @@ std::vector<CalibrationText> file_calibration_texts(const Model& model,
   if (ctx < 64) fail("calibration texts need at least 64 tokens, got --ctx ", ctx);
   std::vector<CalibrationText> out;
   for (const std::string& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    if (!in) fail(f, ": cannot read the calibration text");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    const std::string text = ss.str();
+    const std::string text = read_file(f, "calibration text");
     if (text.find_first_not_of(" \t\r\n") == std::string::npos) {
       fail(f, ": the calibration text is empty");
     }
@@ -115,11 +112,13 @@ CalibrationResult calibrate_tsp(const Model& model, const std::vector<Calibratio
   }
   const int w = settings.base.window;
   CalibrationResult res;
-  res.default_layer = std::max(0, L / 2 - 1);
+  FastKVConfig defaults;
+  defaults.validate(L);  // resolves the default TSP layer
+  res.default_layer = defaults.tsp_layer;
   int64_t total_tokens = 0;
+  // TSP needs n > T >= w + 1 at the smallest rate.
+  const double r_min = *std::min_element(settings.rates.begin(), settings.rates.end());
   for (const CalibrationText& t : texts) {
-    // TSP needs n > T >= w + 1 at the smallest rate.
-    const double r_min = *std::min_element(settings.rates.begin(), settings.rates.end());
     FastKVConfig probe = settings.base;
     probe.tsp_rate = r_min;
     const int T = probe.tsp_target(static_cast<int>(t.tokens.size()));

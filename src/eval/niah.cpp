@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/files.h"
 #include "eval/metrics.h"
 #include "eval/plot.h"
 #include "eval/results.h"
@@ -31,21 +32,10 @@ std::string length_label(int tokens) {
 std::string load_essays(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail(dir, ": no such folder (the haystack essays; see --data)");
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file() && e.path().extension() == ".txt") files.push_back(e.path());
-  }
+  const std::vector<std::string> files = files_with_extension(dir, ".txt");
   if (files.empty()) fail(dir, ": no *.txt essays");
-  std::sort(files.begin(), files.end(),
-            [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
   std::string all;
-  for (const auto& f : files) {
-    std::ifstream in(f, std::ios::binary);
-    if (!in) fail(f.string(), ": cannot read");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    all += ss.str();
-  }
+  for (const std::string& f : files) all += read_file(f);
   return all;
 }
 

@@ -10,6 +10,7 @@
 #include "backend_flag.h"
 #include "commands.h"
 #include "common/error.h"
+#include "common/files.h"
 #include "common/strings.h"
 #include "eval/calibrate.h"
 #include "eval/progress.h"
@@ -57,12 +58,7 @@ std::vector<double> parse_rates(const std::string& text) {
 std::vector<std::string> text_files(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) fail("--data: ", dir, " is not a folder");
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.is_regular_file() && e.path().extension() == ".txt") out.push_back(e.path().string());
-  }
-  if (ec) fail("--data: ", dir, ": ", ec.message());
-  std::sort(out.begin(), out.end());
+  std::vector<std::string> out = files_with_extension(dir, ".txt");
   if (out.empty()) fail("--data: ", dir, " has no .txt files");
   return out;
 }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/files.h"
 
 namespace fastkv::cli {
 
@@ -41,12 +42,7 @@ std::string read_input_file(const std::string& path, const std::string& what) {
     if (std::cin.bad()) fail("standard input: cannot read the ", what);
     return s;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot read the ", what, " file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(path, ": cannot read the ", what, " file");
-  return ss.str();
+  return read_file(path, what + " file");
 }
 
 void add_no_escape_flag(CLI::App* cmd, bool& no_escape) {
