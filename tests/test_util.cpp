@@ -100,14 +100,18 @@ std::string describe(const CommandResult& r) {
          "\n--- stderr ---\n" + r.err;
 }
 
-void expect_error_line(const CommandResult& r, const std::string& needle) {
-  EXPECT_NE(r.exit_code, 0) << describe(r);
-  bool found = false;
+bool has_error_line(const CommandResult& r, const std::string& needle) {
   std::istringstream lines(r.err);
   for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("error: ", 0) == 0 && line.find(needle) != std::string::npos) found = true;
+    if (line.rfind("error: ", 0) == 0 && line.find(needle) != std::string::npos) return true;
   }
-  EXPECT_TRUE(found) << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
+  return false;
+}
+
+void expect_error_line(const CommandResult& r, const std::string& needle) {
+  EXPECT_NE(r.exit_code, 0) << describe(r);
+  EXPECT_TRUE(has_error_line(r, needle))
+      << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
   EXPECT_EQ(r.out, "") << "an error must not print text on stdout";
 }
 

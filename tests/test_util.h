@@ -49,6 +49,9 @@ CommandResult run_shell(const std::string& command);
 // "exit N" and both output streams, for failure messages.
 std::string describe(const CommandResult& r);
 
+// Whether a line of the command's stderr starts with "error: " and contains `needle`.
+bool has_error_line(const CommandResult& r, const std::string& needle);
+
 // The command failed (non-zero exit), printed nothing on stdout, and one of its stderr lines
 // starts with "error: " and contains `needle` (gtest failures otherwise).
 void expect_error_line(const CommandResult& r, const std::string& needle);

@@ -42,12 +42,8 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 // The command failed with a line "error: ..." that contains `needle`.
 inline void expect_eval_error(const CommandResult& r, const std::string& needle) {
   EXPECT_NE(r.exit_code, 0) << describe(r);
-  bool found = false;
-  std::istringstream lines(r.err);
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("error: ", 0) == 0 && line.find(needle) != std::string::npos) found = true;
-  }
-  EXPECT_TRUE(found) << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
+  EXPECT_TRUE(has_error_line(r, needle))
+      << "no 'error: ...' line containing '" << needle << "'\n" << describe(r);
 }
 
 }  // namespace fastkv::test
