@@ -24,10 +24,12 @@
 #include <utility>
 #include <vector>
 
+#include "io/quant.h"
 #include "kernels/attention.h"
 #include "kernels/gemm_onednn.h"
 #include "kernels/linear.h"
 #include "kernels/ops.h"
+#include "kernels/quant_linear.h"
 #include "kernels/scoring.h"
 #include "kernels/vec.h"
 
@@ -111,6 +113,37 @@ void BM_Linear(benchmark::State& state, Backend backend, Projection p, int m) {
     state.SetLabel(fastkv::kernels::cpu_has_native_bf16() ? "native bf16"
                                                           : "no native bf16 (oneDNN fallback)");
   }
+}
+
+// ---- Quantised linear (--backend quant) ---------------------------------------------------
+
+// One 2048 x 2048 Q4_0 layer (the Llama-3.2-1B shape of Q and O): `dot` is the integer block-dot
+// path decode takes, `gemm` the dequantise-tiles-and-GEMM path prefill takes, at `m` rows. Where
+// the two cross is what kQuantDotMaxRows is set from; M1024 against BM_Linear/bf16 is the cost of
+// dequantising every tile on each prefill call.
+void BM_QuantLinear(benchmark::State& state, bool dot, int m) {
+  constexpr int kIn = 2048, kOut = 2048;
+  static const std::vector<uint8_t> blocks = fastkv::gguf::quantize(
+      fastkv::gguf::TensorType::Q4_0, random_floats(int64_t{kIn} * kOut, 91).data(),
+      int64_t{kIn} * kOut);
+  static const fastkv::kernels::QuantLinear lin(blocks.data(), fastkv::kernels::QuantFormat::kQ4_0,
+                                                kIn, kOut, {});
+  const std::vector<float> x = random_floats(static_cast<int64_t>(m) * kIn, 92);
+  std::vector<float> y(static_cast<size_t>(m) * kOut);
+  auto run = [&] {
+    if (dot) {
+      lin.forward_dot(x.data(), m, y.data());
+    } else {
+      lin.forward_gemm(x.data(), m, y.data());
+    }
+  };
+  run();  // warm-up (oneDNN primitive for this M)
+  for (auto _ : state) {
+    run();
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  rate_counter(state, "FLOP/s", 2.0 * m * kIn * kOut);
 }
 
 // ---- Attention ----------------------------------------------------------------------------
@@ -325,6 +358,14 @@ void register_all() {
             m == 1 ? kMicrosecond : kMillisecond,
             [=](benchmark::State& s) { BM_Linear(s, backend, p, m); });
       }
+    }
+  }
+  for (bool dot : {true, false}) {
+    for (int m : {1, 8, 16, 24, 32, 48, 1024}) {
+      if (dot && m > 48) continue;
+      reg(std::string("BM_QuantLinear/q4_0/") + (dot ? "dot" : "gemm") + "/2048x2048/M" +
+              std::to_string(m),
+          kMicrosecond, [=](benchmark::State& s) { BM_QuantLinear(s, dot, m); });
     }
   }
   for (const CausalAttentionImpl& impl : kCausalAttentionImpls) {

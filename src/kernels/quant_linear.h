@@ -46,15 +46,12 @@ bool quant_avx512_available();
 // The kernel kAuto resolves to ("avx512-vnni", "avx512bw" or "portable").
 const char* quant_kernel_name();
 
-// Row counts up to this take the integer-dot path; more take dequantise + GEMM. Measured once
-// on one 2048 × 2048 Q4_0 layer (AVX-512 VNNI, AMX, 2 cores, load average ~3.6), best of 5, ms:
-//   n          1     2     4     8     16    20    24    28    32    48
-//   dot        0.22  0.41  0.81  1.69  3.97  4.97  5.96  6.64  6.42  9.60
-//   bf16 tiles 2.64  3.90  3.90  4.06  7.44  7.70  7.98  7.43  6.23  6.97
-// (portable dot 2.5-3.3 ms at n = 1; OneDnnLinear bf16 0.25 ms at n = 1, from L3 here). The dot
-// path grows ~0.2 ms a row while the tile path is dominated by dequantising the whole matrix:
-// they cross near n = 30; below 24 the dot path is clearly faster, and above it the GEMM path
-// (which rounds activations to bf16, not to q8 blocks) costs about the same, so it takes over.
+// Row counts up to this take the integer-dot path; more take dequantise + GEMM. Measured on one
+// 2048 × 2048 Q4_0 layer with `fastkv_kernel_bench --benchmark_filter=BM_QuantLinear`
+// (docs/benchmarks.md has the numbers): the dot path grows ~0.15-0.2 ms a row while the tile
+// path is dominated by dequantising the whole matrix, so they meet between 32 and 48 rows on this
+// machine; up to 24 the dot path is clearly faster, and beyond that the GEMM path (which rounds
+// activations to bf16, not to q8 blocks) costs about the same, so it takes over.
 constexpr int kQuantDotMaxRows = 24;
 
 class QuantLinear {
