@@ -47,4 +47,19 @@ int64_t Linear::weight_bytes() const {
   return fast_ ? fast_->weight_bytes() : static_cast<int64_t>(w_.size() * sizeof(float));
 }
 
+void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n) {
+  std::vector<const QuantLinear*> quant;
+  std::vector<float*> ys;
+  for (const LinearOut& o : outs) {
+    if (!o.layer->quant_) break;
+    quant.push_back(o.layer->quant_.get());
+    ys.push_back(o.y);
+  }
+  if (quant.size() == outs.size() && n <= kQuantDotMaxRows) {
+    QuantLinear::forward_dot_group(quant.data(), ys.data(), static_cast<int>(quant.size()), x, n);
+    return;
+  }
+  for (const LinearOut& o : outs) o.layer->forward(x, n, o.y);
+}
+
 }  // namespace fastkv::kernels

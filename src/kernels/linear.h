@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
@@ -20,6 +21,8 @@ enum class Backend { kF32, kBf16, kQuant };
 inline const char* backend_name(Backend b) {
   return b == Backend::kBf16 ? "bf16" : (b == Backend::kQuant ? "quant" : "f32");
 }
+
+struct LinearOut;
 
 class Linear {
  public:
@@ -44,11 +47,25 @@ class Linear {
   int64_t weight_bytes() const;
 
  private:
+  friend void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n);
   int in_ = 0, out_ = 0;
   std::vector<float> w_;     // [out, in] (f32 backend only)
   std::vector<float> bias_;  // [out] or empty (f32 backend; oneDNN keeps its own copy)
   std::unique_ptr<OneDnnLinear> fast_;
   std::unique_ptr<QuantLinear> quant_;
 };
+
+// One output of forward_shared_input: the layer and where its [n, out] result goes.
+struct LinearOut {
+  const Linear* layer;
+  float* y;
+};
+
+// Several layers that read the same input (Q/K/V; gate/up): outs[i].y[n, out_i] = x[n, in] ·
+// W_iᵀ (+ b_i). Where every layer is kQuant and n takes the integer-dot path (decode), x is
+// quantised once and one parallel loop runs over the output rows of all of them: one fork/join
+// instead of one per layer, the per-token overhead that dominates small models' decode. Otherwise
+// each layer's forward runs in turn. Each layer's weights stay where they are (no fused copy).
+void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n);
 
 }  // namespace fastkv::kernels

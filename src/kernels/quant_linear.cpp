@@ -120,6 +120,10 @@ namespace bw {
 }  // namespace bw
 #endif
 
+#ifdef FASTKV_AVX512_KERNELS
+#include "kernels/quant_dequant_avx512.inc"
+#endif
+
 bool cpu_has_avx512bw() {
 #ifdef FASTKV_AVX512_KERNELS
   static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
@@ -138,6 +142,15 @@ bool cpu_has_avx512vnni() {
 #endif
 }
 
+bool cpu_has_avx512bf16() {
+#ifdef FASTKV_AVX512_KERNELS
+  static const bool has = cpu_has_avx512bw() && __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
 // FASTKV_PORTABLE_KERNELS=1: the portable kernels even where AVX-512 runs (read once).
 bool portable_forced() {
   static const bool forced = [] {
@@ -145,6 +158,38 @@ bool portable_forced() {
     return v != nullptr && std::strcmp(v, "1") == 0;
   }();
   return forced;
+}
+
+// dst[nb · 32] = the bf16 weights of one row of nb blocks (the prefill tiles).
+using RowToBf16 = void (*)(QuantFormat f, const uint8_t* row, int nb, uint16_t* dst);
+
+void row_to_bf16_portable(QuantFormat f, const uint8_t* row, int nb, uint16_t* dst) {
+  thread_local std::vector<float> tmp;  // [nb · 32] f32 weights of the row
+  tmp.resize(static_cast<size_t>(nb) * kBlock);
+  dequantize_blocks(f, row, nb, tmp.data());
+  to_bf16(tmp.data(), 1.0f, dst, static_cast<int64_t>(nb) * kBlock);
+}
+
+#ifdef FASTKV_AVX512_KERNELS
+void row_to_bf16_avx512(QuantFormat f, const uint8_t* row, int nb, uint16_t* dst) {
+  switch (f) {
+    case QuantFormat::kQ8_0:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ8_0>(row, nb, dst);
+    case QuantFormat::kQ4_0:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_0>(row, nb, dst);
+    case QuantFormat::kQ4_1:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_1>(row, nb, dst);
+  }
+  row_to_bf16_portable(f, row, nb, dst);
+}
+#endif
+
+// The AVX512-BF16 dequantiser where the CPU has it (and the portable kernels are not forced).
+RowToBf16 pick_row_to_bf16() {
+#ifdef FASTKV_AVX512_KERNELS
+  if (cpu_has_avx512bf16() && !portable_forced()) return &row_to_bf16_avx512;
+#endif
+  return &row_to_bf16_portable;
 }
 
 using RowDot = float (*)(const uint8_t* w, int nb, const int8_t* qx, const float* sx,
@@ -325,22 +370,47 @@ void QuantLinear::forward(const float* x, int n, float* y) const {
 }
 
 void QuantLinear::forward_dot(const float* x, int n, float* y, QuantIsa isa) const {
-  if (n <= 0) return;
-  const RowDot dot = pick_row_dot(format_, isa);
+  const QuantLinear* self = this;
+  forward_dot_group(&self, &y, 1, x, n, isa);
+}
+
+void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* const* ys, int count,
+                                    const float* x, int n, QuantIsa isa) {
+  if (n <= 0 || count <= 0) return;
+  const int in = layers[0]->in_;
+  constexpr int kMaxGroup = 8;
+  if (count > kMaxGroup) fail("QuantLinear: at most ", kMaxGroup, " layers share an input");
+  RowDot dots[kMaxGroup];
+  int first_row[kMaxGroup + 1];  // layer i owns the group's rows [first_row[i], first_row[i+1])
+  first_row[0] = 0;
+  for (int i = 0; i < count; ++i) {
+    if (layers[i]->in_ != in) {
+      fail("QuantLinear: layers sharing an input need the same width, got ", in, " and ",
+           layers[i]->in_);
+    }
+    dots[i] = pick_row_dot(layers[i]->format_, isa);
+    first_row[i + 1] = first_row[i] + layers[i]->out_;
+  }
+  const int total = first_row[count];
   thread_local QuantActs acts;
-  quantize_acts(x, n, in_, acts);
+  quantize_acts(x, n, in, acts);
   const QuantActs& a = acts;  // the calling thread's buffers, read by every worker
-  const int nb = in_ / kBlock;
+  const int nb = in / kBlock;
   const size_t row_q = static_cast<size_t>(a.nb_pad) * kBlock;
-  const float* bias = bias_.empty() ? nullptr : bias_.data();
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(n) * in_ * out_))
-  for (int r = 0; r < out_; ++r) {
-    const uint8_t* w = blocks_ + r * row_bytes_;
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(n) * in * total))
+  for (int gr = 0; gr < total; ++gr) {
+    int li = 0;
+    while (gr >= first_row[li + 1]) ++li;
+    const QuantLinear& l = *layers[li];
+    const int r = gr - first_row[li];
+    const uint8_t* w = l.blocks_ + r * l.row_bytes_;
+    const float* bias = l.bias_.empty() ? nullptr : l.bias_.data();
+    float* y = ys[li];
     for (int i = 0; i < n; ++i) {
       const float v =
-          dot(w, nb, a.q.data() + i * row_q, a.s.data() + static_cast<size_t>(i) * a.nb_pad,
-              a.sum.data() + static_cast<size_t>(i) * a.nb_pad);
-      y[static_cast<int64_t>(i) * out_ + r] = bias ? v + bias[r] : v;
+          dots[li](w, nb, a.q.data() + i * row_q, a.s.data() + static_cast<size_t>(i) * a.nb_pad,
+                   a.sum.data() + static_cast<size_t>(i) * a.nb_pad);
+      y[static_cast<int64_t>(i) * l.out_ + r] = bias ? v + bias[r] : v;
     }
   }
 }
@@ -383,6 +453,7 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16)
 // and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   const int nb = in_ / kBlock;
+  static const RowToBf16 to_bf16_row = pick_row_to_bf16();
   const int64_t count = static_cast<int64_t>(n) * in_;
   thread_local std::vector<uint16_t> xb;      // [n, in] bf16 activations
   thread_local std::vector<uint16_t> tile;    // [rows, in] bf16 weights of one tile
@@ -404,10 +475,7 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
     const int rows = std::min(tile_rows, out_ - r0);
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(rows) * in_ * 4))
     for (int r = 0; r < rows; ++r) {
-      thread_local std::vector<float> row;  // [in] f32 weights of one row
-      row.resize(in_);
-      dequantize_blocks(format_, blocks_ + (r0 + r) * row_bytes_, nb, row.data());
-      to_bf16(row.data(), 1.0f, tp + static_cast<size_t>(r) * in_, in_);
+      to_bf16_row(format_, blocks_ + (r0 + r) * row_bytes_, nb, tp + static_cast<size_t>(r) * in_);
     }
     auto p = gemm_->get(n, rows, in_, out_);
     dnnl::memory src(p->src, onednn_engine(), xbp);

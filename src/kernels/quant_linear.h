@@ -69,6 +69,10 @@ class QuantLinear {
   // The integer-dot path for any n (activations quantised to q8 blocks), on kernel `isa`
   // (kAvx512 where unavailable throws fastkv::Error).
   void forward_dot(const float* x, int n, float* y, QuantIsa isa = QuantIsa::kAuto) const;
+  // The integer-dot path of `count` (<= 8) layers that read the same x[n, in]: x is quantised
+  // once and one parallel loop covers every layer's output rows; ys[i] is layer i's [n, out_i].
+  static void forward_dot_group(const QuantLinear* const* layers, float* const* ys, int count,
+                                const float* x, int n, QuantIsa isa = QuantIsa::kAuto);
   // The dequantise + GEMM path for any n: bf16 oneDNN where gemm_uses_bf16() and allow_bf16,
   // else f32 sgemm (allow_bf16 = false lets tests cover the sgemm code on a bf16 CPU).
   void forward_gemm(const float* x, int n, float* y, bool allow_bf16 = true) const;

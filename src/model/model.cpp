@@ -142,9 +142,8 @@ void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights
                  const kernels::RopeTable& rope, int n, Activations& a) {
   const int qd = lc.n_head * lc.head_dim, kvd = lc.n_head_kv * lc.head_dim;
   kernels::rmsnorm(a.hidden.data(), lw.attn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
-  lw.wq.forward(a.xnorm.data(), n, a.q.data());
-  lw.wk.forward(a.xnorm.data(), n, a.k.data());
-  lw.wv.forward(a.xnorm.data(), n, a.v.data());
+  kernels::forward_shared_input({{&lw.wq, a.q.data()}, {&lw.wk, a.k.data()}, {&lw.wv, a.v.data()}},
+                                a.xnorm.data(), n);
   if (lc.qk_norm) {
     kernels::rmsnorm(a.q.data(), lw.q_norm.data(), n * lc.n_head, lc.head_dim, c.rms_eps,
                      a.q.data());
@@ -217,8 +216,8 @@ void output_and_mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeig
     post_norm(lw.post_attn_norm, c, m, a.proj.data());
     kernels::add_inplace(hidden, a.proj.data(), md);
     kernels::rmsnorm(hidden, lw.ffn_norm.data(), m, D, c.rms_eps, a.xnorm.data());
-    lw.w_gate.forward(a.xnorm.data(), m, a.gate.data());
-    lw.w_up.forward(a.xnorm.data(), m, a.up.data());
+    kernels::forward_shared_input({{&lw.w_gate, a.gate.data()}, {&lw.w_up, a.up.data()}},
+                                  a.xnorm.data(), m);
     activation(lc, m, a);
     lw.w_down.forward(a.gate.data(), m, a.proj.data());
     post_norm(lw.post_ffn_norm, c, m, a.proj.data());
@@ -273,6 +272,17 @@ void gather_live(const std::vector<int32_t>& sel, int n, int D, Activations& a) 
 }
 
 }  // namespace
+
+kernels::Backend auto_backend(const gguf::File& f) {
+  int64_t quant_bytes = 0, total_bytes = 0;
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    if (t.ne.size() != 2 || t.name.rfind("blk.", 0) != 0) continue;
+    total_bytes += static_cast<int64_t>(t.nbytes);
+    if (quant_format_of(t.type)) quant_bytes += static_cast<int64_t>(t.nbytes);
+  }
+  if (total_bytes > 0 && 2 * quant_bytes > total_bytes) return kernels::Backend::kQuant;
+  return kernels::cpu_has_native_bf16() ? kernels::Backend::kBf16 : kernels::Backend::kF32;
+}
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   std::unique_ptr<Model> m(new Model(gguf::File::open(path)));

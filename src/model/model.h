@@ -63,6 +63,12 @@ struct Weights {
   std::vector<LayerWeights> layers;
 };
 
+// The backend `--backend auto` picks for a file: kQuant when most bytes of the blocks' 2-D
+// weights (blk.*) are in a type kernels::QuantLinear reads in place (a user's quantised GGUF
+// stays quantised in memory and decodes from its blocks); otherwise kBf16 where the CPU has
+// native bf16 (AMX / AVX512-BF16), else kF32.
+kernels::Backend auto_backend(const gguf::File& f);
+
 struct LoadOptions {
   // kF32: the reference path the golden tests use. kBf16: oneDNN bf16 GEMMs (fast path).
   // kQuant: Q8_0/Q4_0/Q4_1 linear weights read in place from the mapping (kernels::QuantLinear),

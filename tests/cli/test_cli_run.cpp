@@ -288,6 +288,11 @@ TEST_F(CliRun, QuantBackendRunsSmolLM2Q41) {
   CommandResult q = run_fastkv(m + "--backend quant");
   ASSERT_EQ(q.exit_code, 0) << describe(q);
   EXPECT_TRUE(contains(q.err, "backend: quant\n")) << describe(q);
+  // A quantised file is what --backend auto (the default) keeps quantised.
+  CommandResult a = run_fastkv(m);
+  ASSERT_EQ(a.exit_code, 0) << describe(a);
+  EXPECT_TRUE(contains(a.err, "backend: quant (auto)")) << describe(a);
+  EXPECT_EQ(a.out, q.out) << "auto is the same path as --backend quant";
   EXPECT_EQ(q.out.rfind(" Paris", 0), 0u) << describe(q);
   CommandResult f = run_fastkv(m + "--backend f32");
   ASSERT_EQ(f.exit_code, 0) << describe(f);

@@ -295,5 +295,47 @@ TEST(QuantLinear, LinearWrapsIt) {
   EXPECT_EQ(a, b);
 }
 
+// forward_shared_input (Q/K/V, gate/up): with every layer quantised and a decode-sized n, one
+// quantisation of x and one parallel loop over all output rows give each layer exactly what its
+// own forward gives (the same integer dots, in the same order per row); with a dense layer among
+// them, or a prefill-sized n, each layer's own forward runs.
+TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
+  std::mt19937 rng(13);
+  const int in = 96;
+  const Weights wq = make_weights(QuantFormat::kQ8_0, in, 7, rng);
+  const Weights wk = make_weights(QuantFormat::kQ4_0, in, 3, rng);
+  const Weights wv = make_weights(QuantFormat::kQ4_1, in, 5, rng);
+  std::vector<float> bias(3);
+  for (int i = 0; i < 3; ++i) bias[i] = 0.25f * static_cast<float>(i + 1);
+  const kernels::Linear q(wq.blocks.data(), QuantFormat::kQ8_0, in, 7, {});
+  const kernels::Linear k(wk.blocks.data(), QuantFormat::kQ4_0, in, 3, bias);
+  const kernels::Linear v(wv.blocks.data(), QuantFormat::kQ4_1, in, 5, {});
+  const kernels::Linear dense(std::vector<float>(wv.deq), in, 5, {}, kernels::Backend::kF32);
+  for (int n : {1, 3, kernels::kQuantDotMaxRows, kernels::kQuantDotMaxRows + 9}) {
+    const std::vector<float> x = make_acts(n, in, rng);
+    std::vector<float> yq(static_cast<size_t>(n) * 7), yk(static_cast<size_t>(n) * 3),
+        yv(static_cast<size_t>(n) * 5), yd(yv.size());
+    kernels::forward_shared_input({{&q, yq.data()}, {&k, yk.data()}, {&v, yv.data()}}, x.data(), n);
+    std::vector<float> eq(yq.size()), ek(yk.size()), ev(yv.size()), ed(yd.size());
+    q.forward(x.data(), n, eq.data());
+    k.forward(x.data(), n, ek.data());
+    v.forward(x.data(), n, ev.data());
+    EXPECT_EQ(yq, eq) << n;
+    EXPECT_EQ(yk, ek) << n;
+    EXPECT_EQ(yv, ev) << n;
+    // A dense layer in the group: each runs on its own.
+    kernels::forward_shared_input({{&q, yq.data()}, {&dense, yd.data()}}, x.data(), n);
+    dense.forward(x.data(), n, ed.data());
+    EXPECT_EQ(yq, eq) << n;
+    EXPECT_EQ(yd, ed) << n;
+  }
+  // Layers of different widths cannot share an input.
+  const Weights w2 = make_weights(QuantFormat::kQ8_0, 64, 2, rng);
+  const kernels::Linear narrow(w2.blocks.data(), QuantFormat::kQ8_0, 64, 2, {});
+  std::vector<float> x(in), a(7), b(2);
+  EXPECT_THROW(kernels::forward_shared_input({{&q, a.data()}, {&narrow, b.data()}}, x.data(), 1),
+               Error);
+}
+
 }  // namespace
 }  // namespace fastkv

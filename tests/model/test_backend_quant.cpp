@@ -149,5 +149,34 @@ TEST(QuantModelFallback, OtherTypesUseTheDenseBackend) {
   std::filesystem::remove_all(dir);
 }
 
+// --backend auto: a file whose layer weights are quantised in a type QuantLinear reads gets the
+// quant backend; a dense file (f32, bf16) gets bf16 where the CPU has it, else f32.
+TEST(AutoBackend, QuantisedFilesStayQuantised) {
+  const std::string dir = test::temp_dir();
+  const kernels::Backend dense =
+      kernels::cpu_has_native_bf16() ? kernels::Backend::kBf16 : kernels::Backend::kF32;
+  for (const char* type : {"q8_0", "q4_0", "bf16", "f32"}) {
+    synth::Options o;
+    o.like = "smollm2-135m";
+    o.type = type;
+    o.vocab = test::shared_path("models/stories260K.gguf");
+    o.out = dir + "/" + type + ".gguf";
+    o.layers = 1;
+    synth::write_model(o);
+    const bool quantised = type[0] == 'q';
+    EXPECT_EQ(auto_backend(gguf::File::open(o.out)),
+              quantised ? kernels::Backend::kQuant : dense)
+        << type;
+  }
+  // The real SmolLM2 Q4_1 file (Q4_1 projections, Q8_0 tied embeddings) where it is present.
+  const std::string smol = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (!smol.empty()) {
+    EXPECT_EQ(auto_backend(gguf::File::open(smol)), kernels::Backend::kQuant);
+  }
+  // stories260K: all F32.
+  EXPECT_EQ(auto_backend(gguf::File::open(test::shared_path("models/stories260K.gguf"))), dense);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace fastkv

@@ -44,7 +44,7 @@ void run(BenchFlags& f) {
   s.validate();
   if (f.threads > 0) omp_set_num_threads(f.threads);
   LoadOptions load;
-  load.backend = parse_backend(f.backend);
+  load.backend = parse_backend(f.backend, f.model);
   // Fail on a bad JSON path now, not after an hour of measuring.
   if (!f.json_out.empty() && !std::ofstream(f.json_out)) fail(f.json_out, ": cannot write");
 

@@ -74,7 +74,7 @@ void run(CalibrateFlags& f) {
   if (!f.layers.empty()) s.layers = parse_int_list("--layers", f.layers);
   if (f.threads > 0) kernels::set_threads(f.threads);
   LoadOptions load;
-  load.backend = parse_backend(f.backend);
+  load.backend = parse_backend(f.backend, f.model);
   auto model = Model::load(f.model, load);
   const int L = model->config().n_layer;
   (void)model->require_tokenizer();

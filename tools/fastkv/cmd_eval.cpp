@@ -81,7 +81,7 @@ void run(EvalFlags& f) {
 
   std::vector<MethodSpec> methods = parse_method_list(f.methods);
   LoadOptions load;
-  load.backend = parse_backend(f.backend);
+  load.backend = parse_backend(f.backend, f.model);
   auto model = Model::load(f.model, load);
   model->require_tokenizer();
   std::vector<std::string> notes;

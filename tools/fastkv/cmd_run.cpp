@@ -89,7 +89,7 @@ void run(RunFlags& f) {
   }
   f.sampling.validate();
   f.method.collect();
-  const kernels::Backend backend = parse_backend(f.backend);
+  check_backend_text(f.backend);
   const double delay_s = progress_delay();
   if (f.threads > 0) omp_set_num_threads(f.threads);
   std::string text;
@@ -107,6 +107,7 @@ void run(RunFlags& f) {
   }
   if (!use_ids && text.empty()) fail("the prompt is empty");
 
+  const kernels::Backend backend = parse_backend(f.backend, f.model);
   LoadOptions load;
   load.backend = backend;
   auto model = Model::load(f.model, load);

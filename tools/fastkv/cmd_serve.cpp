@@ -48,7 +48,7 @@ void serve(ServeFlags& f) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   LoadOptions load;
-  load.backend = parse_backend(f.backend);
+  load.backend = parse_backend(f.backend, f.model);
   auto model = Model::load(f.model, load);
   // The calibrated TSP layer (MODEL.fastkv.json): the server's own fastkv default where
   // --tsp-layer is not given, and every request that asks for fastkv without a tsp_layer.
