@@ -44,6 +44,9 @@
 //   stories260K  Q8_0..Q5_1      max 2.2e-2 med 1.1e-2  2.5e-2 / 1.6e-2     2.5e-2 / 1.6e-2
 //   tiny-k256    Q4_0            3.1e-2 / 1.9e-2        3.2e-2 / 2.3e-2     2.9e-2 / 1.9e-2
 //   tiny-k256    Q4_K_M, Q5_K_M  3.6e-2 / 3.0e-2        4.2e-2 / 3.3e-2     4.5e-2 / 2.8e-2
+// With QuantLinear reading Q5_0, Q5_1, Q4_K, Q5_K and Q6_K in place (branch s5-kquant merged
+// for a trial, same machine), the quant paths measured 2.5e-2 / 1.6e-2 on stories260K Q5_0 and
+// Q5_1 and 4.8e-2 / 3.5e-2 on tiny-k256 Q4_K_M and Q5_K_M (flips at margins <= 1.13e-2)
 // (prefill and greedy rows together; tiny-k256's random weights are the less well-conditioned
 // model, and q8_K's 256-element blocks round more than q8_0's 32). Where the top-1 changed, the
 // golden's top-1 - top-2 margin was at most 3.7e-3 of max|golden| on stories260K and 1.55e-2 on
@@ -307,6 +310,8 @@ TEST_P(QuantGolden, QuantTokenByToken) {
 // copy); the counts per file say which layers each golden exercises on the quant kernels.
 TEST_P(QuantGolden, QuantisedLayersStayQuantised) {
   auto m = load(kernels::Backend::kQuant);
+  // The formats QuantLinear reads today; add Q5_0, Q5_1, Q4_K, Q5_K and Q6_K with the kernels
+  // that read them (then every quantised layer of these files runs on QuantLinear).
   const std::set<gguf::TensorType> read_in_place = {
       gguf::TensorType::Q8_0, gguf::TensorType::Q4_0, gguf::TensorType::Q4_1};
   std::map<std::string, std::pair<int, int>> by_type;  // type -> (on quant kernels, dense)
