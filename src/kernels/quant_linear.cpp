@@ -244,8 +244,23 @@ void dequantize_row(QuantFormat f, const uint8_t* src, int in, float* dst) {
       for (int sb = 0; sb < in / 256; ++sb, src += 210, dst += 256) {
         const float d = rd_f16(src + 208);
         const auto* scales = reinterpret_cast<const int8_t*>(src + 192);
-        for (int i = 0; i < 256; ++i) {
-          dst[i] = d * static_cast<float>(scales[i / 16]) * static_cast<float>(q6k_quant(src, i) - 32);
+        // q6k_quant's layout unrolled: run k of half h is elements 128h + 32k + [0, 32), two
+        // sub-blocks of 16 with one scale each.
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* ql = src + 64 * h;
+          const uint8_t* qh = src + 128 + 32 * h;
+          for (int k = 0; k < 4; ++k) {
+            const uint8_t* lb = ql + 32 * (k & 1);
+            const int shift = k < 2 ? 0 : 4;
+            for (int half = 0; half < 2; ++half) {
+              const float ds = d * static_cast<float>(scales[8 * h + 2 * k + half]);
+              float* out = dst + 128 * h + 32 * k + 16 * half;
+              for (int l = 16 * half; l < 16 * half + 16; ++l) {
+                const int q = ((lb[l] >> shift) & 0xF) | (((qh[l] >> (2 * k)) & 3) << 4);
+                out[l - 16 * half] = ds * static_cast<float>(q - 32);
+              }
+            }
+          }
         }
       }
       return;
