@@ -117,17 +117,37 @@ void BM_Linear(benchmark::State& state, Backend backend, Projection p, int m) {
 
 // ---- Quantised linear (--backend quant) ---------------------------------------------------
 
-// One 2048 x 2048 Q4_0 layer (the Llama-3.2-1B shape of Q and O): `dot` is the integer block-dot
-// path decode takes, `gemm` the dequantise-tiles-and-GEMM path prefill takes, at `m` rows. Where
-// the two cross is what kQuantDotMaxRows is set from; M1024 against BM_Linear/bf16 is the cost of
-// dequantising every tile on each prefill call.
-void BM_QuantLinear(benchmark::State& state, bool dot, int m) {
+// One 2048 x 2048 layer (the Llama-3.2-1B shape of Q and O) in block format `fmt` (random
+// weights quantised by gguf::quantize): `dot` is the integer block-dot path decode takes, `gemm`
+// the dequantise-tiles-and-GEMM path prefill takes, at `m` rows. For Q4_0 a series of m: where
+// the two cross is what kQuantDotMaxRows is set from, and M1024 against BM_Linear/bf16 is the
+// cost of dequantising every tile on each prefill call. For every format, M1 (decode: bytes/s =
+// the layer's weight bytes over the time, to compare with the memory bandwidth) and M512.
+struct QuantBenchFormat {
+  const char* name;
+  fastkv::kernels::QuantFormat fmt;
+  fastkv::gguf::TensorType type;
+};
+constexpr QuantBenchFormat kQuantBenchFormats[] = {
+    {"q4_0", fastkv::kernels::QuantFormat::kQ4_0, fastkv::gguf::TensorType::Q4_0},
+    {"q8_0", fastkv::kernels::QuantFormat::kQ8_0, fastkv::gguf::TensorType::Q8_0},
+    {"q5_0", fastkv::kernels::QuantFormat::kQ5_0, fastkv::gguf::TensorType::Q5_0},
+    {"q5_1", fastkv::kernels::QuantFormat::kQ5_1, fastkv::gguf::TensorType::Q5_1},
+    {"q4_k", fastkv::kernels::QuantFormat::kQ4_K, fastkv::gguf::TensorType::Q4_K},
+    {"q5_k", fastkv::kernels::QuantFormat::kQ5_K, fastkv::gguf::TensorType::Q5_K},
+    {"q6_k", fastkv::kernels::QuantFormat::kQ6_K, fastkv::gguf::TensorType::Q6_K},
+};
+
+void BM_QuantLinear(benchmark::State& state, const QuantBenchFormat& f, bool dot, int m) {
   constexpr int kIn = 2048, kOut = 2048;
-  static const std::vector<uint8_t> blocks = fastkv::gguf::quantize(
-      fastkv::gguf::TensorType::Q4_0, random_floats(int64_t{kIn} * kOut, 91).data(),
-      int64_t{kIn} * kOut);
-  static const fastkv::kernels::QuantLinear lin(blocks.data(), fastkv::kernels::QuantFormat::kQ4_0,
-                                                kIn, kOut, {});
+  // One layer per format, built on first use: [kOut, kIn / B] blocks.
+  static std::map<std::string, std::vector<uint8_t>> blocks_of;
+  std::vector<uint8_t>& blocks = blocks_of[f.name];
+  if (blocks.empty()) {
+    blocks = fastkv::gguf::quantize(f.type, random_floats(int64_t{kIn} * kOut, 91).data(),
+                                    int64_t{kIn} * kOut);
+  }
+  const fastkv::kernels::QuantLinear lin(blocks.data(), f.fmt, kIn, kOut, {});
   const std::vector<float> x = random_floats(static_cast<int64_t>(m) * kIn, 92);
   std::vector<float> y(static_cast<size_t>(m) * kOut);
   auto run = [&] {
@@ -144,6 +164,7 @@ void BM_QuantLinear(benchmark::State& state, bool dot, int m) {
     benchmark::ClobberMemory();
   }
   rate_counter(state, "FLOP/s", 2.0 * m * kIn * kOut);
+  if (m == 1) state.SetBytesProcessed(state.iterations() * lin.weight_bytes());
 }
 
 // ---- Attention ----------------------------------------------------------------------------
@@ -365,8 +386,18 @@ void register_all() {
       if (dot && m > 48) continue;
       reg(std::string("BM_QuantLinear/q4_0/") + (dot ? "dot" : "gemm") + "/2048x2048/M" +
               std::to_string(m),
-          kMicrosecond, [=](benchmark::State& s) { BM_QuantLinear(s, dot, m); });
+          kMicrosecond,
+          [=](benchmark::State& s) { BM_QuantLinear(s, kQuantBenchFormats[0], dot, m); });
     }
+  }
+  // Every format at the two row counts forward() serves by different paths (q4_0's M1 above).
+  for (const QuantBenchFormat& f : kQuantBenchFormats) {
+    if (std::string(f.name) != "q4_0") {
+      reg(std::string("BM_QuantLinear/") + f.name + "/dot/2048x2048/M1", kMicrosecond,
+          [&f](benchmark::State& s) { BM_QuantLinear(s, f, true, 1); });
+    }
+    reg(std::string("BM_QuantLinear/") + f.name + "/gemm/2048x2048/M512", kMillisecond,
+        [&f](benchmark::State& s) { BM_QuantLinear(s, f, false, 512); });
   }
   for (const CausalAttentionImpl& impl : kCausalAttentionImpls) {
     for (int n : {1024, 4096}) {

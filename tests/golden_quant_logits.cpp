@@ -306,14 +306,16 @@ TEST_P(QuantGolden, QuantTokenByToken) {
   EXPECT_GT(t.finish(), 0);
 }
 
-// Linear weights of the formats QuantLinear reads on this branch must run on it (not on a dense
-// copy); the counts per file say which layers each golden exercises on the quant kernels.
+// Linear weights of the formats QuantLinear reads must run on it (not on a dense copy); the
+// counts per file say which layers each golden exercises on the quant kernels.
 TEST_P(QuantGolden, QuantisedLayersStayQuantised) {
   auto m = load(kernels::Backend::kQuant);
-  // The formats QuantLinear reads today; add Q5_0, Q5_1, Q4_K, Q5_K and Q6_K with the kernels
-  // that read them (then every quantised layer of these files runs on QuantLinear).
+  // Every block format QuantLinear reads (F16 rows, llama-quantize's fall-back for stories'
+  // 172-wide ffn_down, stay on the dense path).
   const std::set<gguf::TensorType> read_in_place = {
-      gguf::TensorType::Q8_0, gguf::TensorType::Q4_0, gguf::TensorType::Q4_1};
+      gguf::TensorType::Q8_0, gguf::TensorType::Q4_0, gguf::TensorType::Q4_1,
+      gguf::TensorType::Q5_0, gguf::TensorType::Q5_1, gguf::TensorType::Q4_K,
+      gguf::TensorType::Q5_K, gguf::TensorType::Q6_K};
   std::map<std::string, std::pair<int, int>> by_type;  // type -> (on quant kernels, dense)
   auto check = [&](const kernels::Linear& l, const std::string& tensor) {
     const gguf::TensorType type = m->file().tensor(tensor).type;

@@ -215,7 +215,7 @@ class Writer : public WriterBase {
   // Adds a tensor from raw bytes already in `type`'s encoding (size must match ne).
   void add_raw(const std::string& name, TensorType type, std::vector<int64_t> ne,
                std::vector<uint8_t> bytes);
-  // Adds a tensor from f32 values, encoded as `type` (F32, F16, BF16, Q8_0 or Q4_0).
+  // Adds a tensor from f32 values, encoded as `type` (any type gguf::quantize_row writes).
   void add_f32(const std::string& name, TensorType type, std::vector<int64_t> ne,
                const float* values);
   void add_i32(const std::string& name, std::vector<int64_t> ne, const int32_t* values);
@@ -256,7 +256,7 @@ class StreamWriter : public WriterBase {
   // next tensor not yet complete. Padding follows automatically once a tensor is complete.
   void write_tensor_data(const std::string& name, const void* bytes, size_t n);
   // Encodes `n` f32 values (a multiple of the type's block size) as the tensor's type
-  // (F32, F16, BF16, Q8_0 or Q4_0) and appends them.
+  // (any type gguf::quantize_row writes) and appends them.
   void write_tensor_f32(const std::string& name, const float* values, int64_t n);
   // Checks that every tensor is complete, flushes and closes the file.
   void finish();

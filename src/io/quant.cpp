@@ -365,6 +365,173 @@ void q_q4_0(const float* src, uint8_t* dst, int64_t nb) {
   }
 }
 
+// Q5_0: as Q4_0 with 5-bit quants: `max` is the element of largest magnitude (with its sign),
+// d = max / -16 stored as f16, so `max` encodes as q = 0 (value -16d); q = min(31,
+// trunc(x / d + 16.5)) against the stored d: within |d|/2 of x, except elements near -max
+// (x / d > 15.5) which clamp to 31 and are off by up to |d|. Low 4 bits of q as in Q4_0, the
+// fifth bit of element j in bit j of the u32 qh.
+void q_q5_0(const float* src, uint8_t* dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += kBlock, dst += 22) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      if (std::fabs(src[j]) > amax) {
+        amax = std::fabs(src[j]);
+        max = src[j];
+      }
+    }
+    const uint16_t dh = f32_to_f16(max / -16.0f);
+    const float d = f16_to_f32(dh);
+    const bool ok = d != 0.0f && std::isfinite(d);
+    auto quant = [&](float x) -> int {
+      if (!ok) return 16;
+      const float v = x / d + 16.5f;
+      if (!(v > 0.0f)) return 0;  // also catches NaN
+      return std::min(31, static_cast<int>(v));
+    };
+    wr_u16(dst, dh);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = quant(src[j]), hi = quant(src[j + 16]);
+      dst[6 + j] = static_cast<uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
+      qh |= static_cast<uint32_t>(lo >> 4) << j;
+      qh |= static_cast<uint32_t>(hi >> 4) << (j + 16);
+    }
+    wr_u32(dst + 2, qh);
+  }
+}
+
+// Q5_1: m = min x and d = (max x - min x) / 31, both stored as f16; q = round((x - m) / d)
+// clamped to [0, 31] against the stored d and m: within d/2 (plus m's f16 rounding) of x.
+void q_q5_1(const float* src, uint8_t* dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += kBlock, dst += 24) {
+    const float lo = *std::min_element(src, src + 32), hi = *std::max_element(src, src + 32);
+    const uint16_t dh = f32_to_f16((hi - lo) / 31.0f), mh = f32_to_f16(lo);
+    const float d = f16_to_f32(dh), m = f16_to_f32(mh);
+    const bool ok = d != 0.0f && std::isfinite(d);
+    auto quant = [&](float x) -> int {
+      if (!ok) return 0;
+      const float v = std::nearbyint((x - m) / d);
+      if (!(v > 0.0f)) return 0;
+      return static_cast<int>(std::min(v, 31.0f));
+    };
+    wr_u16(dst, dh);
+    wr_u16(dst + 2, mh);
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = quant(src[j]), q1 = quant(src[j + 16]);
+      dst[8 + j] = static_cast<uint8_t>((q0 & 0xF) | ((q1 & 0xF) << 4));
+      qh |= static_cast<uint32_t>(q0 >> 4) << j;
+      qh |= static_cast<uint32_t>(q1 >> 4) << (j + 16);
+    }
+    wr_u32(dst + 4, qh);
+  }
+}
+
+// round(v) clamped to [lo, hi]; 0 for NaN.
+inline int round_clamp(float v, int lo, int hi) {
+  if (!(v == v)) return 0;
+  return static_cast<int>(std::clamp(std::nearbyint(v), static_cast<float>(lo),
+                                     static_cast<float>(hi)));
+}
+
+// Q4_K (levels = 15) and Q5_K (levels = 31), simple round to nearest (not llama-quantize's
+// search for the best scales): each sub-block u of 32 covers [lo_u, hi_u] with lo_u = min(0,
+// min x), hi_u = max x, step scale_u = (hi_u - lo_u) / levels; the super-block stores
+// d = max_u scale_u / 63 and dmin = max_u (-lo_u) / 63 as f16, sc[u] = round(scale_u / d) and
+// mn[u] = round(-lo_u / dmin) in 0..63, and q = round((x + dmin · mn) / (d · sc)) clamped to
+// 0..levels against the stored values. An element is within d · sc / 2 of its value, plus what
+// rounding the 6-bit sc and mn moves the grid: up to levels · d / 2 at the top and dmin / 2 at
+// the bottom (so small sub-blocks beside a large one lose precision, as in the format).
+void q_k4(const float* src, uint8_t* dst, int64_t nb, bool q5) {
+  const int levels = q5 ? 31 : 15;
+  const int bytes = q5 ? 176 : 144;
+  for (int64_t b = 0; b < nb; ++b, src += kSuperBlock, dst += bytes) {
+    std::fill(dst, dst + bytes, 0);
+    float step[8], neg_lo[8], max_step = 0, max_neg_lo = 0;
+    for (int u = 0; u < 8; ++u) {
+      const float* x = src + 32 * u;
+      const float lo = std::min(0.0f, *std::min_element(x, x + 32));
+      const float hi = *std::max_element(x, x + 32);
+      step[u] = (hi - lo) / static_cast<float>(levels);
+      neg_lo[u] = -lo;
+      max_step = std::max(max_step, step[u]);
+      max_neg_lo = std::max(max_neg_lo, neg_lo[u]);
+    }
+    const uint16_t dh = f32_to_f16(max_step / 63.0f), dminh = f32_to_f16(max_neg_lo / 63.0f);
+    const float d = f16_to_f32(dh), dmin = f16_to_f32(dminh);
+    wr_u16(dst, dh);
+    wr_u16(dst + 2, dminh);
+    const bool d_ok = d > 0.0f && std::isfinite(d), dmin_ok = dmin > 0.0f && std::isfinite(dmin);
+    int sc[8], mn[8];
+    for (int u = 0; u < 8; ++u) {
+      sc[u] = d_ok ? round_clamp(step[u] / d, 0, 63) : 0;
+      mn[u] = dmin_ok ? round_clamp(neg_lo[u] / dmin, 0, 63) : 0;
+    }
+    // Packing: bytes 0..3 sc[0..3] | top 2 bits of sc[4..7] << 6; bytes 4..7 likewise for the
+    // mins; bytes 8..11 low 4 bits of sc[4..7] | low 4 bits of mn[4..7] << 4.
+    uint8_t* s = dst + 4;
+    for (int u = 0; u < 4; ++u) {
+      s[u] = static_cast<uint8_t>(sc[u] | ((sc[u + 4] >> 4) << 6));
+      s[u + 4] = static_cast<uint8_t>(mn[u] | ((mn[u + 4] >> 4) << 6));
+      s[u + 8] = static_cast<uint8_t>((sc[u + 4] & 0xF) | ((mn[u + 4] & 0xF) << 4));
+    }
+    uint8_t* qh = q5 ? dst + 16 : nullptr;
+    uint8_t* qs = dst + (q5 ? 48 : 16);
+    for (int u = 0; u < 8; ++u) {
+      const float e = d * static_cast<float>(sc[u]), o = dmin * static_cast<float>(mn[u]);
+      for (int l = 0; l < 32; ++l) {
+        const int q = e > 0.0f ? round_clamp((src[32 * u + l] + o) / e, 0, levels) : 0;
+        // Sub-block u: low (even u) or high (odd u) nibble of qs[32 (u / 2) + l]; Q5_K's fifth
+        // bit in bit u of qh[l].
+        qs[32 * (u / 2) + l] |= static_cast<uint8_t>(u % 2 == 0 ? (q & 0xF) : (q & 0xF) << 4);
+        if (q5) qh[l] |= static_cast<uint8_t>((q >> 4) << u);
+      }
+    }
+  }
+}
+
+// Q6_K, simple round to nearest: each sub-block t of 16 takes scale_t = max_t / -32 with max_t
+// its element of largest magnitude (signed, as Q4_0), so max_t encodes as q = 0 (value
+// -32 · scale); the super-block stores d = max_t |scale_t| / 127 as f16 and sc[t] =
+// round(scale_t / d) in -127..127 (int8), and q = round(x / (d · sc)) + 32 clamped to 0..63.
+// An element is within |d · sc| / 2 of its value, plus up to 32 · d / 2 from rounding sc, and
+// elements near -max_t clamp to 63 (off by up to |d · sc| more, as Q4_0).
+void q_q6_k(const float* src, uint8_t* dst, int64_t nb) {
+  for (int64_t b = 0; b < nb; ++b, src += kSuperBlock, dst += 210) {
+    std::fill(dst, dst + 210, 0);
+    float scale[16], max_abs = 0;
+    for (int t = 0; t < 16; ++t) {
+      float amax = 0.0f, max = 0.0f;
+      for (int j = 0; j < 16; ++j) {
+        if (std::fabs(src[16 * t + j]) > amax) {
+          amax = std::fabs(src[16 * t + j]);
+          max = src[16 * t + j];
+        }
+      }
+      scale[t] = max / -32.0f;
+      max_abs = std::max(max_abs, std::fabs(scale[t]));
+    }
+    const uint16_t dh = f32_to_f16(max_abs / 127.0f);
+    const float d = f16_to_f32(dh);
+    const bool ok = d > 0.0f && std::isfinite(d);
+    wr_u16(dst + 208, dh);
+    int sc[16];
+    for (int t = 0; t < 16; ++t) {
+      sc[t] = ok ? round_clamp(scale[t] / d, -127, 127) : 0;
+      dst[192 + t] = static_cast<uint8_t>(static_cast<int8_t>(sc[t]));
+    }
+    for (int i = 0; i < 256; ++i) {
+      const float e = d * static_cast<float>(sc[i / 16]);
+      const int q = e != 0.0f ? round_clamp(src[i] / e + 32.0f, 0, 63) : 32;
+      // Element i = 128 h + 32 k + l: low 4 bits in ql[64 h + 32 (k & 1) + l] (low nibble for
+      // k < 2, high for k >= 2), high 2 bits at bits 2k, 2k+1 of qh[32 h + l].
+      const int h = i / 128, k = (i % 128) / 32, l = i % 32;
+      dst[64 * h + 32 * (k & 1) + l] |= static_cast<uint8_t>(k < 2 ? (q & 0xF) : (q & 0xF) << 4);
+      dst[128 + 32 * h + l] |= static_cast<uint8_t>((q >> 4) << (2 * k));
+    }
+  }
+}
+
 }  // namespace
 
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
@@ -406,17 +573,26 @@ void dequantize_row(TensorType type, const void* src, float* dst, int64_t n) {
   fail("dequantisation of tensor type ", type_name(type), " is not supported");
 }
 
-void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
+bool can_quantize(TensorType type) {
   switch (type) {
     case TensorType::F32:
     case TensorType::F16:
     case TensorType::BF16:
     case TensorType::Q8_0:
     case TensorType::Q4_0:
-      break;
+    case TensorType::Q5_0:
+    case TensorType::Q5_1:
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+    case TensorType::Q6_K:
+      return true;
     default:
-      fail("quantisation to tensor type ", type_name(type), " is not supported");
+      return false;
   }
+}
+
+void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
+  if (!can_quantize(type)) fail("quantisation to tensor type ", type_name(type), " is not supported");
   bytes_for(type, n);  // throws for n < 0 or not a multiple of the block size
   auto* d = static_cast<uint8_t*>(dst);
   switch (type) {
@@ -433,22 +609,23 @@ void quantize_row(TensorType type, const float* src, void* dst, int64_t n) {
       return q_q8_0(src, d, n / kBlock);
     case TensorType::Q4_0:
       return q_q4_0(src, d, n / kBlock);
+    case TensorType::Q5_0:
+      return q_q5_0(src, d, n / kBlock);
+    case TensorType::Q5_1:
+      return q_q5_1(src, d, n / kBlock);
+    case TensorType::Q4_K:
+      return q_k4(src, d, n / kSuperBlock, false);
+    case TensorType::Q5_K:
+      return q_k4(src, d, n / kSuperBlock, true);
+    case TensorType::Q6_K:
+      return q_q6_k(src, d, n / kSuperBlock);
     default:
       return;
   }
 }
 
 std::vector<uint8_t> quantize(TensorType type, const float* src, int64_t n) {
-  switch (type) {
-    case TensorType::F32:
-    case TensorType::F16:
-    case TensorType::BF16:
-    case TensorType::Q8_0:
-    case TensorType::Q4_0:
-      break;
-    default:
-      fail("quantisation to tensor type ", type_name(type), " is not supported");
-  }
+  if (!can_quantize(type)) fail("quantisation to tensor type ", type_name(type), " is not supported");
   std::vector<uint8_t> out(bytes_for(type, n));
   quantize_row(type, src, out.data(), n);
   return out;

@@ -23,7 +23,11 @@ using fastkv::f32_to_bf16;       // round to nearest even, NaN stays NaN
 // Q5_K, Q6_K, Q8_K. Throws fastkv::Error for any other type or a bad n.
 void dequantize_row(TensorType type, const void* src, float* dst, int64_t n);
 
-// Types fastkv can write: F32, F16, BF16, Q8_0, Q4_0. Throws fastkv::Error for others.
+// Types fastkv can write: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (the
+// quantised ones by plain round to nearest per block or sub-block, not llama-quantize's search
+// for the best scales; quant.cpp states each rule and its error). Throws fastkv::Error for
+// others.
+bool can_quantize(TensorType type);
 void quantize_row(TensorType type, const float* src, void* dst, int64_t n);
 
 // Encodes n floats into a freshly allocated byte vector of bytes_for(type, n) bytes.

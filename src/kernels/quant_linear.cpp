@@ -54,56 +54,216 @@ float rd_f16(const uint8_t* p) {
   return f16_to_f32(static_cast<uint16_t>(p[0] | (static_cast<uint16_t>(p[1]) << 8)));
 }
 
-// One block's contribution to a row's dot product: sum_j w[j] · (s · qx[j]), where the block's
-// integer part is exact and d · s scales it (plus m · xsum for Q4_1).
+uint32_t rd_u32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
+
+// ---- Block layouts (quant_linear.h has the formulas; docs/gguf.md the table) ----------------
+
+// The 5-bit quant of element j (0..31) of a Q5_0 / Q5_1 block: nibble | (bit j of qh) << 4.
+inline int q5_quant(const uint8_t* qs, uint32_t qh, int j) {
+  const int nib = j < 16 ? (qs[j] & 0xF) : (qs[j - 16] >> 4);
+  return nib | static_cast<int>(((qh >> j) & 1u) << 4);
+}
+
+// Scale sc and min mn (6 bits each) of sub-block u (0..7) of a Q4_K / Q5_K super-block, from
+// its 12 packed bytes s: bytes 0..3 hold sc[0..3] in their low 6 bits and the top 2 bits of
+// sc[4..7] in bits 6..7; bytes 4..7 the same for the mins; bytes 8..11 hold the low 4 bits of
+// sc[4..7] (low nibble) and mn[4..7] (high nibble).
+inline void k4_scale_min(const uint8_t* s, int u, int& sc, int& mn) {
+  if (u < 4) {
+    sc = s[u] & 63;
+    mn = s[u + 4] & 63;
+  } else {
+    sc = (s[u + 4] & 0xF) | ((s[u - 4] >> 6) << 4);
+    mn = (s[u + 4] >> 4) | ((s[u] >> 6) << 4);
+  }
+}
+
+// The unsigned quant of element l (0..31) of sub-block u (0..7) of a Q4_K (qh null) or Q5_K
+// super-block: sub-block 2g reads the low and 2g+1 the high nibbles of qs[32g .. 32g+31]; Q5_K's
+// fifth bit (16) is bit u of qh[l].
+inline int k4_quant(const uint8_t* qs, const uint8_t* qh, int u, int l) {
+  const uint8_t byte = qs[32 * (u / 2) + l];
+  const int nib = u % 2 == 0 ? (byte & 0xF) : (byte >> 4);
+  return qh == nullptr ? nib : nib | (((qh[l] >> u) & 1) << 4);
+}
+
+// The 6-bit quant (0..63) of element i (0..255) of a Q6_K super-block { ql[128] @0; qh[64] @128 }:
+// half h = i / 128, and within it k = (i % 128) / 32, l = i % 32: the low 4 bits are the low
+// (k < 2) or high (k >= 2) nibble of ql[64h + 32 (k & 1) + l], the high 2 bits are bits 2k, 2k+1
+// of qh[32h + l].
+inline int q6k_quant(const uint8_t* blk, int i) {
+  const int h = i / 128, k = (i % 128) / 32, l = i % 32;
+  const uint8_t lbyte = blk[64 * h + 32 * (k & 1) + l];
+  const int low = k < 2 ? (lbyte & 0xF) : (lbyte >> 4);
+  const int high = (blk[128 + 32 * h + l] >> (2 * k)) & 3;
+  return low | (high << 4);
+}
+
+// ---- Portable row dot products -------------------------------------------------------------
+
+// One weight row's dot product with one activation row quantised to q8 blocks:
+//   w:    the row, in / B blocks of format F
+//   nb:   in / 32, the number of activation blocks
+//   qx:   [nb · 32] int8 activations, sx: [nb] their block scales, xsum: [nb] sx · sum(qx)
+// Every integer sum over a block or sub-block is exact; it is scaled by d (· sub-block scale)
+// · sx in f32, and the min terms use xsum.
 template <QuantFormat F>
 float row_dot_portable(const uint8_t* w, int nb, const int8_t* qx, const float* sx,
                        const float* xsum) {
   float acc = 0;
-  for (int b = 0; b < nb; ++b, qx += kBlock) {
-    int32_t s = 0;
-    if constexpr (F == QuantFormat::kQ8_0) {
-      const uint8_t* blk = w + static_cast<int64_t>(b) * 34;
-      for (int j = 0; j < kBlock; ++j) s += static_cast<int8_t>(blk[2 + j]) * qx[j];
-      acc += rd_f16(blk) * sx[b] * static_cast<float>(s);
-    } else if constexpr (F == QuantFormat::kQ4_0) {
-      const uint8_t* blk = w + static_cast<int64_t>(b) * 18;
-      for (int j = 0; j < 16; ++j) {
-        s += ((blk[2 + j] & 0xF) - 8) * qx[j] + ((blk[2 + j] >> 4) - 8) * qx[j + 16];
+  if constexpr (F == QuantFormat::kQ4_K || F == QuantFormat::kQ5_K) {
+    constexpr int kBytes = F == QuantFormat::kQ4_K ? 144 : 176;
+    for (int sb = 0; sb < nb / 8; ++sb) {
+      const uint8_t* blk = w + static_cast<int64_t>(sb) * kBytes;
+      const float d = rd_f16(blk), dmin = rd_f16(blk + 2);
+      const uint8_t* qh = F == QuantFormat::kQ5_K ? blk + 16 : nullptr;
+      const uint8_t* qs = blk + (F == QuantFormat::kQ5_K ? 48 : 16);
+      for (int u = 0; u < 8; ++u) {
+        const int b = 8 * sb + u;  // the activation block of sub-block u
+        int sc, mn;
+        k4_scale_min(blk + 4, u, sc, mn);
+        int32_t s = 0;
+        for (int l = 0; l < 32; ++l) s += k4_quant(qs, qh, u, l) * qx[32 * b + l];
+        acc += d * static_cast<float>(sc) * sx[b] * static_cast<float>(s) -
+               dmin * static_cast<float>(mn) * xsum[b];
       }
-      acc += rd_f16(blk) * sx[b] * static_cast<float>(s);
-    } else {
-      const uint8_t* blk = w + static_cast<int64_t>(b) * 20;
-      for (int j = 0; j < 16; ++j) s += (blk[4 + j] & 0xF) * qx[j] + (blk[4 + j] >> 4) * qx[j + 16];
-      acc += rd_f16(blk) * sx[b] * static_cast<float>(s) + rd_f16(blk + 2) * xsum[b];
+    }
+  } else if constexpr (F == QuantFormat::kQ6_K) {
+    for (int sb = 0; sb < nb / 8; ++sb) {
+      const uint8_t* blk = w + static_cast<int64_t>(sb) * 210;
+      const float d = rd_f16(blk + 208);
+      const auto* scales = reinterpret_cast<const int8_t*>(blk + 192);
+      for (int t = 0; t < 16; ++t) {  // sub-blocks of 16: activation block 8 sb + t / 2
+        const int b = 8 * sb + t / 2;
+        int32_t s = 0;
+        for (int l = 0; l < 16; ++l) {
+          const int i = 16 * t + l;
+          s += (q6k_quant(blk, i) - 32) * qx[32 * (8 * sb) + i];
+        }
+        acc += d * static_cast<float>(scales[t]) * sx[b] * static_cast<float>(s);
+      }
+    }
+  } else {
+    for (int b = 0; b < nb; ++b, qx += kBlock) {
+      int32_t s = 0;
+      if constexpr (F == QuantFormat::kQ8_0) {
+        const uint8_t* blk = w + static_cast<int64_t>(b) * 34;
+        for (int j = 0; j < kBlock; ++j) s += static_cast<int8_t>(blk[2 + j]) * qx[j];
+        acc += rd_f16(blk) * sx[b] * static_cast<float>(s);
+      } else if constexpr (F == QuantFormat::kQ4_0) {
+        const uint8_t* blk = w + static_cast<int64_t>(b) * 18;
+        for (int j = 0; j < 16; ++j) {
+          s += ((blk[2 + j] & 0xF) - 8) * qx[j] + ((blk[2 + j] >> 4) - 8) * qx[j + 16];
+        }
+        acc += rd_f16(blk) * sx[b] * static_cast<float>(s);
+      } else if constexpr (F == QuantFormat::kQ4_1) {
+        const uint8_t* blk = w + static_cast<int64_t>(b) * 20;
+        for (int j = 0; j < 16; ++j) {
+          s += (blk[4 + j] & 0xF) * qx[j] + (blk[4 + j] >> 4) * qx[j + 16];
+        }
+        acc += rd_f16(blk) * sx[b] * static_cast<float>(s) + rd_f16(blk + 2) * xsum[b];
+      } else if constexpr (F == QuantFormat::kQ5_0) {
+        const uint8_t* blk = w + static_cast<int64_t>(b) * 22;
+        const uint32_t qh = rd_u32(blk + 2);
+        for (int j = 0; j < kBlock; ++j) s += (q5_quant(blk + 6, qh, j) - 16) * qx[j];
+        acc += rd_f16(blk) * sx[b] * static_cast<float>(s);
+      } else {
+        static_assert(F == QuantFormat::kQ5_1);
+        const uint8_t* blk = w + static_cast<int64_t>(b) * 24;
+        const uint32_t qh = rd_u32(blk + 4);
+        for (int j = 0; j < kBlock; ++j) s += q5_quant(blk + 8, qh, j) * qx[j];
+        acc += rd_f16(blk) * sx[b] * static_cast<float>(s) + rd_f16(blk + 2) * xsum[b];
+      }
     }
   }
   return acc;
 }
 
-// dst[nb · 32] = the weights of nb blocks of format f.
-void dequantize_blocks(QuantFormat f, const uint8_t* src, int nb, float* dst) {
-  for (int b = 0; b < nb; ++b, dst += kBlock) {
-    if (f == QuantFormat::kQ8_0) {
-      const uint8_t* blk = src + static_cast<int64_t>(b) * 34;
-      const float d = rd_f16(blk);
-      for (int j = 0; j < kBlock; ++j)
-        dst[j] = d * static_cast<float>(static_cast<int8_t>(blk[2 + j]));
-    } else if (f == QuantFormat::kQ4_0) {
-      const uint8_t* blk = src + static_cast<int64_t>(b) * 18;
-      const float d = rd_f16(blk);
-      for (int j = 0; j < 16; ++j) {
-        dst[j] = d * static_cast<float>((blk[2 + j] & 0xF) - 8);
-        dst[j + 16] = d * static_cast<float>((blk[2 + j] >> 4) - 8);
+// dst[in] = the weights of one row of format f (in / B blocks at src).
+void dequantize_row(QuantFormat f, const uint8_t* src, int in, float* dst) {
+  switch (f) {
+    case QuantFormat::kQ8_0:
+      for (int b = 0; b < in / kBlock; ++b, src += 34, dst += kBlock) {
+        const float d = rd_f16(src);
+        for (int j = 0; j < kBlock; ++j)
+          dst[j] = d * static_cast<float>(static_cast<int8_t>(src[2 + j]));
       }
-    } else {
-      const uint8_t* blk = src + static_cast<int64_t>(b) * 20;
-      const float d = rd_f16(blk), m = rd_f16(blk + 2);
-      for (int j = 0; j < 16; ++j) {
-        dst[j] = d * static_cast<float>(blk[4 + j] & 0xF) + m;
-        dst[j + 16] = d * static_cast<float>(blk[4 + j] >> 4) + m;
+      return;
+    case QuantFormat::kQ4_0:
+      for (int b = 0; b < in / kBlock; ++b, src += 18, dst += kBlock) {
+        const float d = rd_f16(src);
+        for (int j = 0; j < 16; ++j) {
+          dst[j] = d * static_cast<float>((src[2 + j] & 0xF) - 8);
+          dst[j + 16] = d * static_cast<float>((src[2 + j] >> 4) - 8);
+        }
       }
+      return;
+    case QuantFormat::kQ4_1:
+      for (int b = 0; b < in / kBlock; ++b, src += 20, dst += kBlock) {
+        const float d = rd_f16(src), m = rd_f16(src + 2);
+        for (int j = 0; j < 16; ++j) {
+          dst[j] = d * static_cast<float>(src[4 + j] & 0xF) + m;
+          dst[j + 16] = d * static_cast<float>(src[4 + j] >> 4) + m;
+        }
+      }
+      return;
+    case QuantFormat::kQ5_0:
+      for (int b = 0; b < in / kBlock; ++b, src += 22, dst += kBlock) {
+        const float d = rd_f16(src);
+        const uint32_t qh = rd_u32(src + 2);
+        for (int j = 0; j < kBlock; ++j) dst[j] = d * static_cast<float>(q5_quant(src + 6, qh, j) - 16);
+      }
+      return;
+    case QuantFormat::kQ5_1:
+      for (int b = 0; b < in / kBlock; ++b, src += 24, dst += kBlock) {
+        const float d = rd_f16(src), m = rd_f16(src + 2);
+        const uint32_t qh = rd_u32(src + 4);
+        for (int j = 0; j < kBlock; ++j) dst[j] = d * static_cast<float>(q5_quant(src + 8, qh, j)) + m;
+      }
+      return;
+    case QuantFormat::kQ4_K:
+    case QuantFormat::kQ5_K: {
+      const bool q5 = f == QuantFormat::kQ5_K;
+      for (int sb = 0; sb < in / 256; ++sb, src += q5 ? 176 : 144) {
+        const float d = rd_f16(src), dmin = rd_f16(src + 2);
+        const uint8_t* qh = q5 ? src + 16 : nullptr;
+        const uint8_t* qs = src + (q5 ? 48 : 16);
+        for (int u = 0; u < 8; ++u, dst += 32) {
+          int sc, mn;
+          k4_scale_min(src + 4, u, sc, mn);
+          const float ds = d * static_cast<float>(sc), dm = dmin * static_cast<float>(mn);
+          for (int l = 0; l < 32; ++l) dst[l] = ds * static_cast<float>(k4_quant(qs, qh, u, l)) - dm;
+        }
+      }
+      return;
     }
+    case QuantFormat::kQ6_K:
+      for (int sb = 0; sb < in / 256; ++sb, src += 210, dst += 256) {
+        const float d = rd_f16(src + 208);
+        const auto* scales = reinterpret_cast<const int8_t*>(src + 192);
+        // q6k_quant's layout unrolled: run k of half h is elements 128h + 32k + [0, 32), two
+        // sub-blocks of 16 with one scale each.
+        for (int h = 0; h < 2; ++h) {
+          const uint8_t* ql = src + 64 * h;
+          const uint8_t* qh = src + 128 + 32 * h;
+          for (int k = 0; k < 4; ++k) {
+            const uint8_t* lb = ql + 32 * (k & 1);
+            const int shift = k < 2 ? 0 : 4;
+            for (int half = 0; half < 2; ++half) {
+              const float ds = d * static_cast<float>(scales[8 * h + 2 * k + half]);
+              float* out = dst + 128 * h + 32 * k + 16 * half;
+              for (int l = 16 * half; l < 16 * half + 16; ++l) {
+                const int q = ((lb[l] >> shift) & 0xF) | (((qh[l] >> (2 * k)) & 3) << 4);
+                out[l - 16 * half] = ds * static_cast<float>(q - 32);
+              }
+            }
+          }
+        }
+      }
+      return;
   }
 }
 
@@ -160,18 +320,20 @@ bool portable_forced() {
   return forced;
 }
 
-// dst[nb · 32] = the bf16 weights of one row of nb blocks (the prefill tiles).
-using RowToBf16 = void (*)(QuantFormat f, const uint8_t* row, int nb, uint16_t* dst);
+// dst[in] = the bf16 weights of one row of `in` weights (the prefill tiles).
+using RowToBf16 = void (*)(QuantFormat f, const uint8_t* row, int in, uint16_t* dst);
 
-void row_to_bf16_portable(QuantFormat f, const uint8_t* row, int nb, uint16_t* dst) {
-  thread_local std::vector<float> tmp;  // [nb · 32] f32 weights of the row
-  tmp.resize(static_cast<size_t>(nb) * kBlock);
-  dequantize_blocks(f, row, nb, tmp.data());
-  to_bf16(tmp.data(), 1.0f, dst, static_cast<int64_t>(nb) * kBlock);
+void row_to_bf16_portable(QuantFormat f, const uint8_t* row, int in, uint16_t* dst) {
+  thread_local std::vector<float> tmp;  // [in] f32 weights of the row
+  tmp.resize(static_cast<size_t>(in));
+  dequantize_row(f, row, in, tmp.data());
+  to_bf16(tmp.data(), 1.0f, dst, in);
 }
 
 #ifdef FASTKV_AVX512_KERNELS
-void row_to_bf16_avx512(QuantFormat f, const uint8_t* row, int nb, uint16_t* dst) {
+// Q8_0, Q4_0 and Q4_1 (the formats of the .inc) straight to bf16; the others through f32.
+void row_to_bf16_avx512(QuantFormat f, const uint8_t* row, int in, uint16_t* dst) {
+  const int nb = in / kBlock;
   switch (f) {
     case QuantFormat::kQ8_0:
       return bf16x::dequantize_row_bf16<QuantFormat::kQ8_0>(row, nb, dst);
@@ -179,8 +341,9 @@ void row_to_bf16_avx512(QuantFormat f, const uint8_t* row, int nb, uint16_t* dst
       return bf16x::dequantize_row_bf16<QuantFormat::kQ4_0>(row, nb, dst);
     case QuantFormat::kQ4_1:
       return bf16x::dequantize_row_bf16<QuantFormat::kQ4_1>(row, nb, dst);
+    default:
+      return row_to_bf16_portable(f, row, in, dst);
   }
-  row_to_bf16_portable(f, row, nb, dst);
 }
 #endif
 
@@ -218,6 +381,16 @@ RowDot pick_row_dot(QuantFormat f, QuantIsa isa) {
       return pick_row_dot<QuantFormat::kQ4_0>(isa);
     case QuantFormat::kQ4_1:
       return pick_row_dot<QuantFormat::kQ4_1>(isa);
+    case QuantFormat::kQ5_0:
+      return pick_row_dot<QuantFormat::kQ5_0>(isa);
+    case QuantFormat::kQ5_1:
+      return pick_row_dot<QuantFormat::kQ5_1>(isa);
+    case QuantFormat::kQ4_K:
+      return pick_row_dot<QuantFormat::kQ4_K>(isa);
+    case QuantFormat::kQ5_K:
+      return pick_row_dot<QuantFormat::kQ5_K>(isa);
+    case QuantFormat::kQ6_K:
+      return pick_row_dot<QuantFormat::kQ6_K>(isa);
   }
   fail("QuantLinear: unknown format");
 }
@@ -316,8 +489,29 @@ const char* quant_format_name(QuantFormat f) {
       return "Q4_0";
     case QuantFormat::kQ4_1:
       return "Q4_1";
+    case QuantFormat::kQ5_0:
+      return "Q5_0";
+    case QuantFormat::kQ5_1:
+      return "Q5_1";
+    case QuantFormat::kQ4_K:
+      return "Q4_K";
+    case QuantFormat::kQ5_K:
+      return "Q5_K";
+    case QuantFormat::kQ6_K:
+      return "Q6_K";
   }
   return "?";
+}
+
+int quant_block_weights(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::kQ4_K:
+    case QuantFormat::kQ5_K:
+    case QuantFormat::kQ6_K:
+      return 256;
+    default:
+      return kBlock;
+  }
 }
 
 int quant_block_bytes(QuantFormat f) {
@@ -328,6 +522,16 @@ int quant_block_bytes(QuantFormat f) {
       return 18;
     case QuantFormat::kQ4_1:
       return 20;
+    case QuantFormat::kQ5_0:
+      return 22;
+    case QuantFormat::kQ5_1:
+      return 24;
+    case QuantFormat::kQ4_K:
+      return 144;
+    case QuantFormat::kQ5_K:
+      return 176;
+    case QuantFormat::kQ6_K:
+      return 210;
   }
   fail("QuantLinear: unknown format");
 }
@@ -344,16 +548,17 @@ const char* quant_kernel_name() {
 QuantLinear::QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int out,
                          std::vector<float> bias)
     : blocks_(blocks), format_(format), in_(in), out_(out), bias_(std::move(bias)) {
-  if (in <= 0 || in % kBlock != 0) {
-    fail("QuantLinear: ", quant_format_name(format),
-         " rows need a positive multiple of 32 inputs, got ", in);
+  const int bw = quant_block_weights(format);
+  if (in <= 0 || in % bw != 0) {
+    fail("QuantLinear: ", quant_format_name(format), " rows need a positive multiple of ", bw,
+         " inputs, got ", in);
   }
   if (out <= 0) fail("QuantLinear: need at least one output, got ", out);
   if (blocks == nullptr) fail("QuantLinear: no weight data");
   if (!bias_.empty() && static_cast<int>(bias_.size()) != out) {
     fail("QuantLinear: bias has ", bias_.size(), " values for ", out, " outputs");
   }
-  row_bytes_ = static_cast<int64_t>(in / kBlock) * quant_block_bytes(format);
+  row_bytes_ = static_cast<int64_t>(in / bw) * quant_block_bytes(format);
   if (native_bf16()) gemm_ = std::make_unique<Gemm>();
 }
 
@@ -421,7 +626,6 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16)
     forward_gemm_bf16(x, n, y);
     return;
   }
-  const int nb = in_ / kBlock;
   // Tiles of output rows whose f32 weights take about 1 MiB (at least 16 rows): each tile is
   // dequantised once and multiplied with all n rows by one sgemm into y's columns [r0, r0+rows).
   const int tile_rows = std::max(16, (1 << 18) / in_ / 16 * 16);
@@ -434,8 +638,8 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16)
     thread_local std::vector<float> tile;  // [rows, in] f32 weights of this tile
     tile.resize(static_cast<size_t>(rows) * in_);
     for (int r = 0; r < rows; ++r) {
-      dequantize_blocks(format_, blocks_ + (r0 + r) * row_bytes_, nb,
-                        tile.data() + static_cast<size_t>(r) * in_);
+      dequantize_row(format_, blocks_ + (r0 + r) * row_bytes_, in_,
+                     tile.data() + static_cast<size_t>(r) * in_);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, in_, 1.0f, x, in_, tile.data(),
                 in_, 0.0f, y + r0, out_);
@@ -452,7 +656,6 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16)
 // of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
 // and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
-  const int nb = in_ / kBlock;
   static const RowToBf16 to_bf16_row = pick_row_to_bf16();
   const int64_t count = static_cast<int64_t>(n) * in_;
   thread_local std::vector<uint16_t> xb;      // [n, in] bf16 activations
@@ -475,7 +678,7 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
     const int rows = std::min(tile_rows, out_ - r0);
 #pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(rows) * in_ * 4))
     for (int r = 0; r < rows; ++r) {
-      to_bf16_row(format_, blocks_ + (r0 + r) * row_bytes_, nb, tp + static_cast<size_t>(r) * in_);
+      to_bf16_row(format_, blocks_ + (r0 + r) * row_bytes_, in_, tp + static_cast<size_t>(r) * in_);
     }
     auto p = gemm_->get(n, rows, in_, out_);
     dnnl::memory src(p->src, onednn_engine(), xbp);

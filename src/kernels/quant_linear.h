@@ -1,17 +1,34 @@
-// A linear layer y = x · Wᵀ (+ b) over weights kept in a GGUF block format (Q8_0, Q4_0, Q4_1),
-// read in place (from the file's mapping): no f32 or bf16 copy of the matrix is held, so a decode
-// step streams ~1.06 (Q8_0), ~0.56 (Q4_0) or ~0.63 (Q4_1) bytes per parameter instead of 2.
+// A linear layer y = x · Wᵀ (+ b) over weights kept in a GGUF block format (Q8_0, Q4_0, Q4_1,
+// Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), read in place (from the file's mapping): no f32 or bf16 copy of
+// the matrix is held, so a decode step streams the format's bytes per parameter instead of 2:
+// 1.06 (Q8_0), 0.56 (Q4_0), 0.63 (Q4_1), 0.69 (Q5_0), 0.75 (Q5_1), 0.56 (Q4_K), 0.69 (Q5_K),
+// 0.82 (Q6_K).
 //
-// Block formats (32 weights each, little-endian, rows of `in` weights in in/32 whole blocks):
-//   Q8_0, 34 bytes: { f16 d; int8 q[32] }             w[j] = d · q[j]
-//   Q4_0, 18 bytes: { f16 d; uint8 qs[16] }           w[j] = d · (nib[j] - 8)
-//   Q4_1, 20 bytes: { f16 d; f16 m; uint8 qs[16] }    w[j] = d · nib[j] + m
-// where nib[j] = qs[j] & 15 and nib[j + 16] = qs[j] >> 4 for j < 16.
+// Block formats (little-endian, f16 = IEEE half; rows of `in` weights in whole blocks):
+//   32 weights a block, where nib[j] = qs[j] & 15 and nib[j + 16] = qs[j] >> 4 for j < 16, and
+//   hb[j] = bit j of the u32 qh:
+//   Q8_0, 34 bytes: { f16 d; int8 q[32] }                      w[j] = d · q[j]
+//   Q4_0, 18 bytes: { f16 d; uint8 qs[16] }                    w[j] = d · (nib[j] - 8)
+//   Q4_1, 20 bytes: { f16 d; f16 m; uint8 qs[16] }             w[j] = d · nib[j] + m
+//   Q5_0, 22 bytes: { f16 d; u32 qh; uint8 qs[16] }            w[j] = d · (nib[j] + 16 hb[j] - 16)
+//   Q5_1, 24 bytes: { f16 d; f16 m; u32 qh; uint8 qs[16] }     w[j] = d · (nib[j] + 16 hb[j]) + m
+//   256 weights a super-block (`in` a multiple of 256):
+//   Q4_K, 144 bytes: { f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128] }: 8 sub-blocks u of 32
+//     with 6-bit scale sc[u] and min mn[u] packed in `scales`; sub-block 2g takes the low and 2g+1
+//     the high nibbles of qs[32g .. 32g+31]:      w[32u + l] = d · sc[u] · q - dmin · mn[u]
+//   Q5_K, 176 bytes: { f16 d; f16 dmin; uint8 scales[12]; uint8 qh[32]; uint8 qs[128] }: as Q4_K
+//     with q += 16 · (bit u of qh[l])
+//   Q6_K, 210 bytes: { uint8 ql[128]; uint8 qh[64]; int8 scales[16]; f16 d }: 6-bit q (4 low bits
+//     from ql, 2 high from qh, see quant_linear.cpp), one signed scale per 16 weights:
+//     w[i] = d · scales[i / 16] · (q[i] - 32)
+// docs/gguf.md has the table; src/io/quant.cpp decodes the same layouts for the reader.
 //
 // forward() picks one of two paths by the row count n:
 //   n <= kQuantDotMaxRows (decode): each activation row is quantised once to 32-element int8
 //     blocks with an f32 scale (symmetric, round to nearest: x ≈ s · qx, |qx| <= 127), then every
-//     output row is a sum over blocks of integer dot products times d · s (OpenMP over output
+//     output row is a sum of exact integer dot products, one per weight block or (sub-)block
+//     (a K-quant sub-block of 32 or 16 lies inside one activation block), each times its
+//     d · scale · s, plus min terms m · s · sum(qx) (Q4_1, Q5_1, Q4_K, Q5_K) (OpenMP over output
 //     rows). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
 //     the portable code.
@@ -29,11 +46,13 @@ namespace fastkv::kernels {
 
 // The block formats QuantLinear reads (the kernels' own names: the kernels layer does not see
 // io/; the model converts gguf::TensorType).
-enum class QuantFormat { kQ8_0, kQ4_0, kQ4_1 };
+enum class QuantFormat { kQ8_0, kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ4_K, kQ5_K, kQ6_K };
 
-// "Q8_0" | "Q4_0" | "Q4_1"
+// "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"
 const char* quant_format_name(QuantFormat f);
-// Bytes of one 32-weight block: 34, 18, 20.
+// Weights of one block: 32, or 256 for the K-quants (Q4_K, Q5_K, Q6_K).
+int quant_block_weights(QuantFormat f);
+// Bytes of one block: 34, 18, 20, 22, 24, 144, 176, 210.
 int quant_block_bytes(QuantFormat f);
 
 // Which integer-dot kernel runs: kAuto = AVX-512 where the CPU has AVX-512BW and
@@ -56,9 +75,10 @@ constexpr int kQuantDotMaxRows = 24;
 
 class QuantLinear {
  public:
-  // blocks: [out, in/32] blocks of `format`, row after row (a GGUF tensor with ne = [in, out]);
-  // not owned: must outlive the layer. bias: [out] or empty. Throws fastkv::Error when in is not
-  // a positive multiple of 32 or out < 1.
+  // blocks: [out, in / B] blocks of `format` (B = quant_block_weights: 32, or 256 for K-quants),
+  // row after row (a GGUF tensor with ne = [in, out]); not owned: must outlive the layer.
+  // bias: [out] or empty. Throws fastkv::Error when in is not a positive multiple of B or
+  // out < 1.
   QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int out, std::vector<float> bias);
   ~QuantLinear();
   QuantLinear(QuantLinear&&) noexcept;
@@ -82,14 +102,14 @@ class QuantLinear {
   int in() const { return in_; }
   int out() const { return out_; }
   QuantFormat format() const { return format_; }
-  // The quantised weight bytes (out · in/32 · block bytes) plus the bias.
+  // The quantised weight bytes (out · in/B · block bytes) plus the bias.
   int64_t weight_bytes() const;
 
  private:
-  const uint8_t* blocks_;  // [out, in/32] blocks (not owned)
+  const uint8_t* blocks_;  // [out, in/B] blocks (not owned)
   QuantFormat format_;
   int in_, out_;
-  int64_t row_bytes_;        // in/32 · block bytes
+  int64_t row_bytes_;        // in/B · block bytes
   std::vector<float> bias_;  // [out] or empty
   struct Gemm;               // cached oneDNN primitives (bf16 tile path), null without bf16
   std::unique_ptr<Gemm> gemm_;

@@ -35,14 +35,25 @@ std::optional<kernels::QuantFormat> quant_format_of(gguf::TensorType t) {
       return kernels::QuantFormat::kQ4_0;
     case gguf::TensorType::Q4_1:
       return kernels::QuantFormat::kQ4_1;
+    case gguf::TensorType::Q5_0:
+      return kernels::QuantFormat::kQ5_0;
+    case gguf::TensorType::Q5_1:
+      return kernels::QuantFormat::kQ5_1;
+    case gguf::TensorType::Q4_K:
+      return kernels::QuantFormat::kQ4_K;
+    case gguf::TensorType::Q5_K:
+      return kernels::QuantFormat::kQ5_K;
+    case gguf::TensorType::Q6_K:
+      return kernels::QuantFormat::kQ6_K;
     default:
       return std::nullopt;
   }
 }
 
 // A linear layer from the 2-D weight `name` (GGUF ne = [in, out]) on `backend`. kQuant: a Q8_0,
-// Q4_0 or Q4_1 weight stays in the file's mapping (QuantLinear reads its blocks in place); any
-// other type goes to `dense` (bf16, or f32 where the CPU lacks native bf16).
+// Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K or Q6_K weight stays in the file's mapping (QuantLinear
+// reads its blocks in place); any other type goes to `dense` (bf16, or f32 where the CPU lacks
+// native bf16).
 kernels::Linear load_linear(const gguf::File& f, const std::string& name, int in, int out,
                             std::vector<float> bias, kernels::Backend backend,
                             kernels::Backend dense) {
@@ -53,7 +64,8 @@ kernels::Linear load_linear(const gguf::File& f, const std::string& name, int in
                   out, "]"));
     }
     if (const auto fmt = quant_format_of(t.type)) {
-      if (in % 32 != 0) {
+      // (The reader already rejects rows that are not whole blocks; kept as a clear message.)
+      if (in % kernels::quant_block_weights(*fmt) != 0) {
         f.error(cat("tensor '", name, "': rows of ", in, " elements are not whole ",
                     gguf::type_name(t.type), " blocks"));
       }

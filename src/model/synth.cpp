@@ -135,6 +135,16 @@ const char* type_flag_name(TensorType t) {
       return "q8_0";
     case TensorType::Q4_0:
       return "q4_0";
+    case TensorType::Q5_0:
+      return "q5_0";
+    case TensorType::Q5_1:
+      return "q5_1";
+    case TensorType::Q4_K:
+      return "q4_k";
+    case TensorType::Q5_K:
+      return "q5_k";
+    case TensorType::Q6_K:
+      return "q6_k";
     default:
       return "?";
   }
@@ -166,6 +176,18 @@ void fill_rows(const Planned& t, uint64_t key, int64_t r0, int64_t r1, std::vect
   }
 }
 
+// The --type values, in the order messages list them.
+constexpr TensorType kTypes[] = {TensorType::BF16, TensorType::F16,  TensorType::Q8_0,
+                                 TensorType::Q4_0, TensorType::Q5_0, TensorType::Q5_1,
+                                 TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,
+                                 TensorType::F32};
+
+std::string type_names() {
+  std::string out;
+  for (TensorType t : kTypes) out += cat(out.empty() ? "" : ", ", type_flag_name(t));
+  return out;
+}
+
 }  // namespace
 
 const std::vector<Preset>& presets() {
@@ -186,11 +208,10 @@ std::string preset_names() {
 }
 
 TensorType parse_type(const std::string& text) {
-  for (TensorType t :
-       {TensorType::BF16, TensorType::F16, TensorType::Q8_0, TensorType::Q4_0, TensorType::F32}) {
+  for (TensorType t : kTypes) {
     if (text == type_flag_name(t)) return t;
   }
-  fail("unknown --type '", text, "' (supported: bf16, f16, q8_0, q4_0, f32)");
+  fail("unknown --type '", text, "' (supported: ", type_names(), ")");
 }
 
 uint32_t file_type_of(TensorType type) {
@@ -203,6 +224,16 @@ uint32_t file_type_of(TensorType type) {
       return 2;
     case TensorType::Q8_0:
       return 7;
+    case TensorType::Q5_0:
+      return 8;
+    case TensorType::Q5_1:
+      return 9;
+    case TensorType::Q4_K:
+      return 14;  // MOSTLY_Q4_K_S (every weight Q4_K)
+    case TensorType::Q5_K:
+      return 16;  // MOSTLY_Q5_K_S
+    case TensorType::Q6_K:
+      return 18;
     case TensorType::BF16:
       return 32;
     default:
@@ -243,7 +274,7 @@ Result write_model(const Options& opts, const Progress& progress) {
       cat("random weights with the shapes of ", p->model, ", made by fastkv synth --like ", p->name,
           " --type ", type_flag_name(type), " --seed ", opts.seed, "; not a trained model"));
   w.set_u32("general.file_type", file_type_of(type));
-  if (type == TensorType::Q8_0 || type == TensorType::Q4_0) {
+  if (gguf::type_info(static_cast<uint32_t>(type))->block_size > 1) {
     w.set_u32("general.quantization_version", 2);
   }
   w.set_u32(a + "block_count", static_cast<uint32_t>(n_layer));
@@ -260,6 +291,20 @@ Result write_model(const Options& opts, const Progress& progress) {
   tokenizer.clear();
 
   const std::vector<Planned> tensors = plan(*p, n_layer, n_vocab, type);
+  for (const Planned& t : tensors) {
+    const int64_t block = gguf::type_info(static_cast<uint32_t>(t.type))->block_size;
+    if (t.ne[0] % block != 0) {
+      std::string fits;
+      for (const Preset& q : kPresets) {
+        if (q.d_model % block == 0 && q.d_ff % block == 0 && q.head_dim * q.n_head_kv % block == 0) {
+          fits += cat(fits.empty() ? "" : ", ", q.name);
+        }
+      }
+      fail("--type ", type_flag_name(type), " stores rows in blocks of ", block,
+           " elements, but preset ", p->name, "'s tensor ", t.name, " has rows of ", t.ne[0],
+           " (presets whose sizes fit: ", fits.empty() ? "none" : fits, ")");
+    }
+  }
   Result r;
   r.path = opts.out;
   r.preset = p;

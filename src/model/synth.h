@@ -50,10 +50,11 @@ const Preset* find_preset(std::string_view name);
 // "llama-3.2-1b, llama-3.2-3b, ..." for messages.
 std::string preset_names();
 
-// --type values: bf16, f16, q8_0, q4_0, f32. Throws Error listing them for anything else.
+// --type values: bf16, f16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k, f32 (the quantised types
+// written by gguf::quantize_row's round to nearest). Throws Error listing them for anything else.
 gguf::TensorType parse_type(const std::string& text);
 // llama.cpp's general.file_type for an all-`type` model (ALL_F32 0, MOSTLY_F16 1, Q4_0 2,
-// Q8_0 7, BF16 32).
+// Q8_0 7, Q5_0 8, Q5_1 9, Q4_K_S 14, Q5_K_S 16, Q6_K 18, BF16 32).
 uint32_t file_type_of(gguf::TensorType type);
 
 struct Options {

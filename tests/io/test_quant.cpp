@@ -736,6 +736,132 @@ TEST(QuantRoundTrip, Q8_0ByHand) {
   EXPECT_EQ(static_cast<int8_t>(bytes[2 + 31]), 101);
 }
 
+// Round trips of the types quantize_row writes by plain round to nearest (quant.cpp states each
+// rule); every bound below follows from the rule, with the stored (f16) scales read back from
+// the bytes, and a mean-error check that the grid is actually used (uniform data: an element
+// is off by step/4 on average; we allow 0.3 · the mean step).
+std::vector<float> round_trip_data(uint64_t seed, int64_t n) {
+  auto x = test_data(seed, n, 2.0f);
+  for (int i = 32; i < 64; ++i) x[i] = 0.0f;                   // an all-zero (sub-)block
+  for (int i = 64; i < 96; ++i) x[i] = -std::fabs(x[i]) - 1;   // all negative
+  for (int i = 96; i < 128; ++i) x[i] *= 1e-3f;                // small beside large neighbours
+  x[300] = 9.0f;                                               // an outlier
+  return x;
+}
+
+TEST(QuantRoundTrip, Q5_0WithinHalfStepExceptClamp) {
+  const auto x = round_trip_data(31, 32 * 12);
+  const auto bytes = gg::quantize(TensorType::Q5_0, x.data(), static_cast<int64_t>(x.size()));
+  ASSERT_EQ(bytes.size(), 12u * 22u);
+  std::vector<float> y(x.size());
+  gg::dequantize_row(TensorType::Q5_0, bytes.data(), y.data(), static_cast<int64_t>(y.size()));
+  for (int b = 0; b < 12; ++b) {
+    const float d = gg::f16_to_f32(get_u16(bytes, b * 22)), ad = std::fabs(d);
+    for (int j = 0; j < 32; ++j) {
+      const int i = b * 32 + j;
+      // Elements beyond 15.5 steps clamp to q = 31 (value 15 d), within |d| of x.
+      const float bound = d != 0 && x[i] / d > 15.5f ? ad : ad / 2;
+      EXPECT_LE(std::fabs(y[i] - x[i]), bound * (1 + 1e-5f) + 1e-30f) << "element " << i;
+    }
+  }
+  for (int i = 32; i < 64; ++i) EXPECT_EQ(y[i], 0.0f);
+  EXPECT_EQ(y[300], 9.0f);  // the block's max encodes exactly as -16 d
+}
+
+TEST(QuantRoundTrip, Q5_1WithinHalfStep) {
+  const auto x = round_trip_data(32, 32 * 12);
+  const auto bytes = gg::quantize(TensorType::Q5_1, x.data(), static_cast<int64_t>(x.size()));
+  ASSERT_EQ(bytes.size(), 12u * 24u);
+  std::vector<float> y(x.size());
+  gg::dequantize_row(TensorType::Q5_1, bytes.data(), y.data(), static_cast<int64_t>(y.size()));
+  for (int b = 0; b < 12; ++b) {
+    const float d = gg::f16_to_f32(get_u16(bytes, b * 24)), m = gg::f16_to_f32(get_u16(bytes, b * 24 + 2));
+    const float lo = *std::min_element(x.begin() + 32 * b, x.begin() + 32 * b + 32);
+    for (int j = 0; j < 32; ++j) {
+      const int i = b * 32 + j;
+      // d / 2, plus how far the stored m moved from the block's minimum.
+      EXPECT_LE(std::fabs(y[i] - x[i]), d / 2 * (1 + 1e-4f) + std::fabs(m - lo) + 1e-30f)
+          << "element " << i;
+    }
+  }
+  for (int i = 32; i < 64; ++i) EXPECT_EQ(y[i], 0.0f);
+}
+
+// Q4_K / Q5_K: sub-block u covers [lo_u, hi_u] (lo_u = min(0, min x)) with step_u =
+// (hi_u - lo_u) / levels. The stored grid is -o + e q (q = 0..levels) with e = d · sc, o =
+// dmin · mn, |e - step_u| <= d / 2 and |o + lo_u| <= dmin / 2 (6-bit rounding; the f16 d is
+// within 2^-11 of max step / 63, so sc never clamps by more). Inside the grid an element is
+// within e / 2; below it within dmin / 2; above it within dmin / 2 + levels · d / 2. So
+// |y - x| <= step_u / 2 + d / 4 + dmin / 2 + levels · d / 2.
+void check_k4_round_trip(TensorType t, int levels, int bytes_per) {
+  const int nsb = 4;
+  const auto x = round_trip_data(33 + levels, 256 * nsb);
+  const auto bytes = gg::quantize(t, x.data(), static_cast<int64_t>(x.size()));
+  ASSERT_EQ(bytes.size(), static_cast<size_t>(nsb * bytes_per));
+  std::vector<float> y(x.size());
+  gg::dequantize_row(t, bytes.data(), y.data(), static_cast<int64_t>(y.size()));
+  double err_sum = 0, step_sum = 0;
+  for (int sb = 0; sb < nsb; ++sb) {
+    const double d = gg::f16_to_f32(get_u16(bytes, sb * bytes_per));
+    const double dmin = gg::f16_to_f32(get_u16(bytes, sb * bytes_per + 2));
+    for (int u = 0; u < 8; ++u) {
+      const auto first = x.begin() + 256 * sb + 32 * u;
+      const double lo = std::min(0.0f, *std::min_element(first, first + 32));
+      const double hi = *std::max_element(first, first + 32);
+      const double step = (hi - lo) / levels;
+      const double bound = step / 2 + d / 4 + dmin / 2 + levels * d / 2;
+      for (int l = 0; l < 32; ++l) {
+        const int i = 256 * sb + 32 * u + l;
+        const double err = std::fabs(double{y[i]} - x[i]);
+        EXPECT_LE(err, bound * (1 + 1e-4) + 1e-30) << gg::type_name(t) << " element " << i;
+        err_sum += err;
+        step_sum += step;
+      }
+    }
+  }
+  EXPECT_LE(err_sum, 0.3 * step_sum) << gg::type_name(t);
+  for (int i = 32; i < 64; ++i) EXPECT_EQ(y[i], 0.0f) << gg::type_name(t);
+}
+
+TEST(QuantRoundTrip, Q4_KWithinDerivedBound) {
+  check_k4_round_trip(TensorType::Q4_K, 15, 144);
+}
+
+TEST(QuantRoundTrip, Q5_KWithinDerivedBound) {
+  check_k4_round_trip(TensorType::Q5_K, 31, 176);
+}
+
+// Q6_K: sub-block t of 16 has scale_t = max_t / -32 (max_t its element of largest magnitude),
+// stored as e = d · sc with |e - scale_t| <= d / 2. Elements within the grid are within |e| / 2;
+// those past 31.5 steps clamp to 31 e, within |e| + 32 |scale_t - e| <= |e| + 16 d; those past
+// -32.5 steps are within 32 |scale_t - e| <= 16 d. So |y - x| <= |scale_t| + d / 2 + 16 d.
+TEST(QuantRoundTrip, Q6_KWithinDerivedBound) {
+  const int nsb = 4;
+  const auto x = round_trip_data(36, 256 * nsb);
+  const auto bytes = gg::quantize(TensorType::Q6_K, x.data(), static_cast<int64_t>(x.size()));
+  ASSERT_EQ(bytes.size(), static_cast<size_t>(nsb * 210));
+  std::vector<float> y(x.size());
+  gg::dequantize_row(TensorType::Q6_K, bytes.data(), y.data(), static_cast<int64_t>(y.size()));
+  double err_sum = 0, step_sum = 0;
+  for (int sb = 0; sb < nsb; ++sb) {
+    const double d = gg::f16_to_f32(get_u16(bytes, sb * 210 + 208));
+    for (int t = 0; t < 16; ++t) {
+      double amax = 0;
+      for (int j = 0; j < 16; ++j) amax = std::max(amax, std::fabs(double{x[256 * sb + 16 * t + j]}));
+      const double scale = amax / 32;
+      for (int j = 0; j < 16; ++j) {
+        const int i = 256 * sb + 16 * t + j;
+        const double err = std::fabs(double{y[i]} - x[i]);
+        EXPECT_LE(err, (scale + 16.5 * d) * (1 + 1e-4) + 1e-30) << "element " << i;
+        err_sum += err;
+        step_sum += scale;
+      }
+    }
+  }
+  EXPECT_LE(err_sum, 0.3 * step_sum);
+  for (int i = 32; i < 64; ++i) EXPECT_EQ(y[i], 0.0f);
+}
+
 TEST(QuantRoundTrip, FloatTypesExactOnRepresentableValues) {
   const std::vector<float> f16_ok = {1.0f,
                                      -2.0f,
@@ -798,7 +924,7 @@ TEST(QuantErrors, UnsupportedQuantTypeNamesIt) {
   std::vector<float> x(256, 1.0f);
   std::vector<uint8_t> buf(4096);
   for (TensorType t :
-       {TensorType::Q4_K, TensorType::Q6_K, TensorType::Q5_0, TensorType::Q8_K, TensorType::I32}) {
+       {TensorType::Q4_1, TensorType::Q2_K, TensorType::Q8_1, TensorType::Q8_K, TensorType::I32}) {
     const std::string name = gg::type_name(t);
     expect_error_mentions([&] { gg::quantize_row(t, x.data(), buf.data(), 256); }, {name});
     expect_error_mentions([&] { gg::quantize(t, x.data(), 256); }, {name});

@@ -1,19 +1,28 @@
-// QuantLinear (Q8_0, Q4_0, Q4_1 weights read in place) against a double-precision reference
-// computed from the dequantised weights (io/quant's dequantize_row) and the original f32
-// activations.
+// QuantLinear (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K weights read in place) against a
+// double-precision reference computed from each format's definition.
+//
+// The weights are random blocks built from the definition (quant_linear.h, docs/gguf.md): random
+// f16 scales (some negative, some zero), random 6-bit scales and mins / int8 scales for the
+// K-quants, random quants over the whole range. The test keeps the decoded value of every weight
+// as the definition gives it (w = d · q, d · sc · q - dmin · mn, ...) and packs the quants into
+// block bytes with its own packer; the kernels unpack those bytes. (io/quant's dequantize_row
+// must give the same weights too: a check of the packer and of the reader.)
 //
 // Tolerances, per output y[i, r] (ε = 2^-24, the f32 unit round-off):
-//   integer-dot path: the activations of block b are replaced by s_b · qx with
-//     s_b = max|x_b| / 127 and |x_j - s_b · qx_j| <= s_b / 2 (round to nearest), so the exact
-//     result moves by at most sum_b (s_b / 2) · sum_{j in b} |w_j|. The integer block dots are
-//     exact; each block's term d · s · dot (+ m · s · sum qx) is at most
-//     A_b · sum_j (|x_j| + s_b) with A_b = |d| · Qmax + |m| (Qmax = 128 for Q8_0, 8 for Q4_0,
-//     15 for Q4_1), and summing nb such terms in f32 (plus a few roundings per term and the
-//     16-lane reduction) costs at most (nb + 16) · ε times their sum. We allow 1.01 × the
-//     first bound plus 2 × the second.
-//   dequantise + GEMM path, f32 sgemm (CPUs without native bf16): the f32 weights equal
-//     dequantize_row's exactly (same formula), so only the f32 dot product of `in` terms
-//     differs: at most in · ε · sum_j |w_j x_j| (γ_in); we allow twice that.
+//   integer-dot path: the activations of block b (32 elements) are replaced by s_b · qx with
+//     s_b = max|x_b| / 127 and |x_j - s_b · qx_j| <= s_b / 2 (round to nearest; plus 128 ε s_b
+//     for the rounding of x / s), so the exact result moves by at most
+//     Q = sum_b (s_b / 2) · sum_{j in b} |w_j|; we allow 1.01 Q. The integer (sub-)block dots
+//     are exact (|sum| < 2^24); each term coef · sum (coef = d · s or d · sc · s, a few f32
+//     roundings) and each min term mn · dmin · xsum is at most a_j · |qx_j| · s_b summed over
+//     its elements, where a_j = |d| · |q_j - offset| (· |sc|) + |min coefficient| is element j's
+//     share, and s_b |qx_j| <= |x_j| + s_b; adding the at most 2 nb terms (two per activation
+//     block for K-quants' mins and Q6_K's 16-element sub-blocks) and the 16-lane reduction
+//     costs at most (2 nb + 20) ε · T with T = sum_j a_j (|x_j| + s_b) + |bias|; we allow 2 ×.
+//   dequantise + GEMM path, f32 sgemm (CPUs without native bf16): each f32 weight is the
+//     definition's value within 2 ε relative (d · sc · q - dmin · mn: one product of up to 25
+//     significant bits and one subtraction round), and the f32 dot product of `in` terms adds
+//     γ_in: at most (in + 4) ε · (sum_j |w_j x_j| + |bias|); we allow twice that.
 //   dequantise + GEMM path, oneDNN bf16 (native bf16 CPUs): weights and activations rounded to
 //     bf16 (8 significand bits, 2^-9 relative each, 2^-8 per product), f32 accumulation: as in
 //     test_backend_bf16.cpp we allow 2^-7 · sum_j |w_j x_j|, twice the worst case.
@@ -32,6 +41,7 @@
 #include "io/quant.h"
 #include "kernels/linear.h"
 #include "kernels/quant_linear.h"
+#include "model/model.h"
 
 namespace fastkv {
 namespace {
@@ -42,61 +52,183 @@ using kernels::QuantLinear;
 
 constexpr double kEps = 1.0 / (1 << 24);
 
-struct Weights {
-  std::vector<uint8_t> blocks;  // [out, in/32] blocks
-  std::vector<float> deq;       // [out, in] dequantised by io/quant
-};
-
-// Q4_1 blocks built by hand (io/quant does not write Q4_1): d = (max - min) / 15, m = min, both
-// stored as f16; q = round((x - m) / d) clamped to 0..15 against the stored values.
-std::vector<uint8_t> quantize_q4_1(const std::vector<float>& w) {
-  std::vector<uint8_t> out(w.size() / 32 * 20);
-  for (size_t b = 0; b < w.size() / 32; ++b) {
-    const float* x = w.data() + 32 * b;
-    uint8_t* blk = out.data() + 20 * b;
-    const float lo = *std::min_element(x, x + 32), hi = *std::max_element(x, x + 32);
-    const uint16_t dh = gguf::f32_to_f16((hi - lo) / 15), mh = gguf::f32_to_f16(lo);
-    const float d = gguf::f16_to_f32(dh), m = gguf::f16_to_f32(mh);
-    blk[0] = dh & 0xFF, blk[1] = dh >> 8, blk[2] = mh & 0xFF, blk[3] = mh >> 8;
-    auto q = [&](float v) {
-      return d == 0 ? 0 : static_cast<int>(std::clamp(std::nearbyint((v - m) / d), 0.0f, 15.0f));
-    };
-    for (int j = 0; j < 16; ++j) blk[4 + j] = static_cast<uint8_t>(q(x[j]) | (q(x[j + 16]) << 4));
-  }
-  return out;
-}
+constexpr QuantFormat kAllFormats[] = {QuantFormat::kQ8_0, QuantFormat::kQ4_0, QuantFormat::kQ4_1,
+                                       QuantFormat::kQ5_0, QuantFormat::kQ5_1, QuantFormat::kQ4_K,
+                                       QuantFormat::kQ5_K, QuantFormat::kQ6_K};
 
 gguf::TensorType gguf_type(QuantFormat f) {
-  return f == QuantFormat::kQ8_0
-             ? gguf::TensorType::Q8_0
-             : (f == QuantFormat::kQ4_0 ? gguf::TensorType::Q4_0 : gguf::TensorType::Q4_1);
+  switch (f) {
+    case QuantFormat::kQ8_0:
+      return gguf::TensorType::Q8_0;
+    case QuantFormat::kQ4_0:
+      return gguf::TensorType::Q4_0;
+    case QuantFormat::kQ4_1:
+      return gguf::TensorType::Q4_1;
+    case QuantFormat::kQ5_0:
+      return gguf::TensorType::Q5_0;
+    case QuantFormat::kQ5_1:
+      return gguf::TensorType::Q5_1;
+    case QuantFormat::kQ4_K:
+      return gguf::TensorType::Q4_K;
+    case QuantFormat::kQ5_K:
+      return gguf::TensorType::Q5_K;
+    case QuantFormat::kQ6_K:
+      return gguf::TensorType::Q6_K;
+  }
+  return gguf::TensorType::F32;
 }
 
-Weights make_weights(QuantFormat f, int in, int out, std::mt19937& rng) {
-  std::normal_distribution<float> nd(0.0f, 0.05f);
-  std::vector<float> w(static_cast<size_t>(in) * out);
-  for (float& v : w) v = nd(rng);
-  // Some rows with a wider range, and (Q4_1) a shifted one, so scales and mins vary.
-  for (int r = 0; r < out; r += 5) {
-    for (int k = 0; k < in; ++k) w[static_cast<size_t>(r) * in + k] *= 20.0f;
+struct Weights {
+  std::vector<uint8_t> blocks;  // [out, in / B] blocks
+  std::vector<double> w;        // [out, in] each weight's value by the definition
+  std::vector<double> a;        // [out, in] its share a_j of the rounding bound (header comment)
+};
+
+// Random blocks of format f from the definition.
+class BlockMaker {
+ public:
+  explicit BlockMaker(std::mt19937& rng) : rng_(rng) {}
+
+  Weights make(QuantFormat f, int in, int out) {
+    Weights ws;
+    const int B = kernels::quant_block_weights(f), bytes = kernels::quant_block_bytes(f);
+    ws.blocks.resize(static_cast<size_t>(out) * (in / B) * bytes);
+    ws.w.resize(static_cast<size_t>(out) * in);
+    ws.a.resize(ws.w.size());
+    for (size_t blk = 0; blk < ws.blocks.size() / bytes; ++blk) {
+      block(f, ws.blocks.data() + blk * bytes, ws.w.data() + blk * B, ws.a.data() + blk * B);
+    }
+    return ws;
   }
-  if (out > 3) {
-    for (int k = 0; k < in; ++k) w[3 * static_cast<size_t>(in) + k] += 0.7f;
+
+ private:
+  std::mt19937& rng_;
+
+  int uni(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng_); }
+
+  // A random f16 scale of magnitude up to `mag`: zero one time in 16, negative half the time
+  // (unless `positive`); stores its bytes at p and returns its value.
+  double scale(uint8_t* p, double mag, bool positive = false) {
+    double v = 0;
+    if (uni(0, 15) != 0) {
+      v = mag * std::uniform_real_distribution<double>(0.05, 1.0)(rng_);
+      if (!positive && uni(0, 1) == 0) v = -v;
+    }
+    const uint16_t h = gguf::f32_to_f16(static_cast<float>(v));
+    p[0] = static_cast<uint8_t>(h & 0xFF);
+    p[1] = static_cast<uint8_t>(h >> 8);
+    return gguf::f16_to_f32(h);
   }
-  Weights ws;
-  ws.blocks = f == QuantFormat::kQ4_1
-                  ? quantize_q4_1(w)
-                  : gguf::quantize(gguf_type(f), w.data(), static_cast<int64_t>(w.size()));
-  if (f == QuantFormat::kQ8_0) {
-    // The format allows q = -128, which the quantiser never writes: plant some.
-    for (size_t b = 0; b < ws.blocks.size() / 34; b += 3) ws.blocks[34 * b + 2 + b % 32] = 0x80;
+
+  // Element j's quant q (0..31 or 0..15) into the 16 nibble bytes qs (j < 16: low nibble of
+  // qs[j]; else high nibble of qs[j - 16]) and, for 5-bit quants, bit j of the u32 at qh.
+  static void put_32(uint8_t* qs, uint8_t* qh, int j, int q) {
+    if (j < 16) {
+      qs[j] = static_cast<uint8_t>((qs[j] & 0xF0) | (q & 0xF));
+    } else {
+      qs[j - 16] = static_cast<uint8_t>((qs[j - 16] & 0x0F) | ((q & 0xF) << 4));
+    }
+    if (qh != nullptr && (q & 16)) qh[j / 8] |= static_cast<uint8_t>(1u << (j % 8));
   }
-  EXPECT_EQ(ws.blocks.size(), static_cast<size_t>(out) * (in / 32) * kernels::quant_block_bytes(f));
-  ws.deq.resize(w.size());
-  gguf::dequantize_row(gguf_type(f), ws.blocks.data(), ws.deq.data(),
-                       static_cast<int64_t>(w.size()));
-  return ws;
-}
+
+  void block(QuantFormat f, uint8_t* p, double* w, double* a) {
+    switch (f) {
+      case QuantFormat::kQ8_0: {
+        const double d = scale(p, 1e-3);
+        for (int j = 0; j < 32; ++j) {
+          const int q = uni(-128, 127);
+          p[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(q));
+          w[j] = d * q;
+          a[j] = std::fabs(w[j]);
+        }
+        return;
+      }
+      case QuantFormat::kQ4_0:
+      case QuantFormat::kQ5_0: {
+        const bool q5 = f == QuantFormat::kQ5_0;
+        const double d = scale(p, 1e-2);
+        uint8_t* qh = q5 ? p + 2 : nullptr;
+        uint8_t* qs = p + (q5 ? 6 : 2);
+        std::fill(p + 2, p + (q5 ? 22 : 18), 0);
+        const int offset = q5 ? 16 : 8;
+        for (int j = 0; j < 32; ++j) {
+          const int q = uni(0, 2 * offset - 1);
+          put_32(qs, qh, j, q);
+          w[j] = d * (q - offset);
+          a[j] = std::fabs(w[j]);
+        }
+        return;
+      }
+      case QuantFormat::kQ4_1:
+      case QuantFormat::kQ5_1: {
+        const bool q5 = f == QuantFormat::kQ5_1;
+        const double d = scale(p, 1e-2), m = scale(p + 2, 0.1);
+        uint8_t* qh = q5 ? p + 4 : nullptr;
+        uint8_t* qs = p + (q5 ? 8 : 4);
+        std::fill(p + 4, p + (q5 ? 24 : 20), 0);
+        for (int j = 0; j < 32; ++j) {
+          const int q = uni(0, q5 ? 31 : 15);
+          put_32(qs, qh, j, q);
+          w[j] = d * q + m;
+          a[j] = std::fabs(d) * q + std::fabs(m);
+        }
+        return;
+      }
+      case QuantFormat::kQ4_K:
+      case QuantFormat::kQ5_K: {
+        const bool q5 = f == QuantFormat::kQ5_K;
+        const double d = scale(p, 1e-3), dmin = scale(p + 2, 1e-3);
+        int sc[8], mn[8];
+        for (int u = 0; u < 8; ++u) sc[u] = uni(0, 63), mn[u] = uni(0, 63);
+        uint8_t* s = p + 4;
+        // Bytes 0..3: sc[0..3] | top 2 bits of sc[4..7] << 6; bytes 4..7: the same for the
+        // mins; bytes 8..11: low 4 bits of sc[4..7] | low 4 bits of mn[4..7] << 4.
+        for (int u = 0; u < 4; ++u) {
+          s[u] = static_cast<uint8_t>(sc[u] | ((sc[u + 4] >> 4) << 6));
+          s[u + 4] = static_cast<uint8_t>(mn[u] | ((mn[u + 4] >> 4) << 6));
+          s[u + 8] = static_cast<uint8_t>((sc[u + 4] & 0xF) | ((mn[u + 4] & 0xF) << 4));
+        }
+        uint8_t* qh = q5 ? p + 16 : nullptr;
+        uint8_t* qs = p + (q5 ? 48 : 16);
+        std::fill(p + 16, p + (q5 ? 176 : 144), 0);
+        // Element l of sub-block u: nibble (low for even u, high for odd) of qs[32 (u/2) + l];
+        // Q5_K's fifth bit is bit u of qh[l].
+        for (int u = 0; u < 8; ++u) {
+          for (int l = 0; l < 32; ++l) {
+            const int q = uni(0, q5 ? 31 : 15);
+            uint8_t& byte = qs[32 * (u / 2) + l];
+            byte |= static_cast<uint8_t>(u % 2 == 0 ? (q & 0xF) : (q & 0xF) << 4);
+            if (q5 && (q & 16)) qh[l] |= static_cast<uint8_t>(1u << u);
+            w[32 * u + l] = d * sc[u] * q - dmin * mn[u];
+            a[32 * u + l] = std::fabs(d) * sc[u] * q + std::fabs(dmin) * mn[u];
+          }
+        }
+        return;
+      }
+      case QuantFormat::kQ6_K: {
+        std::fill(p, p + 210, 0);
+        const double d = scale(p + 208, 1e-4);
+        int sc[16];
+        for (int t = 0; t < 16; ++t) {
+          sc[t] = uni(-128, 127);
+          p[192 + t] = static_cast<uint8_t>(static_cast<int8_t>(sc[t]));
+        }
+        // Element i = 128 h + 32 k + l: low 4 bits in ql[64 h + 32 (k & 1) + l] (low nibble for
+        // k < 2, high for k >= 2), high 2 bits at bits 2k, 2k+1 of qh[32 h + l].
+        for (int i = 0; i < 256; ++i) {
+          const int q = uni(0, 63);
+          const int h = i / 128, k = (i % 128) / 32, l = i % 32;
+          uint8_t& lo = p[64 * h + 32 * (k & 1) + l];
+          lo |= static_cast<uint8_t>(k < 2 ? (q & 0xF) : (q & 0xF) << 4);
+          p[128 + 32 * h + l] |= static_cast<uint8_t>((q >> 4) << (2 * k));
+          w[i] = d * sc[i / 16] * (q - 32);
+          a[i] = std::fabs(w[i]);
+        }
+        return;
+      }
+    }
+  }
+};
 
 std::vector<float> make_acts(int n, int in, std::mt19937& rng) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -110,20 +242,24 @@ std::vector<float> make_acts(int n, int in, std::mt19937& rng) {
   return x;
 }
 
-// |w| · Qmax + |m| of block b of row r (see the header comment).
-double block_bound(QuantFormat f, const uint8_t* row, int b) {
-  auto f16 = [](const uint8_t* p) {
-    return static_cast<double>(gguf::f16_to_f32(static_cast<uint16_t>(p[0] | (p[1] << 8))));
-  };
-  switch (f) {
-    case QuantFormat::kQ8_0:
-      return std::fabs(f16(row + 34 * b)) * 128;
-    case QuantFormat::kQ4_0:
-      return std::fabs(f16(row + 18 * b)) * 8;
-    case QuantFormat::kQ4_1:
-      return std::fabs(f16(row + 20 * b)) * 15 + std::fabs(f16(row + 20 * b + 2));
+TEST(QuantLinear, BlockMakerAgreesWithTheReader) {
+  std::mt19937 rng(2);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    const int in = 2 * kernels::quant_block_weights(f), out = 9;
+    const Weights ws = maker.make(f, in, out);
+    std::vector<float> deq(ws.w.size());
+    gguf::dequantize_row(gguf_type(f), ws.blocks.data(), deq.data(),
+                         static_cast<int64_t>(deq.size()));
+    int zero = 0;
+    for (size_t i = 0; i < deq.size(); ++i) {
+      // The reader computes in f32: within 2 ε relative of the definition (as sgemm's bound).
+      ASSERT_NEAR(deq[i], ws.w[i], 3 * kEps * ws.a[i] + 1e-30)
+          << kernels::quant_format_name(f) << " element " << i;
+      zero += ws.w[i] == 0;
+    }
+    EXPECT_LT(zero, static_cast<int>(deq.size()) / 2) << kernels::quant_format_name(f);
   }
-  return 0;
 }
 
 struct Path {
@@ -135,6 +271,7 @@ struct Path {
 
 TEST(QuantLinear, MatchesDoubleReference) {
   std::mt19937 rng(11);
+  BlockMaker maker(rng);
   std::vector<Path> paths = {{"portable", true, QuantIsa::kPortable},
                              {"sgemm", false, QuantIsa::kAuto, false}};
   if (QuantLinear::gemm_uses_bf16()) paths.push_back({"bf16gemm", false, QuantIsa::kAuto, true});
@@ -142,20 +279,21 @@ TEST(QuantLinear, MatchesDoubleReference) {
     paths.push_back({"avx512", true, QuantIsa::kAvx512});  // VNNI where the CPU has it
     paths.push_back({"avx512bw", true, QuantIsa::kAvx512Bw});
   }
-  std::vector<double> worst(paths.size(), 0);  // max |error| / tolerance per path
   std::printf("dot kernel here: %s; GEMM path in %s\n", kernels::quant_kernel_name(),
               QuantLinear::gemm_uses_bf16() ? "bf16 (oneDNN)" : "f32 (sgemm)");
-  for (QuantFormat f : {QuantFormat::kQ8_0, QuantFormat::kQ4_0, QuantFormat::kQ4_1}) {
-    for (int k : {1, 2, 33}) {
-      const int in = 32 * k, nb = k;
-      for (int out : {1, 7, 257}) {
-        const Weights ws = make_weights(f, in, out, rng);
+  for (QuantFormat f : kAllFormats) {
+    std::vector<double> worst(paths.size(), 0);  // max |error| / tolerance per path
+    const int B = kernels::quant_block_weights(f);
+    // The smallest legal row, two blocks, and an odd count of 32-blocks (K: super-blocks).
+    for (int k : {1, 2, B == 32 ? 13 : 5}) {
+      const int in = B * k, nb = in / 32;
+      for (int out : {1, 3, 17}) {
+        const Weights ws = maker.make(f, in, out);
         std::vector<float> bias(out);
         for (int r = 0; r < out; ++r) bias[r] = 0.25f * static_cast<float>(r % 5) - 0.5f;
         const QuantLinear lin(ws.blocks.data(), f, in, out, bias);
         EXPECT_EQ(lin.weight_bytes(), static_cast<int64_t>(ws.blocks.size() + 4 * out));
-        const int64_t row_bytes = static_cast<int64_t>(nb) * kernels::quant_block_bytes(f);
-        for (int n : {1, 3, 17, 200}) {
+        for (int n : {1, 2, 5, 25}) {
           const std::vector<float> x = make_acts(n, in, rng);
           // Reference and bounds, [n, out] each.
           std::vector<double> ref(static_cast<size_t>(n) * out), tol_dot(ref.size()),
@@ -163,27 +301,27 @@ TEST(QuantLinear, MatchesDoubleReference) {
           for (int i = 0; i < n; ++i) {
             const float* xi = x.data() + static_cast<size_t>(i) * in;
             for (int r = 0; r < out; ++r) {
-              const float* wr = ws.deq.data() + static_cast<size_t>(r) * in;
-              double y = bias[r], l1 = 0, quant = 0, terms = 0;
+              const double* wr = ws.w.data() + static_cast<size_t>(r) * in;
+              const double* ar = ws.a.data() + static_cast<size_t>(r) * in;
+              double y = bias[r], l1 = 0, quant = 0, terms = std::fabs(bias[r]);
               for (int b = 0; b < nb; ++b) {
-                double amax = 0, wsum = 0, xsum = 0;
+                double amax = 0, wsum = 0;
                 for (int j = 0; j < 32; ++j)
                   amax = std::max(amax, std::fabs(double{xi[32 * b + j]}));
                 const double s = amax / 127;
-                for (int j = 0; j < 32; ++j) {
-                  const double wv = wr[32 * b + j], xv = xi[32 * b + j];
-                  y += wv * xv;
-                  l1 += std::fabs(wv * xv);
-                  wsum += std::fabs(wv);
-                  xsum += std::fabs(xv) + s;
+                for (int j = 32 * b; j < 32 * b + 32; ++j) {
+                  const double xv = xi[j];
+                  y += wr[j] * xv;
+                  l1 += std::fabs(wr[j] * xv);
+                  wsum += std::fabs(wr[j]);
+                  terms += ar[j] * (std::fabs(xv) + s);
                 }
                 quant += s / 2 * wsum;
-                terms += block_bound(f, ws.blocks.data() + r * row_bytes, b) * xsum;
               }
               const size_t at = static_cast<size_t>(i) * out + r;
               ref[at] = y;
-              tol_dot[at] = 1.01 * quant + 2 * (nb + 16) * kEps * terms + 1e-6;
-              tol_sgemm[at] = 2 * (in + 2) * kEps * (l1 + std::fabs(bias[r])) + 1e-6;
+              tol_dot[at] = 1.01 * quant + 2 * (2 * nb + 20) * kEps * terms + 1e-6;
+              tol_sgemm[at] = 2 * (in + 4) * kEps * (l1 + std::fabs(bias[r])) + 1e-6;
               tol_bf16[at] = l1 / 128 + 2 * (in + 2) * kEps * std::fabs(bias[r]) + 1e-6;
             }
           }
@@ -220,9 +358,10 @@ TEST(QuantLinear, MatchesDoubleReference) {
         }
       }
     }
-  }
-  for (size_t pi = 0; pi < paths.size(); ++pi) {
-    std::printf("%-9s worst |error| / tolerance %.3f\n", paths[pi].name, worst[pi]);
+    for (size_t pi = 0; pi < paths.size(); ++pi) {
+      std::printf("%s %-9s worst |error| / tolerance %.3f\n", kernels::quant_format_name(f),
+                  paths[pi].name, worst[pi]);
+    }
   }
 }
 
@@ -231,9 +370,10 @@ TEST(QuantLinear, MatchesDoubleReference) {
 TEST(QuantLinear, Avx512AgreesWithPortable) {
   if (!kernels::quant_avx512_available()) GTEST_SKIP() << "no AVX-512BW here";
   std::mt19937 rng(5);
-  for (QuantFormat f : {QuantFormat::kQ8_0, QuantFormat::kQ4_0, QuantFormat::kQ4_1}) {
-    const int in = 576, out = 96, n = 2;
-    const Weights ws = make_weights(f, in, out, rng);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    const int in = 2304, out = 96, n = 2;  // 72 blocks of 32, 9 super-blocks
+    const Weights ws = maker.make(f, in, out);
     const QuantLinear lin(ws.blocks.data(), f, in, out, {});
     const std::vector<float> x = make_acts(n, in, rng);
     std::vector<float> a(static_cast<size_t>(n) * out), b(a.size());
@@ -260,39 +400,95 @@ TEST(QuantLinear, AutoFollowsTheEnvironment) {
     EXPECT_STREQ(kernels::quant_kernel_name(), "portable");
   }
   std::mt19937 rng(9);
-  const Weights ws = make_weights(QuantFormat::kQ4_1, 96, 9, rng);
-  const QuantLinear lin(ws.blocks.data(), QuantFormat::kQ4_1, 96, 9, {});
-  const std::vector<float> x = make_acts(2, 96, rng);
-  std::vector<float> a(18), b(18);
-  lin.forward_dot(x.data(), 2, a.data(), QuantIsa::kAuto);
-  lin.forward_dot(x.data(), 2, b.data(), avx ? QuantIsa::kAvx512 : QuantIsa::kPortable);
-  EXPECT_EQ(a, b);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    const int in = 2 * kernels::quant_block_weights(f) + (f == QuantFormat::kQ8_0 ? 32 : 0);
+    const Weights ws = maker.make(f, in, 9);
+    const QuantLinear lin(ws.blocks.data(), f, in, 9, {});
+    const std::vector<float> x = make_acts(2, in, rng);
+    std::vector<float> a(18), b(18);
+    lin.forward_dot(x.data(), 2, a.data(), QuantIsa::kAuto);
+    lin.forward_dot(x.data(), 2, b.data(), avx ? QuantIsa::kAvx512 : QuantIsa::kPortable);
+    EXPECT_EQ(a, b) << kernels::quant_format_name(f);
+  }
 }
 
 TEST(QuantLinear, BadShapesAreErrors) {
-  std::vector<uint8_t> blocks(34 * 4);
+  std::vector<uint8_t> blocks(210 * 8);
   EXPECT_THROW(QuantLinear(blocks.data(), QuantFormat::kQ8_0, 48, 2, {}), Error);
   EXPECT_THROW(QuantLinear(blocks.data(), QuantFormat::kQ8_0, 0, 2, {}), Error);
   EXPECT_THROW(QuantLinear(blocks.data(), QuantFormat::kQ8_0, 32, 0, {}), Error);
   EXPECT_THROW(QuantLinear(nullptr, QuantFormat::kQ8_0, 32, 2, {}), Error);
   EXPECT_THROW(QuantLinear(blocks.data(), QuantFormat::kQ8_0, 32, 2, {1.0f}), Error);
+  EXPECT_THROW(QuantLinear(blocks.data(), QuantFormat::kQ5_1, 80, 2, {}), Error);
+  // K-quant rows are whole 256-weight super-blocks: 32-multiples that are not are refused.
+  for (QuantFormat f : {QuantFormat::kQ4_K, QuantFormat::kQ5_K, QuantFormat::kQ6_K}) {
+    for (int in : {32, 128, 576}) {
+      try {
+        QuantLinear(blocks.data(), f, in, 2, {});
+        ADD_FAILURE() << kernels::quant_format_name(f) << " in=" << in << " was accepted";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("multiple of 256"), std::string::npos) << e.what();
+      }
+    }
+    EXPECT_NO_THROW(QuantLinear(blocks.data(), f, 512, 2, {}));
+  }
   // kQuant layers come from blocks, never from f32 weights.
   EXPECT_THROW(kernels::Linear(std::vector<float>(64), 32, 2, {}, kernels::Backend::kQuant), Error);
 }
 
+TEST(QuantLinear, FormatTable) {
+  for (QuantFormat f : kAllFormats) {
+    const gguf::TypeInfo* ti = gguf::type_info(static_cast<uint32_t>(gguf_type(f)));
+    ASSERT_NE(ti, nullptr);
+    EXPECT_EQ(kernels::quant_block_weights(f), static_cast<int>(ti->block_size));
+    EXPECT_EQ(kernels::quant_block_bytes(f), static_cast<int>(ti->block_bytes));
+    EXPECT_EQ(kernels::quant_format_name(f), gguf::type_name(gguf_type(f)));
+  }
+}
+
 TEST(QuantLinear, LinearWrapsIt) {
   std::mt19937 rng(3);
-  const Weights ws = make_weights(QuantFormat::kQ4_0, 64, 5, rng);
-  const kernels::Linear l(ws.blocks.data(), QuantFormat::kQ4_0, 64, 5, {});
+  BlockMaker maker(rng);
+  const Weights ws = maker.make(QuantFormat::kQ4_K, 256, 5);
+  const kernels::Linear l(ws.blocks.data(), QuantFormat::kQ4_K, 256, 5, {});
   EXPECT_EQ(l.backend(), kernels::Backend::kQuant);
   EXPECT_STREQ(kernels::backend_name(l.backend()), "quant");
-  EXPECT_EQ(l.weight_bytes(), 5 * 2 * 18);
-  const QuantLinear q(ws.blocks.data(), QuantFormat::kQ4_0, 64, 5, {});
-  const std::vector<float> x = make_acts(1, 64, rng);
+  EXPECT_EQ(l.weight_bytes(), 5 * 144);
+  const QuantLinear q(ws.blocks.data(), QuantFormat::kQ4_K, 256, 5, {});
+  const std::vector<float> x = make_acts(1, 256, rng);
   std::vector<float> a(5), b(5);
   l.forward(x.data(), 1, a.data());
   q.forward(x.data(), 1, b.data());
   EXPECT_EQ(a, b);
+}
+
+// The model's token embeddings stay in the file's type and are dequantised a looked-up row at a
+// time (EmbeddingTable::row through io's dequantize_row): every format gives the definition's
+// row (within the reader's f32 rounding, as BlockMakerAgreesWithTheReader).
+TEST(QuantLinear, EmbeddingRowsOfEveryFormat) {
+  std::mt19937 rng(21);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    const int dim = 512, rows = 6;
+    const Weights ws = maker.make(f, dim, rows);
+    EmbeddingTable t;
+    t.data = ws.blocks.data();
+    t.type = gguf_type(f);
+    t.row_bytes = gguf::bytes_for(t.type, dim);
+    t.rows = rows;
+    t.dim = dim;
+    std::vector<float> row(dim);
+    for (int r : {0, 3, 5}) {
+      t.row(r, row.data());
+      for (int j = 0; j < dim; ++j) {
+        const size_t at = static_cast<size_t>(r) * dim + j;
+        ASSERT_NEAR(row[j], ws.w[at], 3 * kEps * ws.a[at] + 1e-30)
+            << kernels::quant_format_name(f) << " row " << r << " element " << j;
+      }
+    }
+    EXPECT_THROW(t.row(rows, row.data()), Error);
+  }
 }
 
 // forward_shared_input (Q/K/V, gate/up): with every layer quantised and a decode-sized n, one
@@ -301,16 +497,18 @@ TEST(QuantLinear, LinearWrapsIt) {
 // them, or a prefill-sized n, each layer's own forward runs.
 TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
   std::mt19937 rng(13);
-  const int in = 96;
-  const Weights wq = make_weights(QuantFormat::kQ8_0, in, 7, rng);
-  const Weights wk = make_weights(QuantFormat::kQ4_0, in, 3, rng);
-  const Weights wv = make_weights(QuantFormat::kQ4_1, in, 5, rng);
+  BlockMaker maker(rng);
+  const int in = 256;
+  const Weights wq = maker.make(QuantFormat::kQ8_0, in, 7);
+  const Weights wk = maker.make(QuantFormat::kQ4_K, in, 3);
+  const Weights wv = maker.make(QuantFormat::kQ4_1, in, 5);
   std::vector<float> bias(3);
   for (int i = 0; i < 3; ++i) bias[i] = 0.25f * static_cast<float>(i + 1);
   const kernels::Linear q(wq.blocks.data(), QuantFormat::kQ8_0, in, 7, {});
-  const kernels::Linear k(wk.blocks.data(), QuantFormat::kQ4_0, in, 3, bias);
+  const kernels::Linear k(wk.blocks.data(), QuantFormat::kQ4_K, in, 3, bias);
   const kernels::Linear v(wv.blocks.data(), QuantFormat::kQ4_1, in, 5, {});
-  const kernels::Linear dense(std::vector<float>(wv.deq), in, 5, {}, kernels::Backend::kF32);
+  const kernels::Linear dense(std::vector<float>(wv.w.begin(), wv.w.end()), in, 5, {},
+                              kernels::Backend::kF32);
   for (int n : {1, 3, kernels::kQuantDotMaxRows, kernels::kQuantDotMaxRows + 9}) {
     const std::vector<float> x = make_acts(n, in, rng);
     std::vector<float> yq(static_cast<size_t>(n) * 7), yk(static_cast<size_t>(n) * 3),
@@ -330,7 +528,7 @@ TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
     EXPECT_EQ(yd, ed) << n;
   }
   // Layers of different widths cannot share an input.
-  const Weights w2 = make_weights(QuantFormat::kQ8_0, 64, 2, rng);
+  const Weights w2 = maker.make(QuantFormat::kQ8_0, 64, 2);
   const kernels::Linear narrow(w2.blocks.data(), QuantFormat::kQ8_0, 64, 2, {});
   std::vector<float> x(in), a(7), b(2);
   EXPECT_THROW(kernels::forward_shared_input({{&q, a.data()}, {&narrow, b.data()}}, x.data(), 1),

@@ -235,6 +235,16 @@ TEST(SynthPresets, TypesAndFileTypes) {
   EXPECT_EQ(synth::file_type_of(TensorType::Q4_0), 2u);
   EXPECT_EQ(synth::file_type_of(TensorType::Q8_0), 7u);
   EXPECT_EQ(synth::file_type_of(TensorType::BF16), 32u);
+  EXPECT_EQ(synth::parse_type("q5_0"), TensorType::Q5_0);
+  EXPECT_EQ(synth::parse_type("q5_1"), TensorType::Q5_1);
+  EXPECT_EQ(synth::parse_type("q4_k"), TensorType::Q4_K);
+  EXPECT_EQ(synth::parse_type("q5_k"), TensorType::Q5_K);
+  EXPECT_EQ(synth::parse_type("q6_k"), TensorType::Q6_K);
+  EXPECT_EQ(synth::file_type_of(TensorType::Q5_0), 8u);
+  EXPECT_EQ(synth::file_type_of(TensorType::Q5_1), 9u);
+  EXPECT_EQ(synth::file_type_of(TensorType::Q4_K), 14u);  // Q4_K_S
+  EXPECT_EQ(synth::file_type_of(TensorType::Q5_K), 16u);  // Q5_K_S
+  EXPECT_EQ(synth::file_type_of(TensorType::Q6_K), 18u);
 }
 
 // ---- Every preset -----------------------------------------------------------------------------
@@ -401,14 +411,14 @@ TEST(SynthTypes, EveryTypeEncodesTheSameValues) {
   const std::string vocab = write_tiny_vocab(dir);
   std::map<std::string, uint64_t> size;
   std::map<std::string, std::vector<float>> up;
-  for (const std::string type : {"f32", "bf16", "f16", "q8_0", "q4_0"}) {
+  for (const std::string type : {"f32", "bf16", "f16", "q8_0", "q4_0", "q5_0", "q5_1"}) {
     SCOPED_TRACE(type);
     const std::string out = dir + "/" + type + ".gguf";
     synth::write_model(options("qwen2.5-0.5b", type, vocab, out, 1));
     const gguf::File f = gguf::File::open(out);
     const TensorType t = synth::parse_type(type);
     EXPECT_EQ(f.get_int("general.file_type"), synth::file_type_of(t));
-    EXPECT_EQ(f.has("general.quantization_version"), type == "q8_0" || type == "q4_0");
+    EXPECT_EQ(f.has("general.quantization_version"), type[0] == 'q');
     for (const gguf::TensorInfo& info : f.tensors()) {
       EXPECT_EQ(info.type, info.ne.size() == 1 ? TensorType::F32 : t) << info.name;
     }
@@ -422,7 +432,12 @@ TEST(SynthTypes, EveryTypeEncodesTheSameValues) {
   const std::vector<float>& ref = up["f32"];
   const float a = std::sqrt(3.0f / 896);  // the largest possible magnitude
   for (const auto& [type, tol] : std::map<std::string, float>{
-           {"bf16", a / 256}, {"f16", a / 2048}, {"q8_0", a / 127}, {"q4_0", a / 7}}) {
+           {"bf16", a / 256},
+           {"f16", a / 2048},
+           {"q8_0", a / 127},
+           {"q4_0", a / 7},
+           {"q5_0", a / 15},     // |d| <= a / 16; clamped elements are off by up to |d|
+           {"q5_1", a / 30}}) {  // d <= 2a / 31, elements within d / 2 (+ m's f16 rounding)
     SCOPED_TRACE(type);
     const std::vector<float>& got = up[type];
     ASSERT_EQ(got.size(), ref.size());
@@ -436,7 +451,9 @@ TEST(SynthTypes, EveryTypeEncodesTheSameValues) {
   EXPECT_GT(size["f32"], size["bf16"]);
   EXPECT_EQ(size["bf16"], size["f16"]);
   EXPECT_GT(size["f16"], size["q8_0"]);
-  EXPECT_GT(size["q8_0"], size["q4_0"]);
+  EXPECT_GT(size["q8_0"], size["q5_1"]);
+  EXPECT_GT(size["q5_1"], size["q5_0"]);
+  EXPECT_GT(size["q5_0"], size["q4_0"]);
   fs::remove_all(dir);
 }
 
@@ -537,8 +554,13 @@ TEST_F(SynthCli, BadInputIsAOneLineError) {
   expect_error("--like llama-4 --type bf16" + v,
                {"unknown model preset 'llama-4' for --like", "llama-3.2-1b", "llama-3.2-3b",
                 "llama-3.1-8b", "ministral-8b", "smollm2-135m", "smollm2-360m", "qwen2.5-0.5b"});
+  expect_error("--like smollm2-135m --type q3_k" + v,
+               {"unknown --type 'q3_k' (supported: bf16, f16, q8_0, q4_0, q5_0, q5_1, q4_k, "
+                "q5_k, q6_k, f32)"});
+  // K-quants store rows in 256-element super-blocks: SmolLM2-135M's 576 do not fit.
   expect_error("--like smollm2-135m --type q4_k" + v,
-               {"unknown --type 'q4_k' (supported: bf16, f16, q8_0, q4_0, f32)"});
+               {"--type q4_k stores rows in blocks of 256 elements, but preset smollm2-135m",
+                "rows of 576", "llama-3.2-1b"});
   expect_error("--like smollm2-135m --type bf16 --layers 0" + v,
                {"--layers must be between 1 and 1024, got 0"});
   expect_error("--like smollm2-135m --type bf16 --layers -3" + v, {"--layers", "got -3"});

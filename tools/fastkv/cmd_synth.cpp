@@ -72,7 +72,7 @@ void register_synth(CLI::App& app) {
   cmd->add_option("--like", flags->opts.like,
                   "model to copy the shapes of: " + synth::preset_names())
       ->required();
-  cmd->add_option("--type", flags->opts.type, "weight type: bf16, f16, q8_0, q4_0 or f32")
+  cmd->add_option("--type", flags->opts.type, "weight type: bf16, f16, q8_0, q4_0, q5_0, q5_1, q4_k, q5_k, q6_k or f32")
       ->required();
   cmd->add_option("--vocab", flags->opts.vocab,
                   "GGUF file (model or vocabulary) whose tokenizer is copied")

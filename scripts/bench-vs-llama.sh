@@ -1,0 +1,95 @@
+#!/bin/bash
+# Same-run comparison of `fastkv bench` and llama.cpp's `llama-bench` on the very same GGUF files,
+# with each side's peak resident set (GNU time). A developer tool for docs/benchmarks.md: it needs a
+# llama.cpp build (see docs/benchmarks.md, "Against llama.cpp"), which neither CI nor the README's
+# commands install.
+#
+#   scripts/bench-vs-llama.sh LLAMA_BIN_DIR OUT_DIR MODEL.gguf...
+#
+# Environment (defaults in brackets):
+#   FASTKV   the fastkv binary [build/fastkv]
+#   P        prompt length of the short-context test [256]
+#   N        tokens decoded per test [128]
+#   R        repetitions [3]
+#   T        threads [2]
+#   DEPTHS   comma-separated context depths for decode-at-depth tests, e.g. 8192,16384 [none]
+#   METHODS  fastkv methods at depth [full,fastkv]
+# For each model it writes OUT_DIR/NAME.llama.md (llama-bench's markdown, tg and pp at -p/-n, and
+# tg at each depth with flash attention off and on), OUT_DIR/NAME.fastkv.txt (+ .json), and
+# OUT_DIR/NAME.*.time (GNU time -v: peak RSS), plus OUT_DIR/versions.txt.
+# Both sides run one after the other on the same file, so their ratio is measured under the same
+# machine conditions; the order alternates between models (llama.cpp first on odd ones).
+set -euo pipefail
+
+if [ $# -lt 3 ]; then
+  echo "usage: $0 LLAMA_BIN_DIR OUT_DIR MODEL.gguf..." >&2
+  exit 1
+fi
+LLAMA_BIN=$1
+OUT=$2
+shift 2
+FASTKV=${FASTKV:-build/fastkv}
+P=${P:-256}
+N=${N:-128}
+R=${R:-3}
+T=${T:-2}
+DEPTHS=${DEPTHS:-}
+METHODS=${METHODS:-full,fastkv}
+
+for tool in "$LLAMA_BIN/llama-bench" "$FASTKV" /usr/bin/time; do
+  if [ ! -x "$tool" ]; then
+    echo "error: $tool is not an executable" >&2
+    exit 1
+  fi
+done
+mkdir -p "$OUT"
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
+  echo "llama-bench: $("$LLAMA_BIN/llama-bench" --version 2>&1 | tr '\n' ' ')"
+  echo "fastkv: $("$FASTKV" --version 2>&1), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+  echo "settings: P=$P N=$N R=$R T=$T DEPTHS=$DEPTHS METHODS=$METHODS"
+} > "$OUT/versions.txt"
+
+run_llama() {
+  local m=$1 name=$2
+  # --repack 0: llama.cpp's AMX repacking crashes on this VM (docs/benchmarks.md).
+  /usr/bin/time -v -o "$OUT/$name.llama.time" \
+    "$LLAMA_BIN/llama-bench" -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --repack 0 -o md \
+    > "$OUT/$name.llama.md"
+  if [ -n "$DEPTHS" ]; then
+    /usr/bin/time -v -o "$OUT/$name.llama-depth.time" \
+      "$LLAMA_BIN/llama-bench" -m "$m" -p 0 -n "$N" -d "$DEPTHS" -fa off,on -r 1 -t "$T" \
+      --repack 0 -o md >> "$OUT/$name.llama.md"
+  fi
+}
+
+run_fastkv() {
+  local m=$1 name=$2
+  /usr/bin/time -v -o "$OUT/$name.fastkv.time" \
+    "$FASTKV" bench -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --methods full \
+    --json "$OUT/$name.fastkv.json" > "$OUT/$name.fastkv.txt"
+  if [ -n "$DEPTHS" ]; then
+    /usr/bin/time -v -o "$OUT/$name.fastkv-depth.time" \
+      "$FASTKV" bench -m "$m" -p "$DEPTHS" -n "$N" -r 1 -t "$T" --methods "$METHODS" \
+      --json "$OUT/$name.fastkv-depth.json" >> "$OUT/$name.fastkv.txt"
+  fi
+}
+
+i=0
+for m in "$@"; do
+  name=$(basename "$m" .gguf)
+  i=$((i + 1))
+  echo "== $name" >&2
+  if [ $((i % 2)) -eq 1 ]; then
+    run_llama "$m" "$name"
+    run_fastkv "$m" "$name"
+  else
+    run_fastkv "$m" "$name"
+    run_llama "$m" "$name"
+  fi
+  for side in llama fastkv; do
+    printf '%s %s peak RSS: %s kB\n' "$name" "$side" \
+      "$(awk -F': ' '/Maximum resident/ {print $2}' "$OUT/$name.$side.time")" >&2
+  done
+done
