@@ -286,6 +286,12 @@ int64_t page_faults() {
   return static_cast<int64_t>(ru.ru_minflt) + static_cast<int64_t>(ru.ru_majflt);
 }
 
+double cpu_seconds() {
+  rusage ru{};
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 int64_t rss_bytes() {
   std::ifstream in("/proc/self/status");
   std::string line;
@@ -366,12 +372,15 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
       Row& row = r.rows[first_row + m];
       const bool timed = rep >= 0;
       // The machine is shared: probe its limits between runs, keep the best seen.
-      r.gemm_ceiling_flop_s =
-          std::max(r.gemm_ceiling_flop_s, measure_gemm_ceiling(model, s.gemm_rows));
-      r.bandwidth_bytes_s = std::max(r.bandwidth_bytes_s, probe.measure());
+      const double gemm = measure_gemm_ceiling(model, s.gemm_rows);
+      const double bw = probe.measure();
+      r.gemm_ceiling_flop_s = std::max(r.gemm_ceiling_flop_s, gemm);
+      r.bandwidth_bytes_s = std::max(r.bandwidth_bytes_s, bw);
       if (rss_resettable) reset_peak_rss();
 
       const int64_t faults0 = page_faults();
+      const double cpu0 = cpu_seconds();
+      const auto wall0 = Clock::now();
       auto policy = create_policy(spec, c.n_layer);
       KVCache cache;
       auto t0 = Clock::now();
@@ -386,6 +395,8 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
       }
       const double dec = seconds_since(t0);
       const int64_t faults = page_faults() - faults0;
+      const double wall = seconds_since(wall0);
+      const double share = wall > 0 ? (cpu_seconds() - cpu0) / (wall * r.threads) : 0.0;
       if (progress) {
         std::fprintf(progress,
                      "bench [%d/%d] %s @ %d: %s: TTFT %.3f s, decode %.2f tok/s, %lld page "
@@ -400,6 +411,9 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
       row.ttft_s.push_back(ttft);
       row.decode_s.push_back(dec);
       row.page_faults.push_back(faults);
+      row.cpu_share.push_back(share);
+      row.bandwidth_probe.push_back(bw);
+      row.gemm_probe.push_back(gemm);
       // The probe's buffer stays resident for the whole run: it is not the model's memory.
       row.rss_after.push_back(std::max<int64_t>(0, rss_bytes() - probe.bytes()));
       row.kv_bytes = held;
@@ -489,6 +503,10 @@ nlohmann::json to_json(const Result& r) {
     j["decode_tok_s_reps"] = tg;
     j["page_faults_reps"] = row.page_faults;
     j["rss_after_reps_bytes"] = row.rss_after;
+    j["cpu_share_reps"] = row.cpu_share;
+    j["bandwidth_probe_reps_bytes_s"] = row.bandwidth_probe;
+    j["gemm_probe_reps_flop_s"] = row.gemm_probe;
+    j["bandwidth_probe_trend_pct_per_rep"] = trend_pct_per_rep(row.bandwidth_probe);
     j["ttft_trend_pct_per_rep"] = trend_pct_per_rep(row.ttft_s);
     j["decode_trend_pct_per_rep"] = trend_pct_per_rep(tg);
     auto spread_json = [](const Spread& sp) {
@@ -541,8 +559,9 @@ std::string table(const Result& r) {
   o << "\nrepetitions (" << (r.interleaved ? "interleaved: A B A B ..." : "grouped: A A B B ...")
     << "); trend = least-squares slope over the repetitions, % of the mean per repetition\n\n";
   o << "| method | ctx | reps | TTFT min / q1 / med / q3 / max s | TTFT trend | tg min / q1 / "
-       "med / q3 / max t/s | tg trend | faults first / med / last | RSS MiB first / last |\n";
-  o << "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+       "med / q3 / max t/s | tg trend | faults first / med / last | RSS MiB first / last | CPU "
+       "share min / med | bw probe trend |\n";
+  o << "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
   auto five = [](const Spread& sp, const char* f) {
     return fmt(f, sp.min) + " / " + fmt(f, sp.q1) + " / " + fmt(f, sp.median) + " / " +
            fmt(f, sp.q3) + " / " + fmt(f, sp.max);
@@ -561,7 +580,12 @@ std::string table(const Result& r) {
       << (row.rss_after.empty() ? std::string("-")
                                 : human_mib(row.rss_after.front()) + " / " +
                                       human_mib(row.rss_after.back()))
-      << " |\n";
+      << " | "
+      << (row.cpu_share.empty()
+              ? std::string("-")
+              : fmt("%.0f%%", 100 * spread(row.cpu_share).min) + " / " +
+                    fmt("%.0f%%", 100 * spread(row.cpu_share).median))
+      << " | " << fmt("%+.2f%%", trend_pct_per_rep(row.bandwidth_probe)) << " |\n";
   }
   return o.str();
 }

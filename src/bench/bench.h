@@ -83,6 +83,8 @@ Spread spread(std::vector<double> v);
 
 // Page faults (minor + major) of this process so far (getrusage), all threads.
 int64_t page_faults();
+// CPU time (user + system) of this process so far, all threads, in seconds.
+double cpu_seconds();
 // Resident set size (VmRSS) now, in bytes; 0 when unknown.
 int64_t rss_bytes();
 
@@ -117,6 +119,11 @@ struct Row {
   std::vector<double> ttft_s;       // [reps] in the order they ran
   std::vector<double> decode_s;     // [reps] time of n_gen decode steps
   std::vector<int64_t> page_faults; // [reps] page faults (minor + major) of the prefill and decode
+  std::vector<double> cpu_share;    // [reps] CPU time of the process during the prefill and
+                                    // decode / (their wall time × threads): below 1 when other
+                                    // processes took the cores (or the threads waited)
+  std::vector<double> bandwidth_probe;  // [reps] the bandwidth probe just before, bytes/s
+  std::vector<double> gemm_probe;       // [reps] the GEMM probe just before, FLOP/s
   std::vector<int64_t> rss_after;   // [reps] resident set (VmRSS) after the decode, less the
                                     // probe's buffer, bytes
   int64_t kv_bytes = 0;             // KV cache held after prefill (K, V, positions)

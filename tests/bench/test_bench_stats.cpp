@@ -99,6 +99,10 @@ TEST(BenchProbe, MeasuresAPositiveFiniteRateAndRejectsBadSizes) {
 
 TEST(BenchCounters, PageFaultsCountFreshPagesAndRssIsKnown) {
   EXPECT_GT(rss_bytes(), 0);
+  const double cpu0 = cpu_seconds();
+  volatile uint64_t spin = 0;
+  while (cpu_seconds() == cpu0) spin = spin + 1;  // CPU time advances while this thread runs
+  EXPECT_GT(cpu_seconds(), cpu0);
   const size_t bytes = 64 << 20;
   void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   ASSERT_NE(p, MAP_FAILED);

@@ -134,6 +134,19 @@ TEST(CliBench, InterleaveRunsTheMethodsInTurnAndReportsTrendAndSpread) {
     ASSERT_EQ(o["rss_after_reps_bytes"].size(), 3u);
     for (int64_t f : o["page_faults_reps"]) EXPECT_GE(f, 0);
     for (int64_t b : o["rss_after_reps_bytes"]) EXPECT_GT(b, 0);
+    ASSERT_EQ(o["cpu_share_reps"].size(), 3u);
+    for (double c : o["cpu_share_reps"]) EXPECT_GE(c, 0);
+    // Each repetition's probes are at most the best probe of the run.
+    ASSERT_EQ(o["bandwidth_probe_reps_bytes_s"].size(), 3u);
+    for (double b : o["bandwidth_probe_reps_bytes_s"]) {
+      EXPECT_GT(b, 0);
+      EXPECT_LE(b, o["bandwidth_bytes_s"].get<double>());
+    }
+    ASSERT_EQ(o["gemm_probe_reps_flop_s"].size(), 3u);
+    for (double g : o["gemm_probe_reps_flop_s"]) {
+      EXPECT_GT(g, 0);
+      EXPECT_LE(g, o["gemm_ceiling_flop_s"].get<double>());
+    }
     // The spread and trend are those of the listed repetitions.
     const auto& sp = o["ttft_spread_s"];
     EXPECT_DOUBLE_EQ(sp["min"].get<double>(), o["ttft_min_s"].get<double>());
