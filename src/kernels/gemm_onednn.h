@@ -39,6 +39,12 @@ class OneDnnLinear {
   // oneDNN's implementation name for n rows (e.g. "brg:avx512_core_amx_bf16").
   std::string impl_name(int n) const;
 
+  // A oneDNN primitive is built for each row count n and cached; at most this many row counts
+  // stay cached (least recently used out), so memory does not grow with every new prompt length.
+  static constexpr size_t kMaxCachedRowCounts = 32;
+  // How many are cached now.
+  int cached_row_counts() const;
+
  private:
   struct Impl;
   int in_, out_;

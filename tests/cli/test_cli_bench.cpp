@@ -7,6 +7,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -89,12 +90,97 @@ TEST(CliBench, WritesOneJsonObjectPerMethodAndContextWithConsistentFields) {
   }
 }
 
+// The methods of each progress line marked "rep", in the order the runs happened.
+std::vector<std::string> rep_order(const std::string& err) {
+  std::vector<std::string> order;
+  size_t at = 0;
+  while ((at = err.find("bench [", at)) != std::string::npos) {
+    const size_t eol = err.find('\n', at);
+    const std::string line = err.substr(at, eol - at);
+    at = eol;
+    if (line.find(": rep ") == std::string::npos) continue;
+    const size_t name = line.find("] ") + 2;
+    order.push_back(line.substr(name, line.find(" @ ") - name));
+  }
+  return order;
+}
+
+TEST(CliBench, InterleaveRunsTheMethodsInTurnAndReportsTrendAndSpread) {
+  const std::string dir = test::temp_dir();
+  const std::string json = dir + "/bench.json";
+  test::CommandResult r = test::run_fastkv("bench -m " + tiny_model() +
+                                           " -p 64 -n 2 -r 3 --warmup 1 --methods full,fastkv "
+                                           "--interleave --json " + json + kQuick);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(rep_order(r.err),
+            (std::vector<std::string>{"full", "fastkv", "full", "fastkv", "full", "fastkv"}))
+      << r.err;
+  // Both warm-ups come before the first timed run.
+  EXPECT_LT(r.err.rfind("warm-up"), r.err.find(": rep 1/3"));
+  EXPECT_NE(r.err.find("page faults"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("repetitions (interleaved"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| full | 64 | 3 |"), std::string::npos) << r.out;
+
+  std::ifstream in(json);
+  ASSERT_TRUE(in) << json;
+  const nlohmann::json list = nlohmann::json::parse(in);
+  ASSERT_EQ(list.size(), 2u);
+  for (const auto& o : list) {
+    EXPECT_EQ(o["interleaved"], true);
+    const std::vector<double> ttft = o["ttft_reps_s"], tg = o["decode_tok_s_reps"];
+    ASSERT_EQ(ttft.size(), 3u);
+    ASSERT_EQ(tg.size(), 3u);
+    ASSERT_EQ(o["page_faults_reps"].size(), 3u);
+    ASSERT_EQ(o["rss_after_reps_bytes"].size(), 3u);
+    for (int64_t f : o["page_faults_reps"]) EXPECT_GE(f, 0);
+    for (int64_t b : o["rss_after_reps_bytes"]) EXPECT_GT(b, 0);
+    ASSERT_EQ(o["cpu_share_reps"].size(), 3u);
+    for (double c : o["cpu_share_reps"]) EXPECT_GE(c, 0);
+    // Each repetition's probes are at most the best probe of the run.
+    ASSERT_EQ(o["bandwidth_probe_reps_bytes_s"].size(), 3u);
+    for (double b : o["bandwidth_probe_reps_bytes_s"]) {
+      EXPECT_GT(b, 0);
+      EXPECT_LE(b, o["bandwidth_bytes_s"].get<double>());
+    }
+    ASSERT_EQ(o["gemm_probe_reps_flop_s"].size(), 3u);
+    for (double g : o["gemm_probe_reps_flop_s"]) {
+      EXPECT_GT(g, 0);
+      EXPECT_LE(g, o["gemm_ceiling_flop_s"].get<double>());
+    }
+    // The spread and trend are those of the listed repetitions.
+    const auto& sp = o["ttft_spread_s"];
+    EXPECT_DOUBLE_EQ(sp["min"].get<double>(), o["ttft_min_s"].get<double>());
+    EXPECT_DOUBLE_EQ(sp["max"].get<double>(), o["ttft_max_s"].get<double>());
+    EXPECT_DOUBLE_EQ(sp["median"].get<double>(), o["ttft_s"].get<double>());
+    EXPECT_LE(sp["min"].get<double>(), sp["q1"].get<double>());
+    EXPECT_LE(sp["q1"].get<double>(), sp["median"].get<double>());
+    EXPECT_LE(sp["median"].get<double>(), sp["q3"].get<double>());
+    EXPECT_LE(sp["q3"].get<double>(), sp["max"].get<double>());
+    EXPECT_DOUBLE_EQ(o["decode_tok_s_spread"]["median"].get<double>(),
+                     o["decode_tok_s"].get<double>());
+    EXPECT_NEAR(o["ttft_trend_pct_per_rep"].get<double>(), bench::trend_pct_per_rep(ttft), 1e-9);
+    EXPECT_NEAR(o["decode_trend_pct_per_rep"].get<double>(), bench::trend_pct_per_rep(tg), 1e-9);
+  }
+}
+
+TEST(CliBench, WithoutInterleaveEachMethodsRepetitionsRunTogether) {
+  test::CommandResult r = test::run_fastkv("bench -m " + tiny_model() +
+                                           " -p 64 -n 1 -r 2 --warmup 0 --methods fastkv,full" +
+                                           kQuick);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(rep_order(r.err), (std::vector<std::string>{"fastkv", "fastkv", "full", "full"}))
+      << r.err;
+  EXPECT_NE(r.out.find("repetitions (grouped"), std::string::npos) << r.out;
+}
+
 TEST(CliBench, BadFlagsFailWithAClearMessage) {
   const std::string m = " -m " + tiny_model() + kQuick;
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"bench" + m + "-p 0", "prompt lengths must be >= 1"},
       {"bench" + m + "-p abc", "'abc' is not a non-negative integer"},
       {"bench" + m + "-p 64 -r 0", "-r/--repetitions must be >= 1"},
+      {"bench" + m + "-p 64 -r 0 --interleave", "-r/--repetitions must be >= 1"},
+      {"bench" + m + "-p 64 --interleave --methods full,nosuch", "nosuch"},
       {"bench" + m + "-p 64 -n -1", "-n/--n-gen must be >= 0"},
       {"bench" + m + "-p 64 --warmup -2", "--warmup must be >= 0"},
       {"bench" + m + "-p 64 --methods nosuch", "nosuch"},

@@ -25,6 +25,7 @@ struct BenchFlags {
   int n_gen = 128, reps = 3, warmup = 1, threads = 0, ctx_size = 0, gemm_rows = 1024;
   int bandwidth_mib = 0;
   uint64_t seed = 1;
+  bool interleave = false;
   MethodFlags method;
 };
 
@@ -37,6 +38,7 @@ void run(BenchFlags& f) {
   s.reps = f.reps;
   s.warmup = f.warmup;
   s.seed = f.seed;
+  s.interleave = f.interleave;
   s.gemm_rows = f.gemm_rows;
   s.bandwidth_bytes = static_cast<int64_t>(f.bandwidth_mib) << 20;
   f.method.collect();
@@ -87,6 +89,10 @@ void register_bench(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("-r,--repetitions", f->reps, "timed repetitions of each test")
       ->capture_default_str();
+  cmd->add_flag("--interleave", f->interleave,
+               "run the methods in turn (A B A B ...: warm-ups, then repetition 1 of every "
+               "method, repetition 2 of every method, ...) instead of each method's runs "
+               "together (A A B B ...), so drift over the run falls on every method alike");
   cmd->add_option("--warmup", f->warmup, "untimed runs before the repetitions")
       ->capture_default_str();
   cmd->add_option("--methods", f->methods,

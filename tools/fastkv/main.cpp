@@ -1,11 +1,13 @@
 // fastkv: command-line front end. Every error in input (files, flags and their values,
 // prompts) prints one line "error: ..." on stderr and exits with status 1, as llama.cpp's tools
 // do; --help and --version exit 0.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <new>
 #include <string>
 
@@ -22,6 +24,15 @@ int main(int argc, char** argv) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
   }
+  // Keep freed memory in the process for the next request instead of handing it back to the
+  // kernel and faulting it in again (zeroed) on the next prefill: glibc trims the top of the
+  // heap once more than M_TRIM_THRESHOLD is free there, and serves blocks above the (dynamic)
+  // mmap threshold by mmap/munmap. Each `full` prefill of 1,024 tokens on SmolLM2 refaulted
+  // 4,048 pages (16 MiB: its KV cache and activations) that way (docs/benchmarks.md, "Speed
+  // within one process"). Blocks up to 32 MiB (glibc's largest mmap threshold) now come from
+  // the heap, and the heap is never trimmed: the process keeps its largest request's memory.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
   CLI::App app{"fastkv: long-context LLM inference with FastKV (token-selective propagation and "
                "GQA-aware KV compression)",
                "fastkv"};
