@@ -451,14 +451,31 @@ struct QuantLinear::Gemm {
     dnnl::matmul::primitive_desc pd;
     dnnl::matmul prim;
     dnnl::memory::desc src, wei, dst;
+    uint64_t last_use = 0;  // tick of the latest get() that returned it
   };
+  // Row counts differ from prompt to prompt: keep primitives for at most this many shapes and
+  // drop the least recently used, so a long-running server does not grow without end (as
+  // OneDnnLinear does).
+  static constexpr size_t kMaxShapes = 32;
   std::mutex mu;
+  uint64_t tick = 0;
   std::map<std::pair<int, int>, std::shared_ptr<Prim>> by_shape;
 
   std::shared_ptr<Prim> get(int n, int rows, int in, int out) {
     std::lock_guard<std::mutex> lock(mu);
+    ++tick;
     auto it = by_shape.find({n, rows});
-    if (it != by_shape.end()) return it->second;
+    if (it != by_shape.end()) {
+      it->second->last_use = tick;
+      return it->second;
+    }
+    if (by_shape.size() >= kMaxShapes) {
+      auto oldest = by_shape.begin();
+      for (auto j = by_shape.begin(); j != by_shape.end(); ++j) {
+        if (j->second->last_use < oldest->second->last_use) oldest = j;
+      }
+      by_shape.erase(oldest);  // a caller still holding it keeps it alive (shared_ptr)
+    }
     const dnnl::memory::dim N = n, R = rows, K = in, O = out;
     dnnl::memory::desc src({N, K}, dt::bf16, tag::ab);
     dnnl::memory::desc wei({K, R}, dt::bf16, tag::ba);
@@ -467,15 +484,23 @@ struct QuantLinear::Gemm {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     auto pd =
         dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei, dst), attr, onednn_engine());
-    auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd), src, wei, dst});
+    auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd), src, wei, dst, tick});
     by_shape.emplace(std::make_pair(n, rows), p);
     return p;
+  }
+  size_t cached() {
+    std::lock_guard<std::mutex> lock(mu);
+    return by_shape.size();
   }
 };
 
 QuantLinear::~QuantLinear() = default;
 QuantLinear::QuantLinear(QuantLinear&&) noexcept = default;
 QuantLinear& QuantLinear::operator=(QuantLinear&&) noexcept = default;
+
+size_t QuantLinear::cached_gemm_shapes() const {
+  return gemm_ ? gemm_->cached() : 0;
+}
 
 bool QuantLinear::gemm_uses_bf16() {
   return native_bf16();

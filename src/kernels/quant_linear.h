@@ -96,6 +96,9 @@ class QuantLinear {
   // The dequantise + GEMM path for any n: bf16 oneDNN where gemm_uses_bf16() and allow_bf16,
   // else f32 sgemm (allow_bf16 = false lets tests cover the sgemm code on a bf16 CPU).
   void forward_gemm(const float* x, int n, float* y, bool allow_bf16 = true) const;
+  // Row-count shapes whose oneDNN primitives the bf16 GEMM path holds: at most 32, the least
+  // recently used dropped first (0 without native bf16).
+  size_t cached_gemm_shapes() const;
   // Whether the GEMM path rounds to bf16 (this CPU has native bf16).
   static bool gemm_uses_bf16();
 

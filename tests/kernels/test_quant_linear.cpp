@@ -535,5 +535,27 @@ TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
                Error);
 }
 
+// The prefill path keeps oneDNN primitives per row count: a server sees ever new prompt lengths,
+// so at most 32 shapes stay cached, and a shape dropped earlier gives the same result again.
+TEST(QuantLinear, GemmPrimitiveCacheIsBounded) {
+  if (!QuantLinear::gemm_uses_bf16()) GTEST_SKIP() << "no native bf16: the sgemm path caches nothing";
+  std::mt19937 rng(17);
+  BlockMaker maker(rng);
+  const int in = 64, out = 8;
+  const Weights ws = maker.make(QuantFormat::kQ4_0, in, out);
+  const QuantLinear lin(ws.blocks.data(), QuantFormat::kQ4_0, in, out, {});
+  const std::vector<float> x = make_acts(80, in, rng);
+  std::vector<float> first(static_cast<size_t>(25) * out), again(first.size());
+  lin.forward_gemm(x.data(), 25, first.data());
+  for (int n = 26; n <= 80; ++n) {
+    std::vector<float> y(static_cast<size_t>(n) * out);
+    lin.forward_gemm(x.data(), n, y.data());
+    EXPECT_LE(lin.cached_gemm_shapes(), 32u) << n;
+  }
+  EXPECT_EQ(lin.cached_gemm_shapes(), 32u);
+  lin.forward_gemm(x.data(), 25, again.data());  // rebuilt after being dropped
+  EXPECT_EQ(first, again);
+}
+
 }  // namespace
 }  // namespace fastkv
