@@ -14,9 +14,15 @@
 #   T        threads [2]
 #   DEPTHS   comma-separated context depths for decode-at-depth tests, e.g. 8192,16384 [none]
 #   METHODS  fastkv methods at depth [full,fastkv]
+#   POLL     llama-bench --poll values [0,50]: 50 (its default) spins its workers between graph
+#            nodes, 0 lets them sleep; on a shared machine spinning collapses under load (as
+#            OMP_WAIT_POLICY=ACTIVE does for fastkv), so both are reported
+#   WAIT     fastkv's OMP_WAIT_POLICY values [PASSIVE,ACTIVE]: PASSIVE is fastkv's default,
+#            ACTIVE spins like llama.cpp's polling
 # For each model it writes OUT_DIR/NAME.llama.md (llama-bench's markdown, tg and pp at -p/-n, and
-# tg at each depth with flash attention off and on), OUT_DIR/NAME.fastkv.txt (+ .json), and
-# OUT_DIR/NAME.*.time (GNU time -v: peak RSS), plus OUT_DIR/versions.txt.
+# tg at each depth with flash attention off and on), OUT_DIR/NAME.fastkv.txt (+ one .json per
+# wait policy), and OUT_DIR/NAME.*.time (GNU time -v; fastkv bench's peak RSS there includes its
+# bandwidth probe's 1 GiB buffer, which its own RSS column leaves out), plus OUT_DIR/versions.txt.
 # Both sides run one after the other on the same file, so their ratio is measured under the same
 # machine conditions; the order alternates between models (llama.cpp first on odd ones).
 set -euo pipefail
@@ -35,6 +41,8 @@ R=${R:-3}
 T=${T:-2}
 DEPTHS=${DEPTHS:-}
 METHODS=${METHODS:-full,fastkv}
+POLL=${POLL:-0,50}
+WAIT=${WAIT:-PASSIVE,ACTIVE}
 
 for tool in "$LLAMA_BIN/llama-bench" "$FASTKV" /usr/bin/time; do
   if [ ! -x "$tool" ]; then
@@ -48,14 +56,14 @@ mkdir -p "$OUT"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
   echo "llama-bench: $("$LLAMA_BIN/llama-bench" --version 2>&1 | tr '\n' ' ')"
   echo "fastkv: $("$FASTKV" --version 2>&1), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "settings: P=$P N=$N R=$R T=$T DEPTHS=$DEPTHS METHODS=$METHODS"
+  echo "settings: P=$P N=$N R=$R T=$T DEPTHS=$DEPTHS METHODS=$METHODS POLL=$POLL"
 } > "$OUT/versions.txt"
 
 run_llama() {
   local m=$1 name=$2
   # --repack 0: llama.cpp's AMX repacking crashes on this VM (docs/benchmarks.md).
   /usr/bin/time -v -o "$OUT/$name.llama.time" \
-    "$LLAMA_BIN/llama-bench" -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --repack 0 -o md \
+    "$LLAMA_BIN/llama-bench" -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --poll "$POLL" --repack 0 -o md \
     > "$OUT/$name.llama.md"
   if [ -n "$DEPTHS" ]; then
     /usr/bin/time -v -o "$OUT/$name.llama-depth.time" \
@@ -65,10 +73,14 @@ run_llama() {
 }
 
 run_fastkv() {
-  local m=$1 name=$2
-  /usr/bin/time -v -o "$OUT/$name.fastkv.time" \
-    "$FASTKV" bench -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --methods full \
-    --json "$OUT/$name.fastkv.json" > "$OUT/$name.fastkv.txt"
+  local m=$1 name=$2 policy
+  : > "$OUT/$name.fastkv.txt"
+  for policy in ${WAIT//,/ }; do
+    echo "# OMP_WAIT_POLICY=$policy" >> "$OUT/$name.fastkv.txt"
+    OMP_WAIT_POLICY=$policy /usr/bin/time -v -o "$OUT/$name.fastkv-$policy.time" \
+      "$FASTKV" bench -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --methods full \
+      --json "$OUT/$name.fastkv-$policy.json" >> "$OUT/$name.fastkv.txt"
+  done
   if [ -n "$DEPTHS" ]; then
     /usr/bin/time -v -o "$OUT/$name.fastkv-depth.time" \
       "$FASTKV" bench -m "$m" -p "$DEPTHS" -n "$N" -r 1 -t "$T" --methods "$METHODS" \
@@ -88,8 +100,8 @@ for m in "$@"; do
     run_fastkv "$m" "$name"
     run_llama "$m" "$name"
   fi
-  for side in llama fastkv; do
-    printf '%s %s peak RSS: %s kB\n' "$name" "$side" \
-      "$(awk -F': ' '/Maximum resident/ {print $2}' "$OUT/$name.$side.time")" >&2
+  for f in "$OUT/$name".*.time; do
+    printf '%s peak RSS: %s kB\n' "$(basename "$f" .time)" \
+      "$(awk -F': ' '/Maximum resident/ {print $2}' "$f")" >&2
   done
 done
