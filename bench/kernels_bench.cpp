@@ -122,7 +122,8 @@ void BM_Linear(benchmark::State& state, Backend backend, Projection p, int m) {
 // the dequantise-tiles-and-GEMM path prefill takes, at `m` rows. For Q4_0 a series of m: where
 // the two cross is what kQuantDotMaxRows is set from, and M1024 against BM_Linear/bf16 is the
 // cost of dequantising every tile on each prefill call. For every format, M1 (decode: bytes/s =
-// the layer's weight bytes over the time, to compare with the memory bandwidth) and M512.
+// the layer's weight bytes over the time, to compare with the memory bandwidth) and M512; for
+// the 32-weight formats also M1 on SmolLM2-135M's 576 -> 1536 (18 blocks a row).
 struct QuantBenchFormat {
   const char* name;
   fastkv::kernels::QuantFormat fmt;
@@ -131,6 +132,7 @@ struct QuantBenchFormat {
 constexpr QuantBenchFormat kQuantBenchFormats[] = {
     {"q4_0", fastkv::kernels::QuantFormat::kQ4_0, fastkv::gguf::TensorType::Q4_0},
     {"q8_0", fastkv::kernels::QuantFormat::kQ8_0, fastkv::gguf::TensorType::Q8_0},
+    {"q4_1", fastkv::kernels::QuantFormat::kQ4_1, fastkv::gguf::TensorType::Q4_1},
     {"q5_0", fastkv::kernels::QuantFormat::kQ5_0, fastkv::gguf::TensorType::Q5_0},
     {"q5_1", fastkv::kernels::QuantFormat::kQ5_1, fastkv::gguf::TensorType::Q5_1},
     {"q4_k", fastkv::kernels::QuantFormat::kQ4_K, fastkv::gguf::TensorType::Q4_K},
@@ -138,14 +140,31 @@ constexpr QuantBenchFormat kQuantBenchFormats[] = {
     {"q6_k", fastkv::kernels::QuantFormat::kQ6_K, fastkv::gguf::TensorType::Q6_K},
 };
 
-void BM_QuantLinear(benchmark::State& state, const QuantBenchFormat& f, bool dot, int m) {
-  constexpr int kIn = 2048, kOut = 2048;
-  // One layer per format, built on first use: [kOut, kIn / B] blocks.
+// gguf::quantize does not write Q4_1, so its layer is made directly: every block { d = 2^-7,
+// m = -2^-6, 16 random nibble bytes } (the kernel's time does not depend on the values).
+std::vector<uint8_t> random_q4_1(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> out(static_cast<size_t>(n / 32) * 20);
+  for (size_t b = 0; b < out.size(); b += 20) {
+    out[b] = 0x00, out[b + 1] = 0x20;      // d: f16 0x2000
+    out[b + 2] = 0x00, out[b + 3] = 0xA4;  // m: f16 0xA400
+    for (int j = 4; j < 20; ++j) out[b + j] = static_cast<uint8_t>(rng());
+  }
+  return out;
+}
+
+// kIn x kOut: the layer's input and output widths.
+void BM_QuantLinear(benchmark::State& state, const QuantBenchFormat& f, bool dot, int m,
+                    int kIn = 2048, int kOut = 2048) {
+  // One layer per format and shape, built on first use: [kOut, kIn / B] blocks.
   static std::map<std::string, std::vector<uint8_t>> blocks_of;
-  std::vector<uint8_t>& blocks = blocks_of[f.name];
+  std::vector<uint8_t>& blocks =
+      blocks_of[std::string(f.name) + "/" + std::to_string(kIn) + "x" + std::to_string(kOut)];
   if (blocks.empty()) {
-    blocks = fastkv::gguf::quantize(f.type, random_floats(int64_t{kIn} * kOut, 91).data(),
-                                    int64_t{kIn} * kOut);
+    blocks = f.type == fastkv::gguf::TensorType::Q4_1
+                 ? random_q4_1(int64_t{kIn} * kOut, 91)
+                 : fastkv::gguf::quantize(f.type, random_floats(int64_t{kIn} * kOut, 91).data(),
+                                          int64_t{kIn} * kOut);
   }
   const fastkv::kernels::QuantLinear lin(blocks.data(), f.fmt, kIn, kOut, {});
   const std::vector<float> x = random_floats(static_cast<int64_t>(m) * kIn, 92);
@@ -398,6 +417,12 @@ void register_all() {
     }
     reg(std::string("BM_QuantLinear/") + f.name + "/gemm/2048x2048/M512", kMillisecond,
         [&f](benchmark::State& s) { BM_QuantLinear(s, f, false, 512); });
+    // SmolLM2-135M's MLP up projection (in 576 = 18 blocks, out 1536): a tail step of 2 blocks
+    // after one of 16 in the 32-weight formats (K-quants need in % 256 == 0).
+    if (fastkv::kernels::quant_block_weights(f.fmt) == 32) {
+      reg(std::string("BM_QuantLinear/") + f.name + "/dot/576x1536/M1", kMicrosecond,
+          [&f](benchmark::State& s) { BM_QuantLinear(s, f, true, 1, 576, 1536); });
+    }
   }
   for (const CausalAttentionImpl& impl : kCausalAttentionImpls) {
     for (int n : {1024, 4096}) {

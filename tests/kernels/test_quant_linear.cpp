@@ -388,6 +388,33 @@ TEST(QuantLinear, Avx512AgreesWithPortable) {
   }
 }
 
+// The 32-weight formats' AVX-512 kernels take 16 blocks per step and mask a last step of 1..15
+// blocks: rows of 1..48 blocks (every tail length, odd ones included; 18 = SmolLM2-135M's 576)
+// agree with the portable kernel as above.
+TEST(QuantLinear, Avx512BlockTailsAgreeWithPortable) {
+  if (!kernels::quant_avx512_available()) GTEST_SKIP() << "no AVX-512BW here";
+  std::mt19937 rng(17);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    if (kernels::quant_block_weights(f) != 32) continue;
+    for (int nb = 1; nb <= 48; ++nb) {
+      const int in = 32 * nb, out = 5, n = 2;
+      const Weights ws = maker.make(f, in, out);
+      const QuantLinear lin(ws.blocks.data(), f, in, out, {});
+      const std::vector<float> x = make_acts(n, in, rng);
+      std::vector<float> a(static_cast<size_t>(n) * out), b(a.size());
+      lin.forward_dot(x.data(), n, a.data(), QuantIsa::kPortable);
+      for (QuantIsa isa : {QuantIsa::kAvx512, QuantIsa::kAvx512Bw}) {
+        lin.forward_dot(x.data(), n, b.data(), isa);
+        for (size_t i = 0; i < a.size(); ++i) {
+          EXPECT_NEAR(a[i], b[i], 1e-4 * (std::fabs(a[i]) + 1))
+              << kernels::quant_format_name(f) << " nb " << nb << " " << i;
+        }
+      }
+    }
+  }
+}
+
 // kAuto runs the AVX-512 kernel where the CPU has AVX-512BW, unless FASTKV_PORTABLE_KERNELS=1
 // (CTest runs this binary a second time with it set: QuantLinearPortableKernels).
 TEST(QuantLinear, AutoFollowsTheEnvironment) {
