@@ -15,13 +15,18 @@
 #include "common/error.h"
 
 int main(int argc, char** argv) {
-  // OpenMP workers that spin while waiting make every short parallel region (decode runs
-  // hundreds per token) many times slower as soon as another process wants the cores: measured
-  // 1.0 vs 17.3 decode tokens/s on SmolLM2 at a load average of 2. libgomp reads the policy when
-  // it is loaded, before main, so set it and start again; OMP_WAIT_POLICY=ACTIVE restores
-  // spinning for benchmarks on an idle machine.
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  // How OpenMP workers wait between parallel regions. Decode runs a few hundred short regions
+  // per token: workers that fall asleep after each (OMP_WAIT_POLICY=PASSIVE) must be woken by
+  // the kernel for the next, which halved SmolLM2's decode (65-71 vs 126-145 tokens/s on the
+  // idle machine, docs/benchmarks.md "Waiting between parallel regions"); workers that spin
+  // without end (ACTIVE) collapse as soon as other processes want the cores (1.0 vs 17.3
+  // tokens/s at a load average of 2). A short spin (GOMP_SPINCOUNT=1000, about 10 us) keeps
+  // them warm from one region to the next during a generation and lets them sleep between
+  // requests: measured as fast as ACTIVE when idle, and no slower than PASSIVE beside two busy
+  // processes. libgomp reads these when it is loaded, before main, so set the default and
+  // start again; a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is left as it is.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    setenv("GOMP_SPINCOUNT", "1000", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
   }
   // Keep freed memory in the process for the next request instead of handing it back to the
