@@ -72,8 +72,8 @@ half=$(($(wc -l <"$work/license.txt") / 2))
 } >"$PROMPT_FILE"
 echo "main-job: prompt $PROMPT_FILE: $(wc -w <"$PROMPT_FILE") words; the planted fact is on line $((half + 2)) of $(wc -l <"$PROMPT_FILE")" >&2
 
-# --backend auto (the default): the fast path (bf16 on oneDNN, AMX where present) where the CPU
-# has native bf16; the f32 reference path elsewhere.
+# --backend auto (the default): this Q4_1 file stays quantised (--backend quant: its blocks read
+# in place, integer dots for decode, bf16 tiles for prefill where the CPU has native bf16).
 run_args=(run -m "$MODEL" --chat -f "$PROMPT_FILE" -n "$N_PREDICT")
 
 step "$FASTKV ${run_args[*]} --method full"
