@@ -82,8 +82,10 @@ run_fastkv() {
       --json "$OUT/$name.fastkv-$policy.json" >> "$OUT/$name.fastkv.txt"
   done
   if [ -n "$DEPTHS" ]; then
+    # A context for the deepest prompt and its decoded tokens (llama-bench sizes its own).
+    local ctx=$(( $(tr ',' '\n' <<< "$DEPTHS" | sort -n | tail -1) + N ))
     /usr/bin/time -v -o "$OUT/$name.fastkv-depth.time" \
-      "$FASTKV" bench -m "$m" -p "$DEPTHS" -n "$N" -r 1 -t "$T" --methods "$METHODS" \
+      "$FASTKV" bench -m "$m" -p "$DEPTHS" -n "$N" -r 1 -t "$T" -c "$ctx" --methods "$METHODS" \
       --json "$OUT/$name.fastkv-depth.json" >> "$OUT/$name.fastkv.txt"
   fi
 }
