@@ -48,15 +48,21 @@ int64_t Linear::weight_bytes() const {
 }
 
 void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n) {
-  std::vector<const QuantLinear*> quant;
-  std::vector<float*> ys;
+  // Fixed arrays, not vectors: this runs twice per layer for every decoded token.
+  constexpr int kMax = QuantLinear::kMaxSharedInput;
+  if (static_cast<int>(outs.size()) > kMax) {
+    fail("QuantLinear: at most ", kMax, " layers share an input");
+  }
+  const QuantLinear* quant[kMax];
+  float* ys[kMax];
+  int count = 0;
   for (const LinearOut& o : outs) {
     if (!o.layer->quant_) break;
-    quant.push_back(o.layer->quant_.get());
-    ys.push_back(o.y);
+    quant[count] = o.layer->quant_.get();
+    ys[count++] = o.y;
   }
-  if (quant.size() == outs.size() && n <= kQuantDotMaxRows) {
-    QuantLinear::forward_dot_group(quant.data(), ys.data(), static_cast<int>(quant.size()), x, n);
+  if (count == static_cast<int>(outs.size()) && n <= kQuantDotMaxRows) {
+    QuantLinear::forward_dot_group(quant, ys, count, x, n);
     return;
   }
   for (const LinearOut& o : outs) o.layer->forward(x, n, o.y);

@@ -621,7 +621,7 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
                                     const float* x, int n, QuantIsa isa) {
   if (n <= 0 || count <= 0) return;
   const int in = layers[0]->in_;
-  constexpr int kMaxGroup = 8;
+  constexpr int kMaxGroup = kMaxSharedInput;
   if (count > kMaxGroup) fail("QuantLinear: at most ", kMaxGroup, " layers share an input");
   RowDot dots[kMaxGroup];
   int first_row[kMaxGroup + 1];  // layer i owns the group's rows [first_row[i], first_row[i+1])

@@ -89,7 +89,9 @@ class QuantLinear {
   // The integer-dot path for any n (activations quantised to q8 blocks), on kernel `isa`
   // (kAvx512 where unavailable throws fastkv::Error).
   void forward_dot(const float* x, int n, float* y, QuantIsa isa = QuantIsa::kAuto) const;
-  // The integer-dot path of `count` (<= 8) layers that read the same x[n, in]: x is quantised
+  // Most layers forward_dot_group takes at once.
+  static constexpr int kMaxSharedInput = 8;
+  // The integer-dot path of `count` (<= kMaxSharedInput) layers that read the same x[n, in]: x is quantised
   // once and one parallel loop covers every layer's output rows; ys[i] is layer i's [n, out_i].
   static void forward_dot_group(const QuantLinear* const* layers, float* const* ys, int count,
                                 const float* x, int n, QuantIsa isa = QuantIsa::kAuto);
