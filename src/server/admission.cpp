@@ -34,9 +34,9 @@ std::shared_ptr<Job> Server::Impl::admit(const httplib::Request& http_req, httpl
   } else {
     text = job->req.prompt;
   }
-  job->prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
+  job->prompt = tok->encode(text, /*add_special=*/true, /*parse_special=*/true);
   check_prompt_fits(job->prompt.size(), ctx, ep);
-  job->policy = make_policy(job->req, model.config().n_layer);
+  job->policy = make_policy(job->req, model->config().n_layer);
   job->req.gen.ctx_size = ctx;
   job->meta = {next_id_str(ep), unix_now(), opts.model_id};
 

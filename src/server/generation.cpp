@@ -16,7 +16,7 @@ GenerationResult Server::Impl::generate(Job& job,
   *cancelled = false;
   GenerationResult r;
   {
-    Session session(model, std::move(job.policy));
+    Session session(*model, std::move(job.policy));
     r = session.generate(job.prompt, job.req.gen, [&](const std::string& piece) {
       job.lease->set_kv_bytes(session.cache().bytes());
       if (stopping || job.watch.closed() || !on_piece(piece)) {

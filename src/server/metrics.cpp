@@ -129,6 +129,8 @@ std::string Metrics::render(const LiveGauges& g) const {
          g.slots_total);
   scalar(out, "fastkv_slots_busy", "gauge", "Slots running a request now.", g.slots_busy);
   scalar(out, "fastkv_queue_length", "gauge", "Requests waiting for a slot now.", g.queued);
+  scalar(out, "fastkv_ready", "gauge", "1 once the model is loaded and requests are served.",
+         g.ready ? 1 : 0);
   return out;
 }
 

@@ -32,6 +32,7 @@ struct LiveGauges {
   int slots_total = 0;
   int slots_busy = 0;
   int queued = 0;
+  bool ready = false;  // the model is loaded (/health answers 200)
 };
 
 class Metrics {

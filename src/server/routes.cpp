@@ -39,11 +39,28 @@ void Server::Impl::setup_routes() {
 
 void Server::Impl::add_generation_routes() {
   http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& s) {
+    if (refuse_until_ready(q, s)) return;
     handle_generation(q, s, Endpoint::kCompletions);
   });
   http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& s) {
+    if (refuse_until_ready(q, s)) return;
     handle_generation(q, s, Endpoint::kChat);
   });
+}
+
+bool Server::Impl::refuse_until_ready(const httplib::Request& q, httplib::Response& s) {
+  if (ready.load(std::memory_order_acquire)) return false;
+  try {
+    require_auth(q, s);
+  } catch (const ApiError& e) {
+    send_error(s, e);
+    return true;
+  }
+  // 503 (not 500): nginx's proxy_next_upstream http_503 retries it on another replica.
+  s.set_header("Retry-After", "1");
+  send_error(s, ApiError(503, "the model is still loading: retry when GET /health answers 200", "",
+                         "model_loading", "server_error"));
+  return true;
 }
 
 void Server::Impl::add_info_routes() {
@@ -53,23 +70,31 @@ void Server::Impl::add_info_routes() {
     } catch (const ApiError& e) {
       return send_error(s, e);
     }
+    if (refuse_until_ready(q, s)) return;
     json m = {{"id", opts.model_id},
               {"object", "model"},
               {"created", unix_now()},
               {"owned_by", "fastkv"},
               {"context_length", ctx},
-              {"backend", kernels::backend_name(model.backend())},
+              {"backend", kernels::backend_name(model->backend())},
               {"kv_compression",
                kv_compression_json(opts.defaults.method,
                                    typed_options(opts.defaults.method, opts.defaults.options))}};
     s.set_content(dump(json{{"object", "list"}, {"data", json::array({m})}}), "application/json");
   });
   // /health needs no key: load balancers and orchestrators probe it without credentials.
+  // 503 "loading" until the model is loaded, then 200 "ok" however busy the replica is (a
+  // liveness probe must not restart a replica for being busy; slots_free and queued say how
+  // busy it is).
   http.Get("/health", [this](const httplib::Request&, httplib::Response& s) {
-    json h = {{"status", "ok"},
+    const bool up = ready.load(std::memory_order_acquire);
+    const int busy = pool.busy();
+    json h = {{"status", up ? "ok" : "loading"},
               {"slots", pool.size()},
-              {"slots_busy", pool.busy()},
+              {"slots_busy", busy},
+              {"slots_free", pool.size() - busy},
               {"queued", pool.queued()}};
+    s.status = up ? 200 : 503;
     s.set_content(dump(h), "application/json");
   });
   http.Get("/metrics", [this](const httplib::Request& q, httplib::Response& s) {
@@ -78,7 +103,8 @@ void Server::Impl::add_info_routes() {
     } catch (const ApiError& e) {
       return send_error(s, e);
     }
-    LiveGauges g{pool.kv_bytes(), pool.size(), pool.busy(), pool.queued()};
+    LiveGauges g{pool.kv_bytes(), pool.size(), pool.busy(), pool.queued(),
+                 ready.load(std::memory_order_acquire)};
     s.set_content(metrics.render(g), "text/plain; version=0.0.4");
   });
 }

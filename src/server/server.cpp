@@ -28,27 +28,37 @@ int64_t unix_now() {
       .count();
 }
 
-Server::Impl::Impl(const Model& m, ServerOptions o)
-    : model(m), opts(std::move(o)), tok(m.require_tokenizer()), pool(opts.slots, opts.queue) {
+Server::Impl::Impl(ServerOptions o) : opts(std::move(o)), pool(opts.slots, opts.queue) {
   if (opts.ctx_size < 0) fail("-c/--ctx-size must be >= 0, got ", opts.ctx_size);
   if (opts.threads < 0) fail("-t/--threads must be >= 0, got ", opts.threads);
   if (opts.max_body == 0) fail("--max-body must be > 0");
-  ctx = effective_context(model, opts.ctx_size);
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = opts.threads > 0 ? opts.threads : std::max(1, cores / opts.slots);
-  // The server's default method must be valid before any request relies on it.
-  (void)MethodRegistry::instance().create(opts.defaults.method, opts.defaults.options,
-                                          model.config().n_layer);
-  try {
-    tmpl = ChatTemplate::detect(model.file(), tok);
-  } catch (const Error& e) {
-    tmpl_error = e.what();
-  }
   char buf[32];
   std::snprintf(buf, sizeof buf, "%08llx",
                 static_cast<unsigned long long>(random_seed() & 0xffffffffull));
   id_prefix = buf;
   setup_routes();
+}
+
+void Server::Impl::set_model(const Model& m, std::optional<MethodDefaults> defaults) {
+  if (ready.load(std::memory_order_acquire)) fail("the server already has its model");
+  if (defaults) opts.defaults = std::move(*defaults);
+  const Tokenizer& t = m.require_tokenizer();
+  const int c = effective_context(m, opts.ctx_size);
+  // The server's default method must be valid before any request relies on it.
+  (void)MethodRegistry::instance().create(opts.defaults.method, opts.defaults.options,
+                                          m.config().n_layer);
+  try {
+    tmpl = ChatTemplate::detect(m.file(), t);
+  } catch (const Error& e) {
+    tmpl_error = e.what();
+  }
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = opts.threads > 0 ? opts.threads : std::max(1, cores / opts.slots);
+  ctx = c;
+  tok = &t;
+  model = &m;
+  // Publishes everything above to the request threads, which test `ready` first.
+  ready.store(true, std::memory_order_release);
 }
 
 std::string Server::Impl::next_id_str(Endpoint ep) {
@@ -58,20 +68,30 @@ std::string Server::Impl::next_id_str(Endpoint ep) {
   return buf;
 }
 
-Server::Server(const Model& model, ServerOptions opts)
-    : impl_(std::make_unique<Impl>(model, std::move(opts))) {}
+Server::Server(ServerOptions opts) : impl_(std::make_unique<Impl>(std::move(opts))) {}
+
+Server::Server(const Model& model, ServerOptions opts) : Server(std::move(opts)) {
+  set_model(model, std::nullopt);
+}
+
+void Server::set_model(const Model& model, std::optional<MethodDefaults> defaults) {
+  impl_->set_model(model, std::move(defaults));
+}
+
+bool Server::ready() const { return impl_->ready.load(std::memory_order_acquire); }
 
 Server::~Server() = default;
 
 std::string Server::summary() const {
   const Impl& m = *impl_;
+  if (!m.model) fail("the server has no model yet");
   std::string method = m.opts.defaults.method;
   std::string options;
   for (const auto& [k, v] : m.opts.defaults.options) options += cat(options.empty() ? "" : " ", k, "=", v);
   if (!options.empty()) method += " (" + options + ")";
-  const ModelConfig& c = m.model.config();
+  const ModelConfig& c = m.model->config();
   return cat("model ", m.opts.model_id, " (", c.name.empty() ? c.arch : c.name, ", ", c.n_layer,
-             " layers), backend ", kernels::backend_name(m.model.backend()), ", method ", method,
+             " layers), backend ", kernels::backend_name(m.model->backend()), ", method ", method,
              ", slots ", m.opts.slots, ", queue ", m.opts.queue, ", context ", m.ctx,
              ", threads per request ", m.threads);
 }

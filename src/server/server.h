@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "model/model.h"
@@ -33,8 +34,21 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Checks the options and the default method against the model; throws fastkv::Error.
+  // A server without its model yet: bind() and run() work at once; /health answers 503
+  // {"status":"loading"} and the routes that need the model 503 with Retry-After until
+  // set_model(), so a balancer or a readiness probe sends no request to a replica that is
+  // still loading. Checks the options that need no model; throws fastkv::Error.
+  explicit Server(ServerOptions opts);
+  // Server(opts) and set_model(model) in one.
   Server(const Model& model, ServerOptions opts);
+  // Serves `model` (which outlives the server) from now on: /health turns 200. Once only,
+  // from any thread, also while run() serves. `defaults`, when given, replaces the options'
+  // default method (its calibrated TSP layer is known only once the model is read). Checks
+  // the default method against the model; throws fastkv::Error (the server then stays
+  // "loading").
+  void set_model(const Model& model, std::optional<MethodDefaults> defaults = std::nullopt);
+  // set_model() has returned.
+  bool ready() const;
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -43,7 +57,7 @@ class Server {
   // fastkv::Error when the address cannot be bound.
   int bind();
   // One line for the start-up message: model, backend, default method and its options, slots,
-  // queue, context and threads per request.
+  // queue, context and threads per request. Needs the model (set_model()).
   std::string summary() const;
   // Serves until stop() (from any thread or a signal-handling thread).
   void run();

@@ -44,13 +44,16 @@ uint64_t random_seed();
 int64_t unix_now();
 
 struct Server::Impl {
-  const Model& model;
   ServerOptions opts;
-  const Tokenizer& tok;
+  // Set once by set_model(), before `ready` turns true; read only by routes that saw `ready`
+  // (the listening socket and /health, /metrics come first, the model after).
+  const Model* model = nullptr;
+  const Tokenizer* tok = nullptr;
   std::optional<ChatTemplate> tmpl;
   std::string tmpl_error;
   int ctx = 0;
   int threads = 1;
+  std::atomic<bool> ready{false};
   SlotPool pool;
   Metrics metrics;
   httplib::Server http;
@@ -59,7 +62,8 @@ struct Server::Impl {
   std::string id_prefix;
 
   // server.cpp
-  Impl(const Model& m, ServerOptions o);
+  explicit Impl(ServerOptions o);
+  void set_model(const Model& m, std::optional<MethodDefaults> defaults);
   std::string next_id_str(Endpoint ep);
 
   // admission.cpp
@@ -84,6 +88,9 @@ struct Server::Impl {
   void setup_routes();
   void add_generation_routes();
   void add_info_routes();     // /v1/models, /health, /metrics
+  // Until the model is loaded: answers a route that needs it with 503 + Retry-After (after
+  // the key check) and returns true.
+  bool refuse_until_ready(const httplib::Request& q, httplib::Response& s);
   void add_error_handlers();  // httplib's own error responses, exceptions, the request log
 };
 

@@ -1,9 +1,15 @@
 // fastkv serve: the OpenAI-compatible HTTP server (src/server/, API in docs/server.md).
-// Prints "listening on http://HOST:PORT" on stderr once it accepts connections; SIGINT or
-// SIGTERM stops it (requests in progress stop at their next token).
+// Binds its port first and loads the model after ("bound to http://HOST:PORT" on stderr;
+// /health answers 503 meanwhile), then prints "listening on http://HOST:PORT" once requests
+// are served; SIGINT or SIGTERM stops it (requests in progress stop at their next token; during
+// the load, once the model file is read).
 #include <pthread.h>
 
+#include <atomic>
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <exception>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -47,46 +53,104 @@ void serve(ServeFlags& f) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  LoadOptions load;
-  load.backend = parse_backend(f.backend, f.model);
-  auto model = Model::load(f.model, load);
-  // The calibrated TSP layer (MODEL.fastkv.json): the server's own fastkv default where
-  // --tsp-layer is not given, and every request that asks for fastkv without a tsp_layer.
-  f.opts.defaults.calibration = load_calibration(f.model, model->config().n_layer);
-  if (f.opts.defaults.calibration) {
-    std::fprintf(stderr,
-                 "fastkv serve: calibrated TSP layer %d at rate %g from %s (used for fastkv "
-                 "requests that give no tsp_layer)\n",
-                 f.opts.defaults.calibration->tsp_layer, f.opts.defaults.calibration->tsp_rate,
-                 calibration_path(f.model).c_str());
-  }
-  (void)apply_calibration(f.opts.defaults.calibration, f.opts.defaults.method,
-                          f.opts.defaults.options);
-  if (const std::string w = context_warning(*model, f.opts.ctx_size); !w.empty()) {
-    std::fprintf(stderr, "warning: %s\n", w.c_str());
-  }
-  server::Server srv(*model, f.opts);
+  // Listen first, load after: /health answers 503 "loading" while the model loads, so a
+  // balancer or an orchestrator's readiness probe knows this replica is alive but not ready.
+  // "listening on" is printed once requests are served (the model is loaded).
+  server::Server srv(f.opts);
   const int port = srv.bind();
-  std::fprintf(stderr, "fastkv serve: %s\n", srv.summary().c_str());
-  std::thread waiter([&srv, stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    if (sig != 0) srv.stop();
-  });
   // IPv6 literals go in brackets in a URL.
   const std::string host =
       f.opts.host.find(':') != std::string::npos ? "[" + f.opts.host + "]" : f.opts.host;
-  std::fprintf(stderr, "listening on http://%s:%d\n", host.c_str(), port);
+  std::fprintf(stderr, "fastkv serve: bound to http://%s:%d; loading %s (/health answers 503 until "
+               "it is loaded)\n", host.c_str(), port, f.model.c_str());
   std::fflush(stderr);
-  try {
-    srv.run();
-  } catch (...) {
-    pthread_kill(waiter.native_handle(), SIGTERM);
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> finishing{false};  // set before this thread wakes the waiter itself
+  std::thread waiter([&srv, &stop_requested, &finishing, stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sig != 0 && !finishing) {
+      stop_requested = true;
+      srv.stop();
+      // A load cannot be interrupted (it may even wait on a slow disk), and no request has
+      // been served yet: nothing to finish, so leave now.
+      if (!srv.ready()) {
+        std::fprintf(stderr, "fastkv serve: stopped while loading the model\n");
+        std::fflush(stderr);
+        std::_Exit(0);
+      }
+    }
+  });
+  std::exception_ptr http_error;
+  std::atomic<bool> http_done{false};
+  std::thread http([&srv, &http_error, &http_done] {
+    try {
+      srv.run();
+    } catch (...) {
+      http_error = std::current_exception();
+    }
+    http_done = true;
+  });
+  // Stops the HTTP thread. httplib's stop() does nothing before its accept loop has started
+  // (a load that fails at once can get here first), so it is repeated until run() returned.
+  auto stop_http = [&] {
+    while (!http_done) {
+      srv.stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    http.join();
+  };
+  // Stops the HTTP thread and the signal waiter (the model must outlive both).
+  auto shut_down = [&] {
+    stop_http();
+    finishing = true;
+    if (!stop_requested) pthread_kill(waiter.native_handle(), SIGTERM);
     waiter.join();
+  };
+
+  std::unique_ptr<Model> model;
+  try {
+    LoadOptions load;
+    load.backend = parse_backend(f.backend, f.model);
+    model = Model::load(f.model, load);
+    // The calibrated TSP layer (MODEL.fastkv.json): the server's own fastkv default where
+    // --tsp-layer is not given, and every request that asks for fastkv without a tsp_layer.
+    f.opts.defaults.calibration = load_calibration(f.model, model->config().n_layer);
+    if (f.opts.defaults.calibration) {
+      std::fprintf(stderr,
+                   "fastkv serve: calibrated TSP layer %d at rate %g from %s (used for fastkv "
+                   "requests that give no tsp_layer)\n",
+                   f.opts.defaults.calibration->tsp_layer, f.opts.defaults.calibration->tsp_rate,
+                   calibration_path(f.model).c_str());
+    }
+    (void)apply_calibration(f.opts.defaults.calibration, f.opts.defaults.method,
+                            f.opts.defaults.options);
+    if (const std::string w = context_warning(*model, f.opts.ctx_size); !w.empty()) {
+      std::fprintf(stderr, "warning: %s\n", w.c_str());
+    }
+    if (!stop_requested) {
+      // The server copied its options before the model was read: the calibrated defaults
+      // reach it here.
+      srv.set_model(*model, f.opts.defaults);
+      std::fprintf(stderr, "fastkv serve: %s\n", srv.summary().c_str());
+      std::fprintf(stderr, "listening on http://%s:%d\n", host.c_str(), port);
+      std::fflush(stderr);
+    }
+  } catch (...) {
+    shut_down();
     throw;
   }
-  // run() returned after stop(): the waiter has its signal already.
+  // Serves until SIGINT/SIGTERM (the waiter stops the server) or a listening error. A signal
+  // that came during the load, before the accept loop ran, is made good here.
+  if (stop_requested) {
+    stop_http();
+  } else {
+    http.join();
+  }
+  finishing = true;
+  if (!stop_requested) pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
+  if (http_error) std::rethrow_exception(http_error);
 }
 
 }  // namespace
