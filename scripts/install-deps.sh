@@ -29,6 +29,9 @@ PACKAGES=(
   nginx                                   # the balancer of deploy/nginx/ and its test (run as
                                           # a plain process; bookworm's nginx-light/-core only
                                           # add dynamic modules we do not use)
+  python3-yaml python3-venv               # deploy/ checks: YAML of deploy/k8s/, the pinned
+                                          # validator's virtual environment
+  systemd                                 # systemd-analyze verify of deploy/systemd/
 )
 
 case "${1:-}" in

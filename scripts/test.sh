@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: installs every dependency, fetches the pinned real model,
-# builds, checks that the build used only packages scripts/install-deps.sh installs, fuzzes the
-# parsers for a bounded time, then runs every CTest test (unit + golden).
+# The README's test command: installs every dependency, fetches the pinned real model and the
+# pinned deploy/ validator, builds, checks that the build used only packages
+# scripts/install-deps.sh installs, fuzzes the parsers for a bounded time, then runs every CTest test (unit + golden).
 # Needs ../shared beside the checkout (or FASTKV_SHARED) for the golden tests and the package
 # audit (../shared/tools/check-debian-deps.sh).
 set -euo pipefail
@@ -12,6 +12,7 @@ build=${BUILD_DIR:-build}
 
 scripts/install-deps.sh
 scripts/fetch-models.sh
+scripts/install-deploy-tools.sh  # the pinned Kubernetes manifest validator (DeployK8sSchema)
 export FASTKV_MODEL_PATH="$repo/models${FASTKV_MODEL_PATH:+:$FASTKV_MODEL_PATH}"
 # ctest runs tests side by side on few cores: OpenMP workers that spin while waiting for a
 # descheduled peer slow such runs many times over, so they yield instead.
