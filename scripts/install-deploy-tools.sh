@@ -15,7 +15,8 @@ if [[ -x $venv/bin/pip ]] &&
   exit 0
 fi
 rm -rf "$venv"
-python3 -m venv "$venv"
+# Debian's interpreter: python3-venv (install-deps.sh) provides its venv module.
+"${PYTHON:-/usr/bin/python3}" -m venv "$venv"
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req"
 "$venv/bin/kubernetes-validate" --version >/dev/null
 echo "install-deploy-tools: kubernetes-validate in $venv" >&2
