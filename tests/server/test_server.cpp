@@ -1299,6 +1299,23 @@ TEST_F(ServerE2E, SecondServerOnAPortInUseFailsAtStart) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(first.get("/health").status, 200);
 }
 
+// The listening socket's backlog is every connection the server takes at once (slots + queue +
+// spare threads), not httplib's 5: `ss -ltn` shows it as the listener's Send-Q.
+TEST_F(ServerE2E, ListenBacklogIsSizedToTheQueue) {
+  if (test::run_shell("command -v ss").exit_code != 0) GTEST_SKIP() << "no ss (iproute2)";
+  ServeProcess srv({"--slots", "3", "--queue", "100"});
+  ASSERT_TRUE(srv.ok());
+  test::CommandResult r =
+      test::run_shell("ss -ltnH 'sport = :" + std::to_string(srv.port()) + "'");
+  ASSERT_EQ(r.exit_code, 0) << test::describe(r);
+  std::istringstream line(r.out);
+  std::string state;
+  int recv_q = -1, send_q = -1;
+  line >> state >> recv_q >> send_q;
+  EXPECT_EQ(state, "LISTEN") << r.out;
+  EXPECT_EQ(send_q, 3 + 100 + 8) << r.out;
+}
+
 // curl -d sends application/x-www-form-urlencoded; httplib would parse that as a form and
 // refuse one over 8 KiB. The body is JSON whatever its Content-Type.
 TEST_F(ServerE2E, BodyWithoutAJsonContentTypeIsReadAsJson) {
