@@ -118,6 +118,9 @@ def drop_after(port, path, body, first_event):
         if first_event:
             got = b""
             while b"data: " not in got:
+                if got.startswith(b"HTTP/1.1 ") and b"\r\n" in got and \
+                        not got.startswith(b"HTTP/1.1 200"):
+                    break  # refused (503): no stream to drop
                 chunk = s.recv(4096)
                 if not chunk:
                     break
