@@ -20,6 +20,9 @@ then checks, from /metrics and the clients' own counts:
   - RSS after the second round is back near where it was after the first (the first brings
     each thread's malloc arena and BLAS buffers to their working size; a leak per request
     would grow it again).
+Last, with a model whose prefill takes seconds (SmolLM2-135M from $FASTKV_MODEL_PATH, else
+skipped), four clients send a 3,000-token prompt to one slot and leave after 1 s, during the
+first one's prefill: the prefill stops, the others leave the queue, no token is generated.
 Every wait is bounded; the whole run stops by itself (--deadline), and the server is killed
 on the way out, pass or fail. Exit status 0 when every check holds, 1 otherwise.
 """
@@ -227,6 +230,58 @@ def client(port, tally, seed, rounds):
             tally.fail(f"{kind}: {type(e).__name__}: {e}")
 
 
+def find_prefill_model(given):
+    """A model whose prefill takes seconds: --prefill-model, else SmolLM2-135M-Instruct.Q4_1.gguf
+    in a directory of $FASTKV_MODEL_PATH (as the C++ tests look for it); None when neither."""
+    if given:
+        return given
+    for d in os.environ.get("FASTKV_MODEL_PATH", "").split(":"):
+        path = os.path.join(d, "SmolLM2-135M-Instruct.Q4_1.gguf")
+        if d and os.path.exists(path):
+            return path
+    return None
+
+
+def prefill_drops(fastkv, model, deadline, failures):
+    """Clients that leave during a long prefill (one in the slot, the rest queued behind it):
+    the prefill stops at a layer boundary, the queued ones leave the queue, nothing is
+    generated and every place is free again."""
+    srv = Server(fastkv, model, ["--slots", "1", "--queue", "4", "-c", "4096"])
+    try:
+        body = json.dumps({"prompt": SENTENCE * 180, "max_tokens": 4, "temperature": 0})
+        socks = []
+        for _ in range(4):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            data = body.encode()
+            s.sendall((f"POST {C} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+                       f"\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data)
+            socks.append(s)
+        time.sleep(1.0)  # the first is prefilling (seconds), the others queued
+        m0, _ = metrics(srv.port)
+        for s in socks:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        left = time.time()
+        m = wait_idle(srv.port, min(deadline, left + 60))
+        while m["fastkv_generations_total"] < 1 and time.time() < min(deadline, left + 60):
+            time.sleep(0.05)
+            m, _ = metrics(srv.port)
+        print(f"prefill drops: busy {m0['fastkv_slots_busy']:.0f}, queued "
+              f"{m0['fastkv_queue_length']:.0f} when the clients left; idle "
+              f"{time.time() - left:.2f} s later")
+        if m0["fastkv_completion_tokens_total"] > 0 or m0["fastkv_slots_busy"] != 1:
+            print("prefill drops: the prefill was not running when the clients left; skipped")
+            return
+        for key, want in (("fastkv_slots_busy", 0), ("fastkv_queue_length", 0),
+                          ("fastkv_kv_cache_bytes", 0), ("fastkv_generations_total", 1),
+                          ("fastkv_generations_cancelled_total", 1),
+                          ("fastkv_completion_tokens_total", 0)):
+            if m[key] != want:
+                failures.append(f"prefill drops: {key} is {m[key]}, expected {want}")
+    finally:
+        srv.stop()
+
+
 def wait_idle(port, deadline):
     while time.time() < deadline:
         m, _ = metrics(port)
@@ -244,7 +299,10 @@ def main():
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--deadline", type=float, default=240, help="seconds for the whole run")
-    ap.add_argument("--rss-slack-mib", type=float, default=16,
+    ap.add_argument("--prefill-model",
+                    help="model for the drops during prefill (default: SmolLM2-135M-Instruct."
+                         "Q4_1.gguf from $FASTKV_MODEL_PATH; the phase is skipped without one)")
+    ap.add_argument("--rss-slack-mib", type=float, default=24,
                     help="how far the second round may raise the server's RSS")
     a = ap.parse_args()
     start = time.time()
@@ -352,6 +410,14 @@ def main():
     finally:
         log = srv.text()
         srv.stop()
+    slow = find_prefill_model(a.prefill_model)
+    if slow:
+        try:
+            prefill_drops(a.fastkv, slow, deadline, failures)
+        except Exception as e:
+            failures.append(f"prefill drops: {type(e).__name__}: {e}")
+    else:
+        print("prefill drops: no SmolLM2-135M-Instruct.Q4_1.gguf in $FASTKV_MODEL_PATH; skipped")
     for f in failures:
         print("FAIL:", f)
     if failures:
