@@ -642,4 +642,75 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
   return logits;
 }
 
+std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
+                                       const std::vector<int64_t>& positions,
+                                       const std::vector<KVCache*>& caches) const {
+  const ModelConfig& c = config_;
+  const int B = static_cast<int>(tokens.size());
+  if (B == 0) fail("decode_batch needs at least one sequence");
+  if (positions.size() != tokens.size() || caches.size() != tokens.size()) {
+    fail("decode_batch: ", B, " tokens, ", positions.size(), " positions and ", caches.size(),
+         " caches");
+  }
+  for (int b = 0; b < B; ++b) {
+    if (!caches[b] || caches[b]->n_layer() != c.n_layer) {
+      fail("decode_batch: sequence ", b, " needs a cache filled by prefill");
+    }
+    for (int o = 0; o < b; ++o) {
+      if (caches[o] == caches[b]) fail("decode_batch: sequences ", o, " and ", b, " share a cache");
+    }
+  }
+  // Every linear layer runs once on the B rows (weights streamed once per step, not B times);
+  // attention runs per sequence against its own cache.
+  Activations a;
+  a.resize(B, c);
+  a.pos.resize(B);
+  for (int b = 0; b < B; ++b) a.pos[b] = static_cast<int32_t>(positions[b]);
+  embed(tokens.data(), B, a.hidden.data());
+  for (int l = 0; l < c.n_layer; ++l) {
+    const LayerConfig& lc = c.layers[l];
+    const LayerWeights& lw = w_.layers[l];
+    const int d = lc.head_dim, g = lc.group_size();
+    const int64_t qd = static_cast<int64_t>(lc.n_head) * d;
+    const int64_t kvd = static_cast<int64_t>(lc.n_head_kv) * d;
+    project_qkv(c, lc, lw, rope_[l], B, a);
+    // store cache: each sequence's new K/V row in every head of its own cache (caches of
+    // different methods may have different head counts)
+    std::vector<std::pair<int, int>> jobs;  // (sequence, cache head)
+    int64_t rows = 0;
+    for (int b = 0; b < B; ++b) {
+      LayerCache& cl = caches[b]->layer(l);
+      const int C = cl.n_heads(), r = lc.n_head / C;
+      for (int ch = 0; ch < C; ++ch) {
+        const int kvh = (ch * r) / g;
+        cl.append(ch, a.k.data() + b * kvd + static_cast<int64_t>(kvh) * d,
+                  a.v.data() + b * kvd + static_cast<int64_t>(kvh) * d, a.pos[b]);
+        jobs.emplace_back(b, ch);
+      }
+      rows += cl.rows();
+    }
+    // attention: sequence b's r query heads of cache head ch against its rows
+    const int n_jobs = static_cast<int>(jobs.size());
+#pragma omp parallel for if (kernels::worth_parallel(rows * d * 2))
+    for (int j = 0; j < n_jobs; ++j) {
+      const int b = jobs[j].first, ch = jobs[j].second;
+      const LayerCache& cl = caches[b]->layer(l);
+      const int r = lc.n_head / cl.n_heads();
+      const float* qh = a.q.data() + b * qd + static_cast<int64_t>(ch) * r * d;
+      float* oh = a.attn.data() + b * qd + static_cast<int64_t>(ch) * r * d;
+      kernels::Window window;
+      window.size = lc.window;
+      window.key_pos = cl.positions(ch).data();
+      window.query_pos = a.pos[b];
+      cl.with_rows(ch, [&](const auto* k, const auto* v, int64_t len) {
+        kernels::attend_rows(qh, r, k, v, len, d, d, oh, window);
+      });
+    }
+    output_and_mlp(c, lc, lw, B, a);
+  }
+  std::vector<float> logits(static_cast<size_t>(B) * c.n_vocab);
+  lm_head(a.hidden.data(), B, logits.data());
+  return logits;
+}
+
 }  // namespace fastkv

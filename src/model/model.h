@@ -171,6 +171,14 @@ class Model {
   // One token at original position `pos` against the cache (which it is appended to first).
   // Returns [V] logits.
   std::vector<float> decode(int32_t token, int64_t pos, KVCache& cache) const;
+  // One decode step of B independent sequences together: tokens[b] at position positions[b]
+  // against caches[b] (each appended to first; B distinct caches, possibly of different sizes
+  // and methods). The linear layers and the LM head run once on B rows, attention per
+  // sequence. Returns [B, V] logits; row b equals decode(tokens[b], positions[b], *caches[b])
+  // up to the rounding of the B-row kernels.
+  std::vector<float> decode_batch(const std::vector<int32_t>& tokens,
+                                  const std::vector<int64_t>& positions,
+                                  const std::vector<KVCache*>& caches) const;
 
   // FLOPs of the linear layers for one token (2 per multiply-add), excluding the LM head.
   double linear_flops_per_token() const;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <unordered_set>
 
@@ -28,8 +29,47 @@ int32_t argmax(const std::vector<float>& logits) {
   return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
 }
 
-int32_t Sampler::sample(const std::vector<float>& raw, const std::vector<int32_t>& history) {
+std::vector<float> apply_logit_bias(const std::vector<float>& raw,
+                                    const std::vector<std::pair<int32_t, float>>& bias) {
   std::vector<float> logits = raw;
+  if (bias.empty()) return logits;
+  const int V = static_cast<int>(logits.size());
+  for (const auto& [id, b] : bias) {
+    if (id < 0 || id >= V) fail("logit_bias: token id ", id, " is outside the vocabulary of ", V);
+    logits[id] = b <= -100.0f ? -std::numeric_limits<float>::infinity() : logits[id] + b;
+  }
+  if (*std::max_element(logits.begin(), logits.end()) == -std::numeric_limits<float>::infinity()) {
+    fail("logit_bias bans every token of the vocabulary");
+  }
+  return logits;
+}
+
+TokenLogprob token_logprob(const std::vector<float>& biased, int32_t token, int n_top) {
+  const int V = static_cast<int>(biased.size());
+  if (token < 0 || token >= V) fail("token ", token, " is outside the vocabulary of ", V);
+  // log p_i = x_i - (max + log sum_j exp(x_j - max))
+  const float mx = *std::max_element(biased.begin(), biased.end());
+  double sum = 0;
+  for (float x : biased) sum += std::exp(static_cast<double>(x) - mx);
+  const double lse = mx + std::log(sum);
+  auto lp = [&](int32_t i) { return static_cast<float>(biased[i] - lse); };
+  TokenLogprob out;
+  out.token = token;
+  out.logprob = lp(token);
+  const int k = std::clamp(n_top, 0, V);
+  if (k > 0) {
+    std::vector<int32_t> idx(V);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+      return biased[a] > biased[b] || (biased[a] == biased[b] && a < b);
+    });
+    for (int i = 0; i < k; ++i) out.top.emplace_back(idx[i], lp(idx[i]));
+  }
+  return out;
+}
+
+int32_t Sampler::sample(const std::vector<float>& raw, const std::vector<int32_t>& history) {
+  std::vector<float> logits = apply_logit_bias(raw, p_.logit_bias);
   const int V = static_cast<int>(logits.size());
   if (p_.repeat_penalty != 1.0f && p_.repeat_last_n > 0) {
     std::unordered_set<int32_t> seen;

@@ -102,6 +102,11 @@ GenerationResult Session::generate(const std::vector<int32_t>& prompt,
     }
     history.push_back(next);
     r.tokens.push_back(next);
+    if (params.logprobs >= 0) {
+      r.logprobs.push_back(token_logprob(apply_logit_bias(logits_, params.sampling.logit_bias),
+                                         next, params.logprobs));
+      if (params.on_logprobs) params.on_logprobs(r.logprobs.back());
+    }
     if (stream) text += stream->push(next);
     // Stop strings: cut at the first occurrence (only new text can contain a new match).
     for (const std::string& s : params.stop) {

@@ -24,6 +24,11 @@ struct GenerationParams {
   int ctx_size = 0;                    // 0 = the model's training context
   PrefillProgressFn on_prefill_layer;  // called after each prefill layer (may be empty)
   bool keep_first_logits = false;      // copy the prefill's last-token logits into the result
+  // >= 0: the log-probability of every generated token and of its `logprobs` most likely
+  // alternatives (runtime/sampler.h, token_logprob) go to GenerationResult::logprobs, and to
+  // on_logprobs (when set) before the token's text goes to on_text. -1: none.
+  int logprobs = -1;
+  std::function<void(const TokenLogprob&)> on_logprobs;
 };
 
 struct GenerationResult {
@@ -39,6 +44,8 @@ struct GenerationResult {
   // [V] the prefill's last-token logits (what the first token is sampled from), before any
   // sampling transform; filled only when params.keep_first_logits, else empty.
   std::vector<float> first_logits;
+  // [tokens.size()] one per generated token when params.logprobs >= 0, else empty.
+  std::vector<TokenLogprob> logprobs;
 };
 
 class Session {

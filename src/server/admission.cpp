@@ -22,6 +22,8 @@ std::shared_ptr<Job> Server::Impl::admit(const httplib::Request& http_req, httpl
   require_auth(http_req, res);
   auto job = std::make_shared<Job>(http_req);
   job->req = parse_request(http_req.body, ep, opts.defaults, random_seed());
+  check_model(job->req, served_names());
+  check_logit_bias(job->req, tok->n_vocab());
   std::string text;
   if (ep == Endpoint::kChat) {
     if (!tmpl) {

@@ -1,7 +1,10 @@
 #include "server/openai.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
+#include <cstdint>
+#include <exception>
 
 #include "common/error.h"
 #include "runtime/context.h"
@@ -324,9 +327,30 @@ void reject_unsupported(const json& body) {
   if (const json* v = field(body, "suffix")) {
     if (!string(*v, "suffix").empty()) throw bad("suffix", "'suffix' is not supported");
   }
-  if (const json* v = field(body, "logprobs")) {
-    bool asked = v->is_boolean() ? v->get<bool>() : integer(*v, "logprobs") > 0;
-    if (asked) throw bad("logprobs", "'logprobs' is not supported");
+  // Tool calls are not implemented: a request that offers tools would get plain text back.
+  for (const char* key : {"tools", "tool_choice", "functions", "function_call"}) {
+    if (field(body, key)) {
+      throw bad(key, cat("'", key, "' is not supported: this server does not make tool calls"),
+                "unsupported_parameter");
+    }
+  }
+  // Structured output would need constrained decoding, which this server does not do.
+  if (const json* v = field(body, "response_format")) {
+    if (!v->is_object()) throw wrong_type("response_format", "an object", *v);
+    const json* type = field(*v, "type");
+    if (!type) throw bad("response_format.type", "'response_format.type' is required");
+    const std::string t = string(*type, "response_format.type");
+    if (t == "json_object" || t == "json_schema") {
+      throw bad("response_format",
+                cat("'response_format' type '", t,
+                    "' is not supported: this server has no constrained decoding; only 'text' is"),
+                "unsupported_parameter");
+    }
+    if (t != "text") {
+      throw bad("response_format.type",
+                cat("'response_format.type' must be 'text', 'json_object' or 'json_schema', got '",
+                    t, "'"));
+    }
   }
   for (const char* key : {"presence_penalty", "frequency_penalty"}) {
     if (const json* v = field(body, key)) {
@@ -339,6 +363,62 @@ void reject_unsupported(const json& body) {
       }
     }
   }
+}
+
+int top_count(const json& v, const char* key) {
+  const int64_t n = integer(v, key);
+  if (n < 0 || n > kMaxTopLogprobs) {
+    throw bad(key, cat("'", key, "' must be in [0, ", kMaxTopLogprobs, "], got ", n));
+  }
+  return static_cast<int>(n);
+}
+
+// Completions: "logprobs": N (alternatives per token). Chat: "logprobs": true, and
+// "top_logprobs": N, which needs logprobs.
+void parse_logprobs(const json& body, Endpoint endpoint, CompletionRequest& r) {
+  const json* lp = field(body, "logprobs");
+  const json* top = field(body, "top_logprobs");
+  if (endpoint == Endpoint::kCompletions) {
+    if (top) throw bad("top_logprobs", "'top_logprobs' is for chat; completions take 'logprobs': N");
+    if (lp) {
+      r.logprobs = true;
+      r.gen.logprobs = top_count(*lp, "logprobs");
+    }
+    return;
+  }
+  if (lp) r.logprobs = boolean(*lp, "logprobs");
+  if (top) {
+    const int n = top_count(*top, "top_logprobs");
+    if (!r.logprobs) throw bad("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    r.gen.logprobs = n;
+  } else if (r.logprobs) {
+    r.gen.logprobs = 0;
+  }
+}
+
+// {"<token id>": bias in [-100, 100], ...}; ids are checked against the vocabulary later.
+std::vector<std::pair<int32_t, float>> parse_logit_bias(const json& v) {
+  if (!v.is_object()) throw wrong_type("logit_bias", "an object of token id: bias", v);
+  std::vector<std::pair<int32_t, float>> out;
+  for (const auto& [key, b] : v.items()) {
+    int64_t id = -1;
+    size_t used = 0;
+    try {
+      id = std::stoll(key, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != key.size() || id < 0 || id > INT32_MAX) {
+      throw bad("logit_bias", cat("'logit_bias' keys must be token ids, got '", key, "'"));
+    }
+    const double x = number(b, "logit_bias");
+    if (!(x >= -100 && x <= 100)) {
+      throw bad("logit_bias", cat("'logit_bias' values must be in [-100, 100], got ", x,
+                                  " for token ", id));
+    }
+    out.emplace_back(static_cast<int32_t>(id), static_cast<float>(x));
+  }
+  return out;
 }
 
 json parse_body(std::string_view body_text) {
@@ -378,11 +458,13 @@ CompletionRequest parse_request(std::string_view body_text, Endpoint endpoint,
   } else {
     r.messages = parse_messages(body);
   }
-  if (const json* v = field(body, "model")) (void)string(*v, "model");  // any name is served
+  if (const json* v = field(body, "model")) r.model = string(*v, "model");
   parse_stream(body, r);
   parse_length(body, endpoint, r.gen);
   r.gen.sampling = parse_sampling(body, fallback_seed);
+  if (const json* v = field(body, "logit_bias")) r.gen.sampling.logit_bias = parse_logit_bias(*v);
   reject_unsupported(body);
+  parse_logprobs(body, endpoint, r);
   parse_kv_compression(body, defaults, r);
   try {
     r.gen.sampling.validate();
@@ -399,6 +481,37 @@ std::unique_ptr<CompressionMethod> make_policy(const CompletionRequest& req, int
     throw ApiError(400, cat("kv_compression: ", e.what()), "kv_compression",
                    "invalid_kv_compression");
   }
+}
+
+void check_logit_bias(const CompletionRequest& req, int32_t n_vocab) {
+  std::vector<bool> banned(static_cast<size_t>(std::max(n_vocab, 0)));
+  size_t n_banned = 0;
+  for (const auto& [id, b] : req.gen.sampling.logit_bias) {
+    if (id >= n_vocab) {
+      throw bad("logit_bias", cat("'logit_bias' token id ", id,
+                                  " is outside the model's vocabulary of ", n_vocab, " tokens"));
+    }
+    if (b <= -100 && !banned[id]) {
+      banned[id] = true;
+      ++n_banned;
+    }
+  }
+  if (n_vocab > 0 && n_banned == static_cast<size_t>(n_vocab)) {
+    throw bad("logit_bias", "'logit_bias' bans every token of the vocabulary");
+  }
+}
+
+void check_model(const CompletionRequest& req, const std::vector<std::string>& names) {
+  if (req.model.empty()) return;
+  for (const std::string& n : names) {
+    if (req.model == n) return;
+  }
+  std::string served;
+  for (const std::string& n : names) served += cat(served.empty() ? "'" : ", '", n, "'");
+  throw ApiError(404,
+                 cat("the model '", req.model, "' does not exist; this server serves ", served,
+                     " (GET /v1/models; fastkv serve --alias NAME accepts another name)"),
+                 "model", "model_not_found");
 }
 
 void check_prompt_fits(size_t n_prompt, int ctx, Endpoint endpoint) {
@@ -439,10 +552,61 @@ static json base(Endpoint endpoint, const ResponseMeta& meta, bool chunk) {
       {"id", meta.id}, {"object", object}, {"created", meta.created}, {"model", meta.model}};
 }
 
+namespace {
+
+// OpenAI sends -9999 for a log-probability too small to show; JSON has no -inf.
+double shown_logprob(float lp) {
+  return std::isfinite(lp) ? static_cast<double>(lp) : -9999.0;
+}
+
+json piece_bytes(const std::string& piece) {
+  json b = json::array();
+  for (unsigned char c : piece) b.push_back(static_cast<int>(c));
+  return b;
+}
+
+}  // namespace
+
+json logprobs_json(Endpoint endpoint, const std::vector<TokenLogprob>& tokens, const Tokenizer& tok,
+                   size_t text_offset) {
+  if (endpoint == Endpoint::kChat) {
+    json content = json::array();
+    for (const TokenLogprob& t : tokens) {
+      const std::string piece = tok.token_to_piece(t.token);
+      json top = json::array();
+      for (const auto& [id, lp] : t.top) {
+        const std::string p = tok.token_to_piece(id);
+        top.push_back({{"token", p}, {"logprob", shown_logprob(lp)}, {"bytes", piece_bytes(p)}});
+      }
+      content.push_back({{"token", piece},
+                         {"logprob", shown_logprob(t.logprob)},
+                         {"bytes", piece_bytes(piece)},
+                         {"top_logprobs", top}});
+    }
+    return json{{"content", content}, {"refusal", nullptr}};
+  }
+  json pieces = json::array(), lps = json::array(), tops = json::array(), offsets = json::array();
+  size_t at = text_offset;
+  for (const TokenLogprob& t : tokens) {
+    const std::string piece = tok.token_to_piece(t.token);
+    pieces.push_back(piece);
+    lps.push_back(shown_logprob(t.logprob));
+    json top = json::object();
+    for (const auto& [id, lp] : t.top) top[tok.token_to_piece(id)] = shown_logprob(lp);
+    tops.push_back(top);
+    offsets.push_back(at);
+    at += piece.size();
+  }
+  return json{{"tokens", pieces},
+              {"token_logprobs", lps},
+              {"top_logprobs", tops},
+              {"text_offset", offsets}};
+}
+
 json completion_response(Endpoint endpoint, const ResponseMeta& meta, const GenerationResult& r,
-                         const CompletionRequest& req) {
+                         const CompletionRequest& req, const json& logprobs) {
   json j = base(endpoint, meta, false);
-  json choice = {{"index", 0}, {"logprobs", nullptr}, {"finish_reason", r.finish_reason}};
+  json choice = {{"index", 0}, {"logprobs", logprobs}, {"finish_reason", r.finish_reason}};
   if (endpoint == Endpoint::kChat) {
     choice["message"] = {{"role", "assistant"}, {"content", r.text}};
   } else {
@@ -455,9 +619,9 @@ json completion_response(Endpoint endpoint, const ResponseMeta& meta, const Gene
 }
 
 json stream_chunk(Endpoint endpoint, const ResponseMeta& meta, const std::string& text,
-                  const std::optional<std::string>& finish_reason) {
+                  const std::optional<std::string>& finish_reason, const json& logprobs) {
   json j = base(endpoint, meta, true);
-  json choice = {{"index", 0}, {"logprobs", nullptr}};
+  json choice = {{"index", 0}, {"logprobs", logprobs}};
   if (endpoint == Endpoint::kChat) {
     choice["delta"] = text.empty() && finish_reason ? json::object() : json{{"content", text}};
   } else {

@@ -73,12 +73,20 @@ struct CompletionRequest {
   GenerationParams gen;
   std::string method;    // compression method
   OptionValues options;  // its options by JSON key, typed as given (checked by make_policy)
+  std::string model;     // the "model" field ("" when absent); the server checks the name
+  // Log-probabilities asked for: completions' "logprobs": N, or chat's "logprobs": true with
+  // "top_logprobs": N; gen.logprobs holds N (the alternatives per token), -1 when not asked.
+  bool logprobs = false;
 };
+
+// The most alternatives per token "logprobs" / "top_logprobs" may ask for (OpenAI's limit).
+constexpr int kMaxTopLogprobs = 20;
 
 // Parses and validates a request body. Unknown fields are ignored; null counts as absent.
 // `fallback_seed` is the seed when the body has none. Throws ApiError (400) for malformed
 // JSON, a known field of the wrong type or out of range, or an unsupported feature (n > 1,
-// echo, logprobs, presence/frequency penalties).
+// echo, presence/frequency penalties, tools, response_format other than text). logit_bias
+// ids are checked against the vocabulary by check_logit_bias.
 CompletionRequest parse_request(std::string_view body, Endpoint endpoint,
                                 const MethodDefaults& defaults, uint64_t fallback_seed);
 
@@ -91,6 +99,13 @@ std::unique_ptr<CompressionMethod> make_policy(const CompletionRequest& req, int
 OptionValues typed_options(const std::string& method, const MethodOptions& text);
 // {"method": ..., key: value...} with numbers as JSON numbers (responses, /v1/models).
 nlohmann::json kv_compression_json(const std::string& method, const OptionValues& options);
+
+// Throws ApiError 400 (param "logit_bias") for a token id outside [0, n_vocab).
+void check_logit_bias(const CompletionRequest& req, int32_t n_vocab);
+
+// Throws ApiError 404 (code "model_not_found") unless the request names no model or one of
+// `names` (the server's model id and the names it accepts).
+void check_model(const CompletionRequest& req, const std::vector<std::string>& names);
 
 // Throws ApiError 400 (code "context_length_exceeded") unless the prompt leaves room for at
 // least one generated token in a context of `ctx` tokens.
@@ -106,12 +121,22 @@ struct ResponseMeta {
 // usage: prompt_tokens, completion_tokens, total_tokens and kv_cache_bytes (cache held after
 // prefill, the extension this server adds).
 nlohmann::json usage_json(const GenerationResult& r);
-// The whole (non-streamed) response.
+// A choice's "logprobs" for `tokens` in OpenAI's shape: chat {"content": [{"token", "logprob",
+// "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}], "refusal": null}; completions
+// {"tokens", "token_logprobs", "top_logprobs": [{piece: logprob}], "text_offset"}, offsets in
+// bytes of the completion's text counted from `text_offset`. A token's text is its piece
+// (Tokenizer::token_to_piece); -inf (a banned token) is sent as -9999.
+nlohmann::json logprobs_json(Endpoint endpoint, const std::vector<TokenLogprob>& tokens,
+                             const Tokenizer& tok, size_t text_offset = 0);
+// The whole (non-streamed) response; `logprobs` is the choice's (null when not asked for).
 nlohmann::json completion_response(Endpoint endpoint, const ResponseMeta& meta,
-                                   const GenerationResult& r, const CompletionRequest& req);
-// One stream chunk carrying `text` (chat: delta.content) and, when given, finish_reason.
+                                   const GenerationResult& r, const CompletionRequest& req,
+                                   const nlohmann::json& logprobs = nullptr);
+// One stream chunk carrying `text` (chat: delta.content), the logprobs of its tokens (null when
+// not asked for) and, when given, finish_reason.
 nlohmann::json stream_chunk(Endpoint endpoint, const ResponseMeta& meta, const std::string& text,
-                            const std::optional<std::string>& finish_reason);
+                            const std::optional<std::string>& finish_reason,
+                            const nlohmann::json& logprobs = nullptr);
 // Chat streams start with a chunk whose delta is {"role": "assistant", "content": ""}.
 nlohmann::json chat_role_chunk(const ResponseMeta& meta);
 // The usage-only chunk (empty choices) sent before [DONE] when include_usage is set.

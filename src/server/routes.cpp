@@ -26,10 +26,7 @@ std::string route_label(const std::string& path) {
 }  // namespace
 
 void Server::Impl::setup_routes() {
-  // Threads: one per generating slot, one per waiter, and spares so /health, /metrics and
-  // refusals answer while every slot and queue place is taken.
-  const size_t n_threads = static_cast<size_t>(opts.slots) + opts.queue +
-                           std::max<size_t>(8, static_cast<size_t>(opts.slots));
+  const size_t n_threads = static_cast<size_t>(connections());
   http.new_task_queue = [n_threads] { return new httplib::ThreadPool(n_threads); };
   http.set_payload_max_length(opts.max_body);
   add_generation_routes();
@@ -38,14 +35,34 @@ void Server::Impl::setup_routes() {
 }
 
 void Server::Impl::add_generation_routes() {
-  http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& s) {
-    if (refuse_until_ready(q, s)) return;
-    handle_generation(q, s, Endpoint::kCompletions);
-  });
-  http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& s) {
-    if (refuse_until_ready(q, s)) return;
-    handle_generation(q, s, Endpoint::kChat);
-  });
+  // The body is read here rather than by httplib, so that it is taken as JSON whatever its
+  // Content-Type: httplib parses an application/x-www-form-urlencoded body (what `curl -d`
+  // sends) as a form and refuses one over 8 KiB with 413; llama-server and OpenAI's API read
+  // such a body as JSON too. The size limit (--max-body, 413) is httplib's, as for every route.
+  auto route = [this](Endpoint ep) {
+    return [this, ep](const httplib::Request& q, httplib::Response& s,
+                      const httplib::ContentReader& read) {
+      if (q.is_multipart_form_data()) {
+        s.set_header("Connection", "close");  // the body is left unread
+        return send_error(s, ApiError(415, "the request body must be JSON, not multipart/form-data",
+                                      "", "unsupported_media_type"));
+      }
+      httplib::Request req = q;
+      const bool complete = read([&req](const char* data, size_t n) {
+        req.body.append(data, n);
+        return true;
+      });
+      if (!complete) {  // httplib set the status (413 over --max-body, 400 malformed)
+        if (s.status < 400) s.status = 400;
+        s.set_header("Connection", "close");
+        return;
+      }
+      if (refuse_until_ready(req, s)) return;
+      handle_generation(req, s, ep);
+    };
+  };
+  http.Post("/v1/completions", route(Endpoint::kCompletions));
+  http.Post("/v1/chat/completions", route(Endpoint::kChat));
 }
 
 bool Server::Impl::refuse_until_ready(const httplib::Request& q, httplib::Response& s) {
@@ -76,6 +93,7 @@ void Server::Impl::add_info_routes() {
               {"created", unix_now()},
               {"owned_by", "fastkv"},
               {"context_length", ctx},
+              {"slots", opts.slots},
               {"backend", kernels::backend_name(model->backend())},
               {"kv_compression",
                kv_compression_json(opts.defaults.method,

@@ -1,8 +1,12 @@
 #include "server/server.h"
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -96,16 +100,53 @@ std::string Server::summary() const {
              ", threads per request ", m.threads);
 }
 
-int Server::bind() {
-  const ServerOptions& o = impl_->opts;
-  if (o.port == 0) {
-    int port = impl_->http.bind_to_any_port(o.host);
-    if (port <= 0) fail("cannot listen on ", o.host, " (any port)");
-    return port;
+std::vector<std::string> Server::Impl::served_names() const {
+  std::vector<std::string> names = {opts.model_id};
+  for (const std::string& n : opts.model_names) {
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }
+  return names;
+}
+
+int Server::Impl::connections() const {
+  return opts.slots + opts.queue + std::max(8, opts.slots);
+}
+
+int Server::bind() {
+  Impl& m = *impl_;
+  const ServerOptions& o = m.opts;
   if (o.port < 0 || o.port > 65535) fail("--port must be in [0, 65535], got ", o.port);
-  if (!impl_->http.bind_to_port(o.host, o.port)) fail("cannot listen on ", o.host, ":", o.port);
-  return o.port;
+  // httplib's default socket options add SO_REUSEPORT, which lets a second server bind a port
+  // that one is listening on (the kernel then splits connections between them). Ours keep only
+  // SO_REUSEADDR (a restart may bind over connections in TIME_WAIT, never over a listener).
+  m.http.set_socket_options([&m](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    m.listen_fd = sock;
+  });
+  errno = 0;
+  int port = o.port;
+  bool ok = false;
+  if (o.port == 0) {
+    port = m.http.bind_to_any_port(o.host);
+    ok = port > 0;
+  } else {
+    ok = m.http.bind_to_port(o.host, o.port);
+  }
+  if (!ok) {
+    const int err = errno;
+    const std::string where = o.port == 0 ? cat(o.host, " (any port)") : cat(o.host, ":", o.port);
+    if (err == EADDRINUSE) {
+      fail("cannot listen on ", where, ": the address is already in use (is another server "
+           "running on this port?)");
+    }
+    fail("cannot listen on ", where, err ? cat(": ", std::strerror(err)) : std::string());
+  }
+  // httplib listens with a backlog of 5: a burst of clients up to the queue's size would be
+  // refused by the kernel. listen() on a listening socket resizes its backlog (Linux; the
+  // kernel caps it at net.core.somaxconn).
+  if (m.listen_fd >= 0) (void)::listen(m.listen_fd, m.connections());
+  return port;
 }
 
 void Server::run() {

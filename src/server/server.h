@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "model/model.h"
 #include "server/openai.h"
@@ -29,6 +30,8 @@ struct ServerOptions {
   int ctx_size = 0;           // 0 = the model's training context
   int threads = 0;            // OpenMP threads per request; 0 = cores / slots (>= 1)
   std::string model_id;       // the name /v1/models and responses report
+  // Other names a request's "model" may carry (the file's name); any other name gets 404.
+  std::vector<std::string> model_names;
   MethodDefaults defaults;    // the command line's --method and its options
 };
 

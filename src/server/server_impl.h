@@ -60,11 +60,18 @@ struct Server::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> next_id{1};
   std::string id_prefix;
+  int listen_fd = -1;  // the listening socket once bound (set by the socket-options hook)
 
   // server.cpp
   explicit Impl(ServerOptions o);
   void set_model(const Model& m, std::optional<MethodDefaults> defaults);
   std::string next_id_str(Endpoint ep);
+  // Connections the server serves at once: one per generating slot, one per waiter, and
+  // spares so /health, /metrics and refusals answer while every slot and queue place is taken.
+  // The size of the thread pool and of the listening socket's backlog.
+  int connections() const;
+  // The names a request's "model" may carry: the model id, then opts.model_names.
+  std::vector<std::string> served_names() const;
 
   // admission.cpp
   bool authorized(const httplib::Request& req) const;

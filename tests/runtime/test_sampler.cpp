@@ -254,6 +254,53 @@ void expect_invalid(const SamplingParams& p, const std::string& flag) {
   EXPECT_THROW(Sampler{p}, Error) << flag;
 }
 
+TEST(Sampler, LogitBiasShiftsAndBans) {
+  SamplingParams p;  // greedy
+  const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.5f};
+  p.logit_bias = {{1, -100.0f}};  // ban the argmax: the next best wins
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 3);
+  p.logit_bias = {{2, 3.5f}};  // -1 + 3.5 = 2.5 > 2.0
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 2);
+  p.logit_bias = {{2, 2.5f}};  // 1.5 < 2.0
+  EXPECT_EQ(Sampler(p).sample(logits, {}), 1);
+  // A banned token is never drawn at any temperature.
+  SamplingParams t = plain(7);
+  t.logit_bias = {{0, -100.0f}, {1, -100.0f}};
+  auto h = histogram(t, logits_of({0.45, 0.45, 0.05, 0.05}), 2000);
+  EXPECT_EQ(keys(h), (std::set<int32_t>{2, 3}));
+  // Ids outside the vocabulary and a vocabulary with every token banned are errors.
+  p.logit_bias = {{4, 1.0f}};
+  EXPECT_THROW(Sampler(p).sample(logits, {}), Error);
+  p.logit_bias = {{0, -100.0f}, {1, -100.0f}, {2, -100.0f}, {3, -100.0f}};
+  EXPECT_THROW(Sampler(p).sample(logits, {}), Error);
+}
+
+TEST(Sampler, TokenLogprobIsTheLogSoftmaxWithItsTopAlternatives) {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f, -4.0f};
+  double z = 0;
+  for (float x : logits) z += std::exp(x);
+  TokenLogprob lp = token_logprob(logits, 2, 3);
+  EXPECT_EQ(lp.token, 2);
+  EXPECT_NEAR(lp.logprob, 2.0 - std::log(z), 1e-5);
+  ASSERT_EQ(lp.top.size(), 3u);
+  EXPECT_EQ(lp.top[0].first, 1);  // tie between 1 and 3: lower id first
+  EXPECT_EQ(lp.top[1].first, 3);
+  EXPECT_EQ(lp.top[2].first, 2);
+  EXPECT_NEAR(lp.top[0].second, 3.0 - std::log(z), 1e-5);
+  EXPECT_NEAR(lp.top[2].second, lp.logprob, 1e-6);
+  EXPECT_TRUE(token_logprob(logits, 0, 0).top.empty());
+  EXPECT_EQ(token_logprob(logits, 0, 99).top.size(), logits.size());
+  // Probabilities over the vocabulary sum to one.
+  double sum = 0;
+  for (int32_t t = 0; t < 5; ++t) sum += std::exp(token_logprob(logits, t, 0).logprob);
+  EXPECT_NEAR(sum, 1.0, 1e-5);
+  // After a ban the banned token has -inf and the others share its mass.
+  std::vector<float> biased = apply_logit_bias(logits, {{1, -100.0f}});
+  EXPECT_EQ(token_logprob(biased, 1, 0).logprob, -std::numeric_limits<float>::infinity());
+  EXPECT_NEAR(token_logprob(biased, 3, 0).logprob, 3.0 - std::log(z - std::exp(3.0)), 1e-5);
+  EXPECT_THROW(token_logprob(logits, 5, 0), Error);
+}
+
 TEST(SamplingParams, DefaultsAndBoundaryValuesAreValid) {
   EXPECT_NO_THROW(SamplingParams{}.validate());
   SamplingParams p;

@@ -204,6 +204,48 @@ TEST_F(SessionTest, StreamedChunksConcatenateToTheResultText) {
   EXPECT_EQ(s2.generate(encode(kPrompt), gp).text, r.text);
 }
 
+TEST_F(SessionTest, LogprobsComeOnePerTokenBeforeTheirText) {
+  Session s(*model_, nullptr);
+  GenerationParams gp = greedy(20);
+  gp.logprobs = 3;
+  size_t seen = 0;       // on_logprobs calls so far
+  bool in_order = true;  // every chunk of text comes after its tokens' log-probabilities
+  std::vector<TokenLogprob> streamed;
+  gp.on_logprobs = [&](const TokenLogprob& t) {
+    streamed.push_back(t);
+    ++seen;
+  };
+  std::string joined;
+  GenerationResult r = s.generate(encode(kPrompt), gp, [&](const std::string& c) {
+    in_order = in_order && seen > 0;
+    joined += c;
+    return true;
+  });
+  EXPECT_TRUE(in_order);
+  ASSERT_EQ(r.logprobs.size(), r.tokens.size());
+  ASSERT_EQ(streamed.size(), r.tokens.size());
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    const TokenLogprob& t = r.logprobs[i];
+    EXPECT_EQ(t.token, r.tokens[i]);
+    EXPECT_EQ(streamed[i].token, r.tokens[i]);
+    ASSERT_EQ(t.top.size(), 3u);
+    EXPECT_EQ(t.top[0].first, t.token) << "greedy picks the most likely token";
+    EXPECT_FLOAT_EQ(t.top[0].second, t.logprob);
+    EXPECT_LE(t.logprob, 0.0f);
+    EXPECT_GE(t.top[0].second, t.top[1].second);
+    EXPECT_GE(t.top[1].second, t.top[2].second);
+  }
+  // Without logprobs nothing is computed; banning the first greedy token changes the start.
+  Session s2(*model_, nullptr);
+  GenerationParams plain = greedy(20);
+  plain.sampling.logit_bias = {{r.tokens[0], -100.0f}};
+  GenerationResult banned = s2.generate(encode(kPrompt), plain);
+  EXPECT_TRUE(banned.logprobs.empty());
+  ASSERT_FALSE(banned.tokens.empty());
+  EXPECT_NE(banned.tokens[0], r.tokens[0]);
+  EXPECT_EQ(banned.tokens[0], r.logprobs[0].top[1].first) << "the next most likely token";
+}
+
 TEST_F(SessionTest, CallbackReturningFalseStops) {
   Session s(*model_, nullptr);
   int calls = 0;

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "model/model.h"
 #include "server/metrics.h"
 #include "server/openai.h"
 #include "server/slots.h"
@@ -252,7 +254,38 @@ TEST(ServerParse, BadFieldsAre400NamingTheField) {
       {R"({"prompt": "x", "ignore_eos": 1})", "ignore_eos"},
       {R"({"prompt": "x", "n": 2})", "n"},
       {R"({"prompt": "x", "echo": true})", "echo"},
-      {R"({"prompt": "x", "logprobs": 3})", "logprobs"},
+      {R"({"prompt": "x", "logprobs": 21})", "logprobs"},
+      {R"({"prompt": "x", "logprobs": -1})", "logprobs"},
+      {R"({"prompt": "x", "logprobs": true})", "logprobs"},
+      {R"({"prompt": "x", "top_logprobs": 2})", "top_logprobs"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": 3})", "logprobs",
+       Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "top_logprobs": 3})", "top_logprobs",
+       Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "logprobs": true, "top_logprobs": 21})",
+       "top_logprobs", Endpoint::kChat},
+      {R"({"prompt": "x", "logit_bias": [1]})", "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"abc": 1}})", "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"12x": 1}})", "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"-1": 1}})", "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"5": 101}})", "logit_bias"},
+      {R"({"prompt": "x", "logit_bias": {"5": "up"}})", "logit_bias"},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "tools": []})", "tools",
+       Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "tool_choice": "auto"})", "tool_choice",
+       Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "functions": [{"name": "f"}]})",
+       "functions", Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "function_call": "auto"})",
+       "function_call", Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}})",
+       "response_format", Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}})",
+       "response_format", Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "response_format": "json"})",
+       "response_format", Endpoint::kChat},
+      {R"({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "xml"}})",
+       "response_format.type", Endpoint::kChat},
       {R"({"prompt": "x", "presence_penalty": 0.5})", "presence_penalty"},
       {R"({"prompt": "x", "frequency_penalty": 3})", "frequency_penalty"},
       {R"({"prompt": "x", "model": 1})", "model"},
@@ -377,6 +410,66 @@ GenerationResult sample_result() {
   return r;
 }
 
+TEST(ServerParse, LogprobsLogitBiasResponseFormatAndModelAreRead) {
+  CompletionRequest c = parse({{"prompt", "x"},
+                               {"logprobs", 2},
+                               {"logit_bias", {{"5", -100}, {"7", 2.5}}},
+                               {"model", "m"}});
+  EXPECT_TRUE(c.logprobs);
+  EXPECT_EQ(c.gen.logprobs, 2);
+  EXPECT_EQ(c.model, "m");
+  ASSERT_EQ(c.gen.sampling.logit_bias.size(), 2u);
+  EXPECT_EQ(c.gen.sampling.logit_bias[0], (std::pair<int32_t, float>{5, -100.0f}));
+  EXPECT_EQ(c.gen.sampling.logit_bias[1], (std::pair<int32_t, float>{7, 2.5f}));
+  EXPECT_TRUE(parse({{"prompt", "x"}, {"logprobs", 0}}).logprobs);  // tokens without alternatives
+  EXPECT_FALSE(parse({{"prompt", "x"}}).logprobs);
+  EXPECT_EQ(parse({{"prompt", "x"}}).gen.logprobs, -1);
+  const json msgs = {{{"role", "user"}, {"content", "hi"}}};
+  CompletionRequest chat = parse({{"messages", msgs}, {"logprobs", true}}, Endpoint::kChat);
+  EXPECT_TRUE(chat.logprobs);
+  EXPECT_EQ(chat.gen.logprobs, 0);
+  chat = parse({{"messages", msgs}, {"logprobs", true}, {"top_logprobs", 5}}, Endpoint::kChat);
+  EXPECT_EQ(chat.gen.logprobs, 5);
+  chat = parse({{"messages", msgs}, {"logprobs", false}}, Endpoint::kChat);
+  EXPECT_FALSE(chat.logprobs);
+  EXPECT_EQ(chat.gen.logprobs, -1);
+  // "text" is what the server does anyway.
+  EXPECT_NO_THROW(parse({{"messages", msgs}, {"response_format", {{"type", "text"}}}},
+                        Endpoint::kChat));
+}
+
+TEST(ServerParse, ModelNamesAndLogitBiasIdsAreCheckedAgainstTheServer) {
+  CompletionRequest r = parse({{"prompt", "x"}});
+  EXPECT_NO_THROW(server::check_model(r, {"a", "b"}));  // no name: the server's model
+  r.model = "b";
+  EXPECT_NO_THROW(server::check_model(r, {"a", "b"}));
+  r.model = "gpt-4o";
+  try {
+    server::check_model(r, {"a", "b"});
+    ADD_FAILURE() << "no error for an unknown model";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 404);
+    EXPECT_EQ(e.code(), "model_not_found");
+    EXPECT_EQ(e.param(), "model");
+    EXPECT_NE(std::string(e.what()).find("'gpt-4o'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("--alias"), std::string::npos) << e.what();
+  }
+  r.gen.sampling.logit_bias = {{9, 1.0f}};
+  EXPECT_NO_THROW(server::check_logit_bias(r, 10));
+  r.gen.sampling.logit_bias = {{10, 1.0f}};
+  try {
+    server::check_logit_bias(r, 10);
+    ADD_FAILURE() << "no error for an id outside the vocabulary";
+  } catch (const ApiError& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_EQ(e.param(), "logit_bias");
+  }
+  r.gen.sampling.logit_bias = {{0, -100.0f}, {1, -100.0f}, {1, -100.0f}};
+  EXPECT_NO_THROW(server::check_logit_bias(r, 3));
+  r.gen.sampling.logit_bias.push_back({2, -100.0f});
+  EXPECT_THROW(server::check_logit_bias(r, 3), ApiError);  // every token banned
+}
+
 TEST(ServerResponse, CompletionAndChatShapes) {
   server::ResponseMeta meta{"cmpl-1", 1700000000, "stories260K"};
   CompletionRequest req;
@@ -426,6 +519,44 @@ TEST(ServerResponse, StreamChunksAndServerSentEvents) {
   EXPECT_EQ(usage["usage"]["total_tokens"], 7);
   EXPECT_EQ(server::sse_event(json{{"a", 1}}), "data: {\"a\":1}\n\n");
   EXPECT_EQ(server::kSseDone, "data: [DONE]\n\n");
+}
+
+TEST(ServerResponse, LogprobsInOpenAIsShapes) {
+  auto model = Model::load(test::shared_path("models/stories260K.gguf"));
+  const Tokenizer& tok = model->require_tokenizer();
+  const std::vector<int32_t> ids = tok.encode("Once upon", /*add_special=*/false, false);
+  ASSERT_GE(ids.size(), 2u);
+  std::vector<TokenLogprob> lps;
+  for (size_t i = 0; i < 2; ++i) {
+    lps.push_back({ids[i], -0.5f * (i + 1), {{ids[i], -0.5f * (i + 1)}, {ids[1 - i], -3.0f}}});
+  }
+  lps[1].top[1].second = -std::numeric_limits<float>::infinity();  // a banned alternative
+  const std::string p0 = tok.token_to_piece(ids[0]), p1 = tok.token_to_piece(ids[1]);
+  json chat = server::logprobs_json(Endpoint::kChat, lps, tok);
+  EXPECT_TRUE(chat["refusal"].is_null());
+  ASSERT_EQ(chat["content"].size(), 2u);
+  json first = chat["content"][0];
+  EXPECT_EQ(first["token"], p0);
+  EXPECT_DOUBLE_EQ(first["logprob"].get<double>(), -0.5);
+  ASSERT_EQ(first["bytes"].size(), p0.size());
+  EXPECT_EQ(first["bytes"][0], static_cast<int>(static_cast<unsigned char>(p0[0])));
+  ASSERT_EQ(first["top_logprobs"].size(), 2u);
+  EXPECT_EQ(first["top_logprobs"][1]["token"], p1);
+  EXPECT_TRUE(first["top_logprobs"][1].contains("bytes"));
+  EXPECT_DOUBLE_EQ(chat["content"][1]["top_logprobs"][1]["logprob"].get<double>(), -9999.0);
+  json text = server::logprobs_json(Endpoint::kCompletions, lps, tok, 7);
+  EXPECT_EQ(text["tokens"], (json{p0, p1}));
+  EXPECT_EQ(text["token_logprobs"], (json{-0.5, -1.0}));
+  EXPECT_EQ(text["text_offset"], (json{7, 7 + p0.size()}));
+  ASSERT_EQ(text["top_logprobs"].size(), 2u);
+  EXPECT_DOUBLE_EQ(text["top_logprobs"][0][p1].get<double>(), -3.0);
+  // The choice carries it; without it the field is null.
+  server::ResponseMeta meta{"cmpl-1", 1, "m"};
+  CompletionRequest req;
+  json c = server::completion_response(Endpoint::kCompletions, meta, sample_result(), req, text);
+  EXPECT_EQ(c["choices"][0]["logprobs"], text);
+  json chunk = server::stream_chunk(Endpoint::kChat, meta, "x", std::nullopt, chat);
+  EXPECT_EQ(chunk["choices"][0]["logprobs"], chat);
 }
 
 TEST(ServerResponse, ErrorJsonIsOpenAIs) {
@@ -1153,6 +1284,259 @@ TEST_F(ServerE2E, BadRequestsGetTheirStatusAndErrorJson) {
             std::string::npos);
 }
 
+// A second server on a port in use must not start (httplib's SO_REUSEPORT would let both
+// listen, the kernel splitting connections between them).
+TEST_F(ServerE2E, SecondServerOnAPortInUseFailsAtStart) {
+  ServeProcess first({});
+  ASSERT_TRUE(first.ok());
+  test::CommandResult r = test::run_shell("timeout 60 '" + test::fastkv_bin() + "' serve -m " +
+                                          shell_quote(stories()) + " --port " +
+                                          std::to_string(first.port()));
+  EXPECT_EQ(r.exit_code, 1) << test::describe(r);
+  EXPECT_TRUE(test::has_error_line(r, "already in use")) << test::describe(r);
+  EXPECT_EQ(r.err.find("listening on"), std::string::npos) << r.err;
+  // The first one answers every request still.
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(first.get("/health").status, 200);
+}
+
+// The listening socket's backlog is every connection the server takes at once (slots + queue +
+// spare threads), not httplib's 5: `ss -ltn` shows it as the listener's Send-Q.
+TEST_F(ServerE2E, ListenBacklogIsSizedToTheQueue) {
+  if (test::run_shell("command -v ss").exit_code != 0) GTEST_SKIP() << "no ss (iproute2)";
+  ServeProcess srv({"--slots", "3", "--queue", "100"});
+  ASSERT_TRUE(srv.ok());
+  test::CommandResult r =
+      test::run_shell("ss -ltnH 'sport = :" + std::to_string(srv.port()) + "'");
+  ASSERT_EQ(r.exit_code, 0) << test::describe(r);
+  std::istringstream line(r.out);
+  std::string state;
+  int recv_q = -1, send_q = -1;
+  line >> state >> recv_q >> send_q;
+  EXPECT_EQ(state, "LISTEN") << r.out;
+  EXPECT_EQ(send_q, 3 + 100 + 8) << r.out;
+}
+
+// curl -d sends application/x-www-form-urlencoded; httplib would parse that as a form and
+// refuse one over 8 KiB. The body is JSON whatever its Content-Type.
+TEST_F(ServerE2E, BodyWithoutAJsonContentTypeIsReadAsJson) {
+  ServeProcess srv({"--max-body", "20000"});
+  ASSERT_TRUE(srv.ok());
+  // 12 KB: a 500-token prompt and an unknown field (ignored) as padding.
+  const json body = {{"prompt", long_prompt(19)},
+                     {"max_tokens", 2},
+                     {"temperature", 0},
+                     {"padding", std::string(10500, 'x')}};
+  const std::string text = body.dump();
+  ASSERT_GT(text.size(), 12000u);
+  std::ofstream(srv.dir() + "/big.json", std::ios::binary) << text;
+  for (const std::string& how : {std::string("-d @"), std::string("-H 'Content-Type:' --data-binary @"),
+                                 std::string("-H 'Content-Type: text/plain' --data-binary @")}) {
+    test::CommandResult r = test::run_shell("curl -sS --max-time 120 -w '\n%{http_code}' " + how +
+                                            shell_quote(srv.dir() + "/big.json") + " " +
+                                            shell_quote(srv.url("/v1/completions")));
+    const size_t nl = r.out.rfind('\n');
+    ASSERT_NE(nl, std::string::npos) << r.out << r.err;
+    EXPECT_EQ(r.out.substr(nl + 1), "200") << how << ": " << r.out;
+    json j = json::parse(r.out.substr(0, nl), nullptr, false);
+    EXPECT_EQ(j["usage"]["completion_tokens"], 2) << how << ": " << r.out;
+  }
+  // --max-body still holds, whatever the type.
+  std::ofstream(srv.dir() + "/huge.json", std::ios::binary)
+      << json{{"prompt", std::string(30000, 'a')}}.dump();
+  test::CommandResult big = test::run_shell(
+      "curl -sS --max-time 60 -w '\n%{http_code}' -d @" + shell_quote(srv.dir() + "/huge.json") +
+      " " + shell_quote(srv.url("/v1/completions")));
+  EXPECT_NE(big.out.find("request_too_large"), std::string::npos) << big.out;
+  EXPECT_EQ(big.out.substr(big.out.rfind('\n') + 1), "413") << big.out;
+  // A multipart form is no JSON: refused without reading it.
+  test::CommandResult form = test::run_shell("curl -sS --max-time 60 -w '\n%{http_code}' -F a=b " +
+                                             shell_quote(srv.url("/v1/completions")));
+  EXPECT_EQ(form.out.substr(form.out.rfind('\n') + 1), "415") << form.out;
+  EXPECT_EQ(srv.get("/health").status, 200);
+}
+
+// Features the server does not have are refused, not ignored; model names are checked.
+TEST_F(ServerE2E, ToolsResponseFormatAndUnknownModelsAreRefused) {
+  ServeProcess srv({"--alias", "tiny"});
+  ASSERT_TRUE(srv.ok());
+  const std::string CC = "/v1/chat/completions", C = "/v1/completions";
+  const json msgs = {{{"role", "user"}, {"content", "Hi"}}};
+  json tools = {{"messages", msgs},
+                {"tools",
+                 {{{"type", "function"},
+                   {"function", {{"name", "f"}, {"parameters", json::object()}}}}}}};
+  expect_api_error(srv.post(CC, tools), 400, "tools", "tool");
+  expect_api_error(srv.post(CC, {{"messages", msgs}, {"tool_choice", "none"}}), 400, "tool_choice");
+  expect_api_error(
+      srv.post(CC, {{"messages", msgs}, {"response_format", {{"type", "json_object"}}}}), 400,
+      "response_format", "json_object");
+  expect_api_error(srv.post(CC, {{"messages", msgs},
+                                 {"response_format",
+                                  {{"type", "json_schema"},
+                                   {"json_schema", {{"name", "x"}, {"schema", json::object()}}}}}}),
+                   400, "response_format", "json_schema");
+  EXPECT_EQ(srv.post(CC, {{"messages", msgs},
+                          {"max_tokens", 2},
+                          {"response_format", {{"type", "text"}}}})
+                .status,
+            200);
+  Http unknown = srv.post(C, {{"prompt", "Once"}, {"max_tokens", 2}, {"model", "gpt-4o"}});
+  expect_api_error(unknown, 404, "model", "'gpt-4o'");
+  EXPECT_EQ(unknown.j()["error"]["code"], "model_not_found");
+  // The alias, the file's name and its stem are served; the answer names the alias.
+  for (const std::string name : {"tiny", "stories260K", "stories260K.gguf"}) {
+    Http ok = srv.post(C, {{"prompt", "Once"}, {"max_tokens", 2}, {"model", name}});
+    EXPECT_EQ(ok.status, 200) << name << ": " << ok.body;
+    EXPECT_EQ(ok.j()["model"], "tiny") << ok.body;
+  }
+  EXPECT_EQ(srv.get("/v1/models").j()["data"][0]["id"], "tiny");
+}
+
+// logprobs / top_logprobs in OpenAI's shapes, streamed too, and logit_bias.
+TEST_F(ServerE2E, LogprobsAndLogitBias) {
+  ServeProcess srv({});
+  ASSERT_TRUE(srv.ok());
+  const std::string C = "/v1/completions", CC = "/v1/chat/completions";
+  json body = {{"prompt", "Once upon a time"},
+               {"max_tokens", 12},
+               {"temperature", 0},
+               {"logprobs", 3}};
+  Http plain = srv.post(C, body);
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  json choice = plain.j()["choices"][0];
+  json lp = choice["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 12u) << plain.body;
+  ASSERT_EQ(lp["token_logprobs"].size(), 12u);
+  ASSERT_EQ(lp["top_logprobs"].size(), 12u);
+  ASSERT_EQ(lp["text_offset"].size(), 12u);
+  std::string joined;
+  for (size_t i = 0; i < 12; ++i) {
+    EXPECT_EQ(lp["text_offset"][i], joined.size());
+    joined += lp["tokens"][i].get<std::string>();
+    // Greedy: the chosen token is the most likely of its alternatives.
+    const json& top = lp["top_logprobs"][i];
+    ASSERT_EQ(top.size(), 3u) << top;
+    double best = -1e9;
+    for (const auto& [piece, v] : top.items()) best = std::max(best, v.get<double>());
+    EXPECT_DOUBLE_EQ(lp["token_logprobs"][i].get<double>(), best);
+    EXPECT_LE(best, 0.0);
+  }
+  EXPECT_EQ(joined, choice["text"]);
+  // Streamed: the chunks' logprobs add up to the same tokens and values.
+  body["stream"] = true;
+  Http streamed = srv.post(C, body);
+  ASSERT_EQ(streamed.status, 200);
+  Stream st = parse_stream(streamed.body, Endpoint::kCompletions);
+  EXPECT_EQ(st.text, choice["text"]);
+  json tokens = json::array(), values = json::array(), offsets = json::array();
+  for (const json& ch : st.chunks) {
+    if (ch["choices"].empty() || ch["choices"][0]["logprobs"].is_null()) continue;
+    const json& l = ch["choices"][0]["logprobs"];
+    for (size_t i = 0; i < l["tokens"].size(); ++i) {
+      tokens.push_back(l["tokens"][i]);
+      values.push_back(l["token_logprobs"][i]);
+      offsets.push_back(l["text_offset"][i]);
+    }
+  }
+  EXPECT_EQ(tokens, lp["tokens"]);
+  EXPECT_EQ(values, lp["token_logprobs"]);
+  EXPECT_EQ(offsets, lp["text_offset"]);
+  // Chat: logprobs true + top_logprobs, as content entries with bytes.
+  json chat = {{"messages", {{{"role", "user"}, {"content", "Tell me a story"}}}},
+               {"max_tokens", 6},
+               {"temperature", 0},
+               {"logprobs", true},
+               {"top_logprobs", 2}};
+  Http c = srv.post(CC, chat);
+  ASSERT_EQ(c.status, 200) << c.body;
+  json content = c.j()["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), c.j()["usage"]["completion_tokens"].get<size_t>()) << c.body;
+  for (const json& e : content) {
+    EXPECT_TRUE(e["token"].is_string());
+    EXPECT_EQ(e["bytes"].size(), e["token"].get<std::string>().size()) << e;
+    ASSERT_EQ(e["top_logprobs"].size(), 2u);
+    EXPECT_EQ(e["top_logprobs"][0]["token"], e["token"]);
+  }
+  chat["stream"] = true;
+  Stream cs = parse_stream(srv.post(CC, chat).body, Endpoint::kChat);
+  size_t n_streamed = 0;
+  for (const json& ch : cs.chunks) {
+    if (!ch["choices"].empty() && ch["choices"][0]["logprobs"].is_object()) {
+      n_streamed += ch["choices"][0]["logprobs"]["content"].size();
+    }
+  }
+  EXPECT_EQ(n_streamed, content.size());
+  // Without logprobs the field is null.
+  EXPECT_TRUE(srv.post(C, {{"prompt", "Once"}, {"max_tokens", 2}})
+                  .j()["choices"][0]["logprobs"]
+                  .is_null());
+  // logit_bias: banning the greedy first token makes the second most likely one come first.
+  auto model = Model::load(stories());
+  const Tokenizer& tok = model->require_tokenizer();
+  auto id_of = [&](const std::string& piece) {
+    for (int32_t id = 0; id < tok.n_vocab(); ++id) {
+      if (tok.token_to_piece(id) == piece) return id;
+    }
+    return -1;
+  };
+  // Every token whose piece is the first one's (a byte token may spell it too) is banned.
+  json bans = json::object();
+  for (int32_t id = 0; id < tok.n_vocab(); ++id) {
+    if (tok.token_to_piece(id) == lp["tokens"][0].get<std::string>()) bans[std::to_string(id)] = -100;
+  }
+  ASSERT_FALSE(bans.empty());
+  std::string second_piece;
+  double second_lp = -1e9;
+  for (const auto& [piece, v] : lp["top_logprobs"][0].items()) {
+    if (piece != lp["tokens"][0] && v.get<double>() > second_lp) {
+      second_lp = v.get<double>();
+      second_piece = piece;
+    }
+  }
+  json banned = {{"prompt", "Once upon a time"},
+                 {"max_tokens", 1},
+                 {"temperature", 0},
+                 {"logprobs", 1},
+                 {"logit_bias", bans}};
+  Http b = srv.post(C, banned);
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(b.j()["choices"][0]["logprobs"]["tokens"][0], second_piece) << b.body;
+  // ... and a big enough bias makes any token come first.
+  const int32_t forced = id_of(" dragon") >= 0 ? id_of(" dragon") : id_of("a");
+  ASSERT_GE(forced, 0);
+  banned["logit_bias"] = {{std::to_string(forced), 100}};
+  b = srv.post(C, banned);
+  EXPECT_EQ(b.j()["choices"][0]["logprobs"]["tokens"][0], tok.token_to_piece(forced)) << b.body;
+  expect_api_error(srv.post(C, {{"prompt", "x"}, {"logit_bias", {{"999999", 1}}}}), 400,
+                   "logit_bias", "vocabulary");
+}
+
+// A client that leaves during a long prefill frees its slot after the layer that is running,
+// not at the end of the prefill: the generation ends with no token sampled.
+TEST_F(ServerE2E, ClientThatLeavesDuringPrefillFreesItsSlot) {
+  const std::string smol = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (smol.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found (FASTKV_MODEL_PATH)";
+  ServeProcess srv({"--slots", "1", "-c", "4096"}, smol);
+  ASSERT_TRUE(srv.ok());
+  // About 3000 tokens: seconds of prefill on one thread.
+  const json slow = {{"prompt", long_prompt(180)}, {"max_tokens", 4}, {"temperature", 0}};
+  const auto t0 = Clock::now();
+  Http gave_up = srv.request("POST", "/v1/completions", slow.dump(), {}, 1.0);
+  const auto left = Clock::now();
+  if (gave_up.status == 200) GTEST_SKIP() << "the whole answer came within 1 s";
+  wait_for_generations(srv, 1);
+  const double free_after = std::chrono::duration<double>(Clock::now() - left).count();
+  std::printf("client left after %.2f s; the slot was free %.2f s later\n",
+              std::chrono::duration<double>(left - t0).count(), free_after);
+  EXPECT_EQ(srv.metric("fastkv_generations_cancelled_total"), 1);
+  EXPECT_EQ(srv.metric("fastkv_completion_tokens_total"), 0) << "the prefill ran to its end";
+  EXPECT_EQ(srv.metric("fastkv_slots_busy"), 0);
+  EXPECT_EQ(srv.metric("fastkv_kv_cache_bytes"), 0);
+  // The slot serves the next request.
+  Http next = srv.post("/v1/completions", {{"prompt", "Hello"}, {"max_tokens", 2}});
+  EXPECT_EQ(next.status, 200) << next.body;
+}
+
 TEST_F(ServerE2E, ApiKeyIsRequiredEverywhereButHealth) {
   ServeProcess srv({"--api-key", "s3cret"});
   ASSERT_TRUE(srv.ok());
@@ -1245,6 +1629,8 @@ TEST_F(ServerE2E, ServerDefaultMethodComesFromTheCommandLine) {
   EXPECT_EQ(models.j()["data"][0]["kv_compression"],
             (json{{"method", "fastkv"}, {"retain_rate", 0.1}, {"tsp_rate", 0.2}}))
       << "the server's defaults, numbers as numbers";
+  EXPECT_EQ(models.j()["data"][0]["slots"], 2) << models.body;
+  EXPECT_EQ(models.j()["data"][0]["context_length"], 2048) << models.body;
   // The backend in use (--backend auto is the default: bf16 where the CPU has native bf16).
   const std::string backend = models.j()["data"][0].value("backend", "");
   EXPECT_TRUE(backend == "bf16" || backend == "f32") << models.body;

@@ -41,7 +41,10 @@ void serve(ServeFlags& f) {
   f.method.collect();
   f.opts.defaults.method = f.method.method;
   f.opts.defaults.options = f.method.options;
-  f.opts.model_id = f.alias.empty() ? std::filesystem::path(f.model).stem().string() : f.alias;
+  // Requests may name the model by --alias, by the file's name or by its stem; no other name.
+  const std::filesystem::path file(f.model);
+  f.opts.model_id = f.alias.empty() ? file.stem().string() : f.alias;
+  f.opts.model_names = {file.stem().string(), file.filename().string()};
 
   // A client that disconnects must not kill the server with SIGPIPE; a failed write is
   // handled where it happens. SIGINT/SIGTERM are taken by one thread (blocked everywhere
@@ -159,7 +162,8 @@ void register_serve(CLI::App& app) {
   auto f = std::make_shared<ServeFlags>();
   CLI::App* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (docs/server.md)");
   cmd->add_option("-m,--model", f->model, "GGUF model file")->required();
-  cmd->add_option("--alias", f->alias, "model name reported by the API (default: file name)");
+  cmd->add_option("--alias", f->alias, "model name reported by the API and accepted in requests besides the file's "
+                  "name (default: the file name without .gguf)");
   cmd->add_option("--host", f->opts.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", f->opts.port, "port (0 = any free port, printed at start)")
       ->capture_default_str();

@@ -1,0 +1,121 @@
+// Model::decode_batch: one decode step of several sequences (each with its own cache, of
+// different lengths and compression methods) equals decoding each sequence alone, step after
+// step, on every backend the models load with; bad arguments are errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cache/kv_cache.h"
+#include "common/error.h"
+#include "method/method.h"
+#include "model/model.h"
+#include "runtime/sampler.h"
+#include "test_util.h"
+
+namespace fastkv {
+namespace {
+
+struct Seq {
+  std::unique_ptr<CompressionMethod> method;
+  KVCache cache;
+  int64_t pos = 0;
+  std::vector<float> logits;  // [V] the last step's
+};
+
+// Prefills `prompt` with `method` (its text options) into a fresh sequence.
+Seq start(const Model& m, const std::vector<int32_t>& prompt, const std::string& method,
+          const MethodOptions& opts) {
+  Seq s;
+  s.method = MethodRegistry::instance().create(method, opts, m.config().n_layer);
+  PrefillOutput out = m.prefill(prompt, *s.method, s.cache);
+  s.pos = out.stats.next_position;
+  s.logits = std::move(out.logits);
+  return s;
+}
+
+void expect_batch_equals_alone(const std::string& path, kernels::Backend backend) {
+  SCOPED_TRACE(path + " " + kernels::backend_name(backend));
+  LoadOptions lo;
+  lo.backend = backend;
+  auto m = Model::load(path, lo);
+  const int V = m->config().n_vocab;
+  // Three prompts of different lengths, three methods: caches of different sizes and shapes.
+  std::vector<std::vector<int32_t>> prompts;
+  for (int n : {37, 5, 120}) {
+    std::vector<int32_t> p;
+    for (int i = 0; i < n; ++i) p.push_back(1 + (i * 7 + n) % (V - 1));
+    prompts.push_back(p);
+  }
+  const std::vector<std::pair<std::string, MethodOptions>> methods = {
+      {"full", {}},
+      {"streamingllm", {{"kv_budget", "16"}}},
+      {"snapkv", {{"kv_budget", "24"}}}};
+  std::vector<Seq> alone, batch;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    alone.push_back(start(*m, prompts[b], methods[b].first, methods[b].second));
+    batch.push_back(start(*m, prompts[b], methods[b].first, methods[b].second));
+  }
+  for (int step = 0; step < 6; ++step) {
+    std::vector<int32_t> tokens;
+    std::vector<int64_t> pos;
+    std::vector<KVCache*> caches;
+    for (size_t b = 0; b < alone.size(); ++b) {
+      tokens.push_back(argmax(alone[b].logits));
+      pos.push_back(alone[b].pos);
+      caches.push_back(&batch[b].cache);
+    }
+    const std::vector<float> logits = m->decode_batch(tokens, pos, caches);
+    ASSERT_EQ(logits.size(), alone.size() * static_cast<size_t>(V));
+    for (size_t b = 0; b < alone.size(); ++b) {
+      alone[b].logits = m->decode(tokens[b], alone[b].pos, alone[b].cache);
+      ++alone[b].pos;
+      const std::vector<float> row(logits.begin() + b * V, logits.begin() + (b + 1) * V);
+      float scale = 0, diff = 0;
+      for (int v = 0; v < V; ++v) {
+        scale = std::max(scale, std::fabs(alone[b].logits[v]));
+        diff = std::max(diff, std::fabs(alone[b].logits[v] - row[v]));
+      }
+      EXPECT_LE(diff, 2e-3f * std::max(scale, 1.0f)) << "sequence " << b << " step " << step;
+      EXPECT_EQ(argmax(row), argmax(alone[b].logits)) << "sequence " << b << " step " << step;
+      EXPECT_EQ(batch[b].cache.bytes(), alone[b].cache.bytes()) << "sequence " << b;
+    }
+  }
+}
+
+void expect_batch_equals_alone(const char* name) {
+  const std::string path = test::shared_path(std::string("models/") + name);
+  for (kernels::Backend be : {kernels::Backend::kF32, kernels::Backend::kBf16}) {
+    expect_batch_equals_alone(path, be);
+  }
+}
+
+TEST(DecodeBatch, EqualsDecodingEachSequenceAloneStories) {
+  expect_batch_equals_alone("stories260K.gguf");
+}
+TEST(DecodeBatch, EqualsDecodingEachSequenceAloneLlamaGqa) {
+  expect_batch_equals_alone("tiny-llama-gqa.gguf");
+}
+TEST(DecodeBatch, EqualsDecodingEachSequenceAloneQwen2Gqa) {
+  expect_batch_equals_alone("tiny-qwen2-gqa.gguf");
+}
+
+TEST(DecodeBatch, BadArgumentsAreErrors) {
+  auto m = Model::load(test::shared_path("models/stories260K.gguf"));
+  Seq a = start(*m, {1, 2, 3}, "full", {});
+  Seq b = start(*m, {4, 5}, "full", {});
+  KVCache empty;
+  EXPECT_THROW(m->decode_batch({}, {}, {}), Error);
+  EXPECT_THROW(m->decode_batch({7, 8}, {a.pos}, {&a.cache, &b.cache}), Error);
+  EXPECT_THROW(m->decode_batch({7, 8}, {a.pos, a.pos}, {&a.cache, &a.cache}), Error);
+  EXPECT_THROW(m->decode_batch({7, 8}, {a.pos, 0}, {&a.cache, &empty}), Error);
+  EXPECT_THROW(m->decode_batch({7, 8}, {a.pos, b.pos}, {&a.cache, nullptr}), Error);
+  EXPECT_EQ(m->decode_batch({7, 8}, {a.pos, b.pos}, {&a.cache, &b.cache}).size(),
+            2u * m->config().n_vocab);
+}
+
+}  // namespace
+}  // namespace fastkv
