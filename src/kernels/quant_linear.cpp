@@ -750,7 +750,14 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
   quantize_acts(x, n, in, avx512_acts, acts);
   const QuantActs& a = acts;  // the calling thread's buffers, read by every worker
   const int nb = in / kBlock;
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(n) * in * total))
+  // Rows are handed out in chunks of about kChunkBytes of weights (at least 4 rows) as threads
+  // ask for them, not split in equal halves up front: layers of one group may differ in bytes
+  // per row (Q4_K_M's Q / K are Q4_K, V Q6_K), and on a shared machine a thread that is
+  // descheduled for a while no longer holds up the rows it would have been given. A chunk is
+  // contiguous, so each thread still streams whole runs of rows.
+  constexpr int64_t kChunkBytes = 64 << 10;
+  const int chunk = static_cast<int>(std::max<int64_t>(4, kChunkBytes / layers[0]->row_bytes_));
+#pragma omp parallel for schedule(dynamic, chunk) if (worth_parallel(static_cast <int64_t>(n) * in * total))
   for (int gr = 0; gr < total; ++gr) {
     int li = 0;
     while (gr >= first_row[li + 1]) ++li;
