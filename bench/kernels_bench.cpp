@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -184,6 +185,48 @@ void BM_QuantLinear(benchmark::State& state, const QuantBenchFormat& f, bool dot
   }
   rate_counter(state, "FLOP/s", 2.0 * m * kIn * kOut);
   if (m == 1) state.SetBytesProcessed(state.iterations() * lin.weight_bytes());
+}
+
+// Decode as it streams from memory: one row (M = 1) through the Llama-3.2-1B MLP shapes
+// (`up`: 2048 -> 8192, as gate and up; `down`: 8192 -> 2048) in block format f, where each
+// iteration takes the next of enough copies of the layer (together at least 128 MiB, four
+// times this machine's 32 MiB L3) that its weights come from DRAM, as in a real decode step,
+// not from the cache the 2048 x 2048 cases above stay in. bytes/s = weight bytes per second:
+// set it against the machine's read bandwidth (`fastkv bench` prints the probe) for the
+// fraction of the bound a kernel reaches.
+void BM_QuantDecode(benchmark::State& state, const QuantBenchFormat& f, int kIn, int kOut) {
+  static std::map<std::string, std::vector<uint8_t>> copies_of;  // [copies, kOut, kIn/B] blocks
+  const int64_t n = int64_t{kIn} * kOut;
+  std::vector<uint8_t>& all =
+      copies_of[std::string(f.name) + "/" + std::to_string(kIn) + "x" + std::to_string(kOut)];
+  const std::vector<uint8_t> one =
+      all.empty() ? (f.type == fastkv::gguf::TensorType::Q4_1
+                         ? random_q4_1(n, 93)
+                         : fastkv::gguf::quantize(f.type, random_floats(n, 93).data(), n))
+                  : std::vector<uint8_t>{};
+  const size_t layer_bytes =
+      static_cast<size_t>(n / fastkv::kernels::quant_block_weights(f.fmt)) *
+      static_cast<size_t>(fastkv::kernels::quant_block_bytes(f.fmt));
+  const size_t copies = ((size_t{128} << 20) + layer_bytes - 1) / layer_bytes;
+  if (all.empty()) {
+    all.resize(copies * layer_bytes);
+    for (size_t c = 0; c < copies; ++c) std::memcpy(all.data() + c * layer_bytes, one.data(), layer_bytes);
+  }
+  std::vector<fastkv::kernels::QuantLinear> layers;
+  for (size_t c = 0; c < copies; ++c) {
+    layers.emplace_back(all.data() + c * layer_bytes, f.fmt, kIn, kOut, std::vector<float>{});
+  }
+  const std::vector<float> x = random_floats(kIn, 94);
+  std::vector<float> y(static_cast<size_t>(kOut));
+  size_t next = 0;
+  for (auto _ : state) {
+    layers[next].forward_dot(x.data(), 1, y.data());
+    next = next + 1 == copies ? 0 : next + 1;
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(layer_bytes));
+  state.SetLabel(fastkv::kernels::quant_kernel_name());
 }
 
 // ---- Attention ----------------------------------------------------------------------------
@@ -423,6 +466,15 @@ void register_all() {
       reg(std::string("BM_QuantLinear/") + f.name + "/dot/576x1536/M1", kMicrosecond,
           [&f](benchmark::State& s) { BM_QuantLinear(s, f, true, 1, 576, 1536); });
     }
+  }
+  for (const QuantBenchFormat& f : kQuantBenchFormats) {
+    // A layer small enough (0.3-0.6 MB) to stay in the 1 MiB L2: the kernel's compute rate.
+    reg(std::string("BM_QuantLinear/") + f.name + "/dot/2048x256/M1", kMicrosecond,
+        [&f](benchmark::State& s) { BM_QuantLinear(s, f, true, 1, 2048, 256); });
+    reg(std::string("BM_QuantDecode/") + f.name + "/up/2048x8192", kMicrosecond,
+        [&f](benchmark::State& s) { BM_QuantDecode(s, f, kDModel, kFfn); });
+    reg(std::string("BM_QuantDecode/") + f.name + "/down/8192x2048", kMicrosecond,
+        [&f](benchmark::State& s) { BM_QuantDecode(s, f, kFfn, kDModel); });
   }
   for (const CausalAttentionImpl& impl : kCausalAttentionImpls) {
     for (int n : {1024, 4096}) {

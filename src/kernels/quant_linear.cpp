@@ -103,17 +103,36 @@ inline int q6k_quant(const uint8_t* blk, int i) {
   return low | (high << 4);
 }
 
+// ---- Activations quantised to q8 blocks ------------------------------------------------------
+
+// One activation row as the row dot kernels read it (nb = in / 32 blocks, nb_pad = nb rounded
+// up to even; everything past nb is zero):
+struct ActRow {
+  const int8_t* q;       // [nb_pad · 32] round(x / s) per block of 32
+  const float* s;        // [nb_pad] block scales s = max|x| / 127 (0 for an all-zero block)
+  const float* sum;      // [nb_pad] s · sum of the block's q (the min terms)
+  const int32_t* qsum;   // [nb_pad] sum of the block's q
+  const int32_t* sum16;  // [2 nb_pad] 32 · sum of q over each half block of 16 (Q6_K's -32)
+  const float* s2;       // [2 nb_pad] s of the block each half block of 16 lies in
+  // [nb_pad · 32] when in is a multiple of 256, else null: q with the blocks of each 256 in the
+  // order 0, 2, 1, 3, 4, 6, 5, 7 (the order a Q4_K / Q5_K super-block's 64-byte halves hold
+  // its sub-blocks when split into low and high nibbles).
+  const int8_t* q_k4;
+};
+
 // ---- Portable row dot products -------------------------------------------------------------
 
 // One weight row's dot product with one activation row quantised to q8 blocks:
 //   w:    the row, in / B blocks of format F
 //   nb:   in / 32, the number of activation blocks
-//   qx:   [nb · 32] int8 activations, sx: [nb] their block scales, xsum: [nb] sx · sum(qx)
+//   act:  the activations (ActRow); this code reads q, s and sum
 // Every integer sum over a block or sub-block is exact; it is scaled by d (· sub-block scale)
 // · sx in f32, and the min terms use xsum.
 template <QuantFormat F>
-float row_dot_portable(const uint8_t* w, int nb, const int8_t* qx, const float* sx,
-                       const float* xsum) {
+float row_dot_portable(const uint8_t* w, int nb, const ActRow& act) {
+  const int8_t* qx = act.q;
+  const float* sx = act.s;
+  const float* xsum = act.sum;
   float acc = 0;
   if constexpr (F == QuantFormat::kQ4_K || F == QuantFormat::kQ5_K) {
     constexpr int kBytes = F == QuantFormat::kQ4_K ? 144 : 176;
@@ -356,8 +375,7 @@ RowToBf16 pick_row_to_bf16() {
   return &row_to_bf16_portable;
 }
 
-using RowDot = float (*)(const uint8_t* w, int nb, const int8_t* qx, const float* sx,
-                         const float* xsum);
+using RowDot = float (*)(const uint8_t* w, int nb, const ActRow& act);
 
 template <QuantFormat F>
 RowDot pick_row_dot(QuantIsa isa) {
@@ -396,40 +414,129 @@ RowDot pick_row_dot(QuantFormat f, QuantIsa isa) {
   fail("QuantLinear: unknown format");
 }
 
-// Activations quantised to q8 blocks, the calling thread's buffers (reused across calls).
+// Activations quantised to q8 blocks, the calling thread's buffers (reused across calls; sized
+// up, never down, so a decode step allocates nothing). ActRow says what each array holds.
 struct QuantActs {
-  int nb_pad = 0;          // blocks per row rounded up to even (the AVX-512 kernel reads pairs)
-  std::vector<int8_t> q;   // [n, nb_pad · 32] round(x / s), zero in the padding
-  std::vector<float> s;    // [n, nb_pad] block scales max|x| / 127 (0 for an all-zero block)
-  std::vector<float> sum;  // [n, nb_pad] s · sum_j q[j] (Q4_1's m term)
+  int nb_pad = 0;               // blocks per row rounded up to even (the AVX-512 kernels read pairs)
+  bool k4 = false;              // q_k4 filled (in % 256 == 0)
+  std::vector<int8_t> q;        // [n, nb_pad · 32]
+  std::vector<float> s;         // [n, nb_pad]
+  std::vector<float> sum;       // [n, nb_pad]
+  std::vector<int32_t> qsum;    // [n, nb_pad]
+  std::vector<int32_t> sum16;   // [n, 2 nb_pad]
+  std::vector<float> s2;        // [n, 2 nb_pad]
+  std::vector<int8_t> q_k4;     // [n, nb_pad · 32] when k4
+
+  ActRow row(int i) const {
+    const size_t rq = static_cast<size_t>(nb_pad) * kBlock, rb = static_cast<size_t>(nb_pad);
+    return {q.data() + i * rq,         s.data() + i * rb,         sum.data() + i * rb,
+            qsum.data() + i * rb,      sum16.data() + 2 * i * rb, s2.data() + 2 * i * rb,
+            k4 ? q_k4.data() + i * rq : nullptr};
+  }
 };
 
-// Symmetric round-to-nearest: s = max|x| / 127, q = round(x / s) in [-127, 127], so
-// |x - s · q| <= s / 2 (plus f32 rounding of x / s).
-void quantize_acts(const float* x, int n, int in, QuantActs& a) {
+template <typename T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+// One block of 32: s = max|x| / 127, q = round(x / s) (to nearest even, as std::nearbyint in
+// the default rounding mode) in [-127, 127], so |x - s · q| <= s / 2 (plus f32 rounding of
+// x / s); returns s and sets *isum = sum of q. An all-zero block gets s = 0 and q = 0.
+float quantize_block_portable(const float* x, int8_t* q, int32_t* isum) {
+  float amax = 0;
+  for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
+  *isum = 0;
+  if (amax == 0) {
+    std::memset(q, 0, kBlock);
+    return 0.0f;
+  }
+  const float s = amax / 127.0f;
+  for (int j = 0; j < kBlock; ++j) {
+    const float v = std::nearbyint(x[j] / s);
+    const int32_t qi = static_cast<int32_t>(std::clamp(v, -127.0f, 127.0f));
+    q[j] = static_cast<int8_t>(qi);
+    *isum += qi;
+  }
+  return s;
+}
+
+#ifdef FASTKV_AVX512_KERNELS
+// round(v / s) clamped to [-127, 127], as int32 lanes.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512i quantize16(__m512 v, __m512 s) {
+  constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+  const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, s), kRound);
+  return _mm512_cvtps_epi32(
+      _mm512_max_ps(_mm512_min_ps(r, _mm512_set1_ps(127.0f)), _mm512_set1_ps(-127.0f)));
+}
+
+// The same, bit for bit: the same f32 division and round-to-nearest-even, 16 lanes at a time.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) float quantize_block_avx512(
+    const float* x, int8_t* q, int32_t* isum) {
+  const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+  const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(x0), _mm512_abs_ps(x1)));
+  *isum = 0;
+  if (amax == 0) {
+    std::memset(q, 0, kBlock);
+    return 0.0f;
+  }
+  const float s = amax / 127.0f;
+  const __m512 sv = _mm512_set1_ps(s);
+  const __m512i q0 = quantize16(x0, sv), q1 = quantize16(x1, sv);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q), _mm512_cvtepi32_epi8(q0));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16), _mm512_cvtepi32_epi8(q1));
+  *isum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+  return s;
+}
+#endif
+
+// Quantises x [n, in] into a (every array of ActRow), by the AVX-512 block quantiser where
+// `avx512` (same results as the portable one).
+void quantize_acts(const float* x, int n, int in, bool avx512, QuantActs& a) {
   const int nb = in / kBlock;
   a.nb_pad = (nb + 1) & ~1;
-  const size_t row_q = static_cast<size_t>(a.nb_pad) * kBlock;
-  a.q.assign(static_cast<size_t>(n) * row_q, 0);
-  a.s.assign(static_cast<size_t>(n) * a.nb_pad, 0.0f);
-  a.sum.assign(static_cast<size_t>(n) * a.nb_pad, 0.0f);
+  a.k4 = in % 256 == 0;
+  const size_t rq = static_cast<size_t>(a.nb_pad) * kBlock, rb = static_cast<size_t>(a.nb_pad);
+  grow(a.q, n * rq);
+  grow(a.s, n * rb);
+  grow(a.sum, n * rb);
+  grow(a.qsum, n * rb);
+  grow(a.sum16, 2 * n * rb);
+  grow(a.s2, 2 * n * rb);
+  if (a.k4) grow(a.q_k4, n * rq);
+  float (*quantize_block)(const float*, int8_t*, int32_t*) = &quantize_block_portable;
+#ifdef FASTKV_AVX512_KERNELS
+  if (avx512) quantize_block = &quantize_block_avx512;
+#else
+  (void)avx512;
+#endif
   for (int i = 0; i < n; ++i) {
-    for (int b = 0; b < nb; ++b) {
-      const float* xb = x + static_cast<int64_t>(i) * in + b * kBlock;
-      int8_t* qb = a.q.data() + i * row_q + static_cast<size_t>(b) * kBlock;
-      float amax = 0;
-      for (int j = 0; j < kBlock; ++j) amax = std::max(amax, std::fabs(xb[j]));
-      if (amax == 0) continue;
-      const float s = amax / 127.0f;
-      int32_t sum = 0;
-      for (int j = 0; j < kBlock; ++j) {
-        const float v = std::nearbyint(xb[j] / s);
-        const int32_t qi = static_cast<int32_t>(std::clamp(v, -127.0f, 127.0f));
-        qb[j] = static_cast<int8_t>(qi);
-        sum += qi;
+    int8_t* q = a.q.data() + i * rq;
+    float* s = a.s.data() + i * rb;
+    float* sum = a.sum.data() + i * rb;
+    int32_t* qsum = a.qsum.data() + i * rb;
+    int32_t* sum16 = a.sum16.data() + 2 * i * rb;
+    float* s2 = a.s2.data() + 2 * i * rb;
+    for (int b = 0; b < a.nb_pad; ++b) {
+      int8_t* qb = q + static_cast<size_t>(b) * kBlock;
+      int32_t isum = 0;
+      s[b] = b < nb ? quantize_block(x + static_cast<int64_t>(i) * in + b * kBlock, qb, &isum)
+                    : (std::memset(qb, 0, kBlock), 0.0f);
+      sum[b] = s[b] * static_cast<float>(isum);
+      qsum[b] = isum;
+      int32_t first = 0;  // sum of the first 16
+      for (int j = 0; j < 16; ++j) first += qb[j];
+      sum16[2 * b] = 32 * first;
+      sum16[2 * b + 1] = 32 * (isum - first);
+      s2[2 * b] = s2[2 * b + 1] = s[b];
+    }
+    if (a.k4) {
+      static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+      int8_t* qk = a.q_k4.data() + i * rq;
+      for (int b = 0; b < nb; ++b) {
+        std::memcpy(qk + static_cast<size_t>(b) * kBlock,
+                    q + static_cast<size_t>(b / 8 * 8 + kOrder[b % 8]) * kBlock, kBlock);
       }
-      a.s[static_cast<size_t>(i) * a.nb_pad + b] = s;
-      a.sum[static_cast<size_t>(i) * a.nb_pad + b] = s * static_cast<float>(sum);
     }
   }
 }
@@ -636,11 +743,21 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
   }
   const int total = first_row[count];
   thread_local QuantActs acts;
-  quantize_acts(x, n, in, acts);
+  // The AVX-512 block quantiser (same results) wherever the dot kernels are AVX-512 ones.
+  const bool avx512_acts = isa == QuantIsa::kAuto
+                               ? quant_avx512_available() && !portable_forced()
+                               : isa != QuantIsa::kPortable;
+  quantize_acts(x, n, in, avx512_acts, acts);
   const QuantActs& a = acts;  // the calling thread's buffers, read by every worker
   const int nb = in / kBlock;
-  const size_t row_q = static_cast<size_t>(a.nb_pad) * kBlock;
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(n) * in * total))
+  // Rows are handed out in chunks of about kChunkBytes of weights (at least 4 rows) as threads
+  // ask for them, not split in equal halves up front: layers of one group may differ in bytes
+  // per row (Q4_K_M's Q / K are Q4_K, V Q6_K), and on a shared machine a thread that is
+  // descheduled for a while no longer holds up the rows it would have been given. A chunk is
+  // contiguous, so each thread still streams whole runs of rows.
+  constexpr int64_t kChunkBytes = 64 << 10;
+  const int chunk = static_cast<int>(std::max<int64_t>(4, kChunkBytes / layers[0]->row_bytes_));
+#pragma omp parallel for schedule(dynamic, chunk) if (worth_parallel(static_cast <int64_t>(n) * in * total))
   for (int gr = 0; gr < total; ++gr) {
     int li = 0;
     while (gr >= first_row[li + 1]) ++li;
@@ -650,9 +767,7 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
     const float* bias = l.bias_.empty() ? nullptr : l.bias_.data();
     float* y = ys[li];
     for (int i = 0; i < n; ++i) {
-      const float v =
-          dots[li](w, nb, a.q.data() + i * row_q, a.s.data() + static_cast<size_t>(i) * a.nb_pad,
-                   a.sum.data() + static_cast<size_t>(i) * a.nb_pad);
+      const float v = dots[li](w, nb, a.row(i));
       y[static_cast<int64_t>(i) * l.out_ + r] = bias ? v + bias[r] : v;
     }
   }

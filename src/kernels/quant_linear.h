@@ -29,7 +29,7 @@
 //     output row is a sum of exact integer dot products, one per weight block or (sub-)block
 //     (a K-quant sub-block of 32 or 16 lies inside one activation block), each times its
 //     d · scale · s, plus min terms m · s · sum(qx) (Q4_1, Q5_1, Q4_K, Q5_K) (OpenMP over output
-//     rows). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
+//     rows, handed out in chunks of about 64 KiB of weights). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
 //     the portable code.
 //   larger n (prefill): the weights are dequantised a tile of output rows at a time (about

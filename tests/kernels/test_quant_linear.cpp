@@ -284,8 +284,9 @@ TEST(QuantLinear, MatchesDoubleReference) {
   for (QuantFormat f : kAllFormats) {
     std::vector<double> worst(paths.size(), 0);  // max |error| / tolerance per path
     const int B = kernels::quant_block_weights(f);
-    // The smallest legal row, two blocks, and an odd count of 32-blocks (K: super-blocks).
-    for (int k : {1, 2, B == 32 ? 13 : 5}) {
+    // The smallest legal row, two blocks, an odd count of 32-blocks (K: super-blocks), and for
+    // the 32-weight formats 37 blocks (two of the AVX-512 kernels' 16-block steps and a tail).
+    for (int k : {1, 2, B == 32 ? 13 : 5, B == 32 ? 37 : 3}) {
       const int in = B * k, nb = in / 32;
       for (int out : {1, 3, 17}) {
         const Weights ws = maker.make(f, in, out);
