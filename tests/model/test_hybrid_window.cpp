@@ -4,8 +4,11 @@
 // golden_arch_logits).
 //   - a local layer's cache holds exactly the live tokens whose original positions the last
 //     prompt token sees, for every method; global layers hold what the method chose;
+//   - FastKV's TSP runs after the first global layer at or after its TSP layer;
 //   - after TSP, a local layer attends by original position: its cached positions are the
-//     propagated ones inside the window, not the last `window` live rows;
+//     propagated ones inside the window, not the last `window` live rows (on a copy of the
+//     model with attention.sliding_window_pattern = 3: layers 2 and 5 global, so local layers
+//     3 and 4 come after TSP);
 //   - decode through a local layer's bounded cache gives the logits of a prefill of the same
 //     tokens (the rows it drops are the ones no query can see);
 //   - the FLOP counters count the band.
@@ -18,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "io/gguf.h"
 #include "method/method_list.h"
 #include "model/model.h"
 #include "test_util.h"
@@ -34,6 +38,21 @@ std::vector<int32_t> prompt(int n) {
   std::vector<int32_t> t(n);
   for (int i = 0; i < n; ++i) t[i] = 1 + (i * 37 + 11) % 500;
   return t;
+}
+
+// A copy of the tiny Gemma 3 with attention.sliding_window_pattern = 3 added (layer l local
+// when l % 3 < 2), written to a temporary folder.
+std::string tiny_gemma3_pattern3() {
+  const gguf::File src = gguf::File::open(tiny_gemma3());
+  gguf::Writer w;
+  for (const auto& [key, value] : src.metadata()) w.set(key, value);
+  w.set_u32("gemma3.attention.sliding_window_pattern", 3);
+  for (const gguf::TensorInfo& t : src.tensors()) {
+    w.add_raw(t.name, t.type, t.ne, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+  }
+  const std::string path = test::temp_dir() + "/tiny-gemma3-pattern3.gguf";
+  w.write(path);
+  return path;
 }
 
 std::unique_ptr<CompressionMethod> policy(const std::string& spec, int n_layer) {
@@ -61,7 +80,7 @@ TEST_F(HybridWindow, LocalLayersKeepTheirWindowForEveryMethod) {
   const int N = 120, w = 16;
   const std::vector<int32_t> tokens = prompt(N);
   for (const std::string spec :
-       {"full", "fastkv:tsp_layer=1:tsp_rate=0.3:retain_rate=0.2", "snapkv:retain_rate=0.2",
+       {"full", "fastkv:tsp_layer=5:tsp_rate=0.3:retain_rate=0.2", "snapkv:retain_rate=0.2",
         "streamingllm:retain_rate=0.2", "h2o:retain_rate=0.2", "adakv:retain_rate=0.2"}) {
     auto p = policy(spec, m_->config().n_layer);
     KVCache cache;
@@ -96,34 +115,50 @@ TEST_F(HybridWindow, LocalLayersKeepTheirWindowForEveryMethod) {
       }
     }
     if (spec.rfind("fastkv", 0) == 0) {
-      ASSERT_EQ(out.stats.propagations.size(), 1u) << "TSP after layer 1";
-      EXPECT_EQ(out.stats.propagations[0].layer, 1);
+      ASSERT_EQ(out.stats.propagations.size(), 1u) << "TSP after layer 5";
+      EXPECT_EQ(out.stats.propagations[0].layer, 5);
       EXPECT_EQ(out.stats.propagations[0].positions.size(), static_cast<size_t>(N * 3 / 10));
     }
   }
 }
 
+// TSP at a local layer is deferred to the next global layer: with the default pattern the
+// only global layer is the last one, so asking for TSP after layer 0 propagates after layer 5.
+TEST_F(HybridWindow, TspRunsAfterTheFirstGlobalLayerAtOrAfterTheTspLayer) {
+  auto p = policy("fastkv:tsp_layer=0:tsp_rate=0.2:retain_rate=0.1", 6);
+  KVCache cache;
+  const PrefillOutput out = m_->prefill(prompt(200), *p, cache);
+  ASSERT_EQ(out.stats.propagations.size(), 1u);
+  EXPECT_EQ(out.stats.propagations[0].layer, 5);
+  for (int l = 0; l < 6; ++l) EXPECT_EQ(out.stats.live_tokens[l], 200) << l;
+}
+
 // After TSP the live tokens are spread over the prompt: a local layer's cache is the propagated
 // tokens inside the window by original position, fewer than 16 rows, never the last 16 live
 // rows (which would reach back far beyond the window).
-TEST_F(HybridWindow, AfterTspTheWindowIsByOriginalPosition) {
+TEST(HybridWindowPattern3, AfterTspTheWindowIsByOriginalPosition) {
+  const std::unique_ptr<Model> m = Model::load(tiny_gemma3_pattern3());
+  for (int l = 0; l < 6; ++l) ASSERT_EQ(m->config().layers[l].local(), l % 3 < 2) << l;
   const int N = 200;
-  auto p = policy("fastkv:tsp_layer=0:tsp_rate=0.2:retain_rate=0.1", 6);
+  auto p = policy("fastkv:tsp_layer=1:tsp_rate=0.2:retain_rate=0.1", 6);
   KVCache cache;
-  const PrefillOutput out = m_->prefill(prompt(N), *p, cache);
+  const PrefillOutput out = m->prefill(prompt(N), *p, cache);
   ASSERT_EQ(out.stats.propagations.size(), 1u);
+  EXPECT_EQ(out.stats.propagations[0].layer, 2) << "layer 1 is local: TSP moves to layer 2";
   const std::vector<int32_t>& live = out.stats.propagations[0].positions;
   ASSERT_EQ(live.size(), 40u);
   ASSERT_EQ(live.back(), N - 1);
   int inside = 0;
   for (int32_t q : live) inside += q > N - 1 - 16;
   ASSERT_LT(inside, 16) << "the selection kept the whole window: the test would say nothing";
-  for (int l = 1; l < 5; ++l) {
+  for (int l : {3, 4}) {
     for (int h = 0; h < cache.layer(l).n_heads(); ++h) {
       EXPECT_EQ(cache.layer(l).len(h), inside) << "layer " << l;
       for (int32_t q : cache.layer(l).positions(h)) EXPECT_GT(q, N - 1 - 16);
     }
   }
+  // The global layer after TSP keeps int(40 × 0.1 / 0.2) = 20 rows per KV head.
+  for (int h = 0; h < cache.layer(5).n_heads(); ++h) EXPECT_EQ(cache.layer(5).len(h), 20);
 }
 
 // Decode through the local layers' bounded caches: logits of token t decoded after the prompt
