@@ -133,6 +133,18 @@ TEST_F(HybridWindow, TspRunsAfterTheFirstGlobalLayerAtOrAfterTheTspLayer) {
   for (int l = 0; l < 6; ++l) EXPECT_EQ(out.stats.live_tokens[l], 200) << l;
 }
 
+// GemFilter's filter layer moves past local layers the same way: asking for layer 1 restarts
+// the prefill from the selection of layer 5, the first global layer.
+TEST_F(HybridWindow, GemFilterFiltersAtTheFirstGlobalLayerAtOrAfterItsLayer) {
+  auto p = policy("gemfilter:filter_layer=1:retain_rate=0.2", 6);
+  KVCache cache;
+  const PrefillOutput out = m_->prefill(prompt(200), *p, cache);
+  ASSERT_EQ(out.stats.propagations.size(), 1u);
+  EXPECT_TRUE(out.stats.propagations[0].restart);
+  EXPECT_EQ(out.stats.propagations[0].layer, 5);
+  EXPECT_EQ(out.stats.passes, 2);
+}
+
 // After TSP the live tokens are spread over the prompt: a local layer's cache is the propagated
 // tokens inside the window by original position, fewer than 16 rows, never the last 16 live
 // rows (which would reach back far beyond the window).
