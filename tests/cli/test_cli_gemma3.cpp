@@ -61,6 +61,10 @@ TEST_F(CliGemma3, InspectReadsTheHybridMetadata) {
   EXPECT_TRUE(contains(r.out, "  attention.key_length: 256")) << r.out;
   EXPECT_TRUE(contains(r.out, "  vocab size: 262144")) << r.out;
   EXPECT_TRUE(contains(r.out, "gemma3.attention.sliding_window")) << r.out;
+  EXPECT_TRUE(contains(r.out, "  attention.sliding_window: 512\n")) << r.out;
+  EXPECT_TRUE(contains(r.out, "layers: 15 local (window 512, RoPE base 10000), 3 global (5, 11, "
+                              "17; RoPE base 1e+06)\n"))
+      << r.out;
 }
 
 // Greedy completion of the short golden's 16 tokens gives llama.cpp's greedy tokens
