@@ -545,7 +545,9 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
                   a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
     in.pass = pass;
     in.window = lc.window;
-    in.attn_colsum = column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
+    // (none for a local layer: its cache is its window, whatever the policy would choose)
+    in.attn_colsum =
+        lc.local() ? nullptr : column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
     lap.to(sec.attention);
     // select: what this layer's cache keeps, and which tokens go on
     LayerDecision dec = policy.on_layer(in);

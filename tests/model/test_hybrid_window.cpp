@@ -133,6 +133,26 @@ TEST_F(HybridWindow, TspRunsAfterTheFirstGlobalLayerAtOrAfterTheTspLayer) {
   for (int l = 0; l < 6; ++l) EXPECT_EQ(out.stats.live_tokens[l], 200) << l;
 }
 
+// No scoring work on local layers: H2O's attention column sums (the O(n²) pass) run only on the
+// global layer, and a scoring method reports only the global layer's window scores.
+TEST_F(HybridWindow, LocalLayersSpendNothingOnScoring) {
+  const int N = 100;
+  const LayerConfig& g = m_->config().layers[5];
+  KVCache cache;
+  auto h2o = policy("h2o:retain_rate=0.2", 6);
+  const PrefillOutput out = m_->prefill(prompt(N), *h2o, cache);
+  // the global layer's column sums (plus H2O's own O(H·n) score sums); all six layers' would be
+  // six times as much
+  const double colsum = 4.0 * g.n_head * g.head_dim * (N * (N + 1) / 2.0);
+  EXPECT_GE(out.stats.scoring_flops, colsum);
+  EXPECT_LT(out.stats.scoring_flops, 1.01 * colsum);
+  auto snap = policy("snapkv:retain_rate=0.2", 6);
+  const PrefillOutput one = m_->prefill(prompt(N), *snap, cache);
+  // window scores of the last 8 queries of every head against the n - 8 earlier keys, one layer
+  EXPECT_GT(one.stats.scoring_flops, 0.0);
+  EXPECT_LE(one.stats.scoring_flops, 2.0 * 2 * g.n_head * g.head_dim * 8.0 * N);
+}
+
 // GemFilter's filter layer moves past local layers the same way: asking for layer 1 restarts
 // the prefill from the selection of layer 5, the first global layer.
 TEST_F(HybridWindow, GemFilterFiltersAtTheFirstGlobalLayerAtOrAfterItsLayer) {
