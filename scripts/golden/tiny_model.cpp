@@ -7,7 +7,11 @@
 // A developer tool, not part of fastkv's build (scripts/make-quant-goldens.sh compiles it against
 // llama.cpp's ggml/gguf library and runs it); fastkv's own code, written against gguf.h.
 //
-//   tiny_model VOCAB.gguf OUT.gguf
+//   tiny_model VOCAB.gguf OUT.gguf [llama|gemma3|qwen3]
+//
+// The default (llama) is tiny-k256, described here first; gemma3 and qwen3 write the tiny
+// random models of those architectures that the architecture goldens use (see the end of this
+// comment).
 //
 // Every metadata key of VOCAB.gguf (a Llama model with an embedded tokenizer: the script passes
 // ../shared/models/stories260K.gguf, 512 SentencePiece tokens) is copied, then the shape keys
@@ -24,6 +28,17 @@
 // about unit scale from layer to layer, logits have a standard deviation of about 1); RMSNorm
 // gains uniform in [0.8, 1.2]. Generator: splitmix64, one stream per tensor seeded from the
 // FNV-1a hash of its name, so the file is the same on every machine.
+//
+// gemma3 (tiny-gemma3): 6 layers, d_model 128, 4 query heads / 2 KV heads, head_dim 64
+//   (attention.key_length 64, not 128/4: the explicit head_dim), FFN 256,
+//   attention.sliding_window 16 with no pattern key (so layers 0-4 are local and layer 5 global,
+//   Gemma 3's default 5:1), rope.freq_base 1e6 (global; the local layers use 10K), rms eps 1e-6,
+//   tied embeddings (no output.weight); per layer also attn_q_norm, attn_k_norm [64],
+//   post_attention_norm, post_ffw_norm [128]. Norm gains as stored by llama.cpp's converter for
+//   Gemma (already 1 + w): uniform in [0.8, 1.2] like the others.
+// qwen3 (tiny-qwen3): 2 layers, d_model 128, 4 query heads / 2 KV heads, head_dim 64
+//   (attention.key_length 64), FFN 256, rope.freq_base 1e6, rms eps 1e-6, tied embeddings,
+//   attn_q_norm and attn_k_norm [64] per layer.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -37,7 +52,22 @@
 
 namespace {
 
-constexpr int kLayers = 2, kDim = 256, kHeads = 4, kHeadsKv = 2, kHeadDim = 64, kFfn = 512;
+// The shape of one tiny model.
+struct Shape {
+  const char* arch;
+  const char* name;
+  int layers, dim, heads, heads_kv, head_dim, ffn;
+  bool tied;        // no output.weight
+  bool qk_norm;     // attn_q_norm, attn_k_norm
+  bool post_norms;  // post_attention_norm, post_ffw_norm
+  int window;       // attention.sliding_window (0: none)
+};
+
+constexpr Shape kShapes[] = {
+    {"llama", "tiny-k256", 2, 256, 4, 2, 64, 512, false, false, false, 0},
+    {"gemma3", "tiny-gemma3", 6, 128, 4, 2, 64, 256, true, true, true, 16},
+    {"qwen3", "tiny-qwen3", 2, 128, 4, 2, 64, 256, true, true, false, 0},
+};
 
 [[noreturn]] void die(const std::string& msg) {
   std::fprintf(stderr, "error: %s\n", msg.c_str());
@@ -71,7 +101,15 @@ uint64_t fnv1a(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) die("usage: tiny_model VOCAB.gguf OUT.gguf");
+  if (argc != 3 && argc != 4) die("usage: tiny_model VOCAB.gguf OUT.gguf [llama|gemma3|qwen3]");
+  const std::string arch = argc == 4 ? argv[3] : "llama";
+  const Shape* shape = nullptr;
+  for (const Shape& s : kShapes) {
+    if (arch == s.arch) shape = &s;
+  }
+  if (shape == nullptr) die("unknown architecture " + arch);
+  const int kLayers = shape->layers, kDim = shape->dim, kHeads = shape->heads,
+            kHeadsKv = shape->heads_kv, kHeadDim = shape->head_dim, kFfn = shape->ffn;
   gguf_init_params vp = {/*no_alloc=*/true, /*ctx=*/nullptr};
   gguf_context* src = gguf_init_from_file(argv[1], vp);
   if (src == nullptr) die(std::string("cannot read GGUF file ") + argv[1]);
@@ -81,37 +119,56 @@ int main(int argc, char** argv) {
 
   gguf_context* g = gguf_init_empty();
   gguf_set_kv(g, src);
-  gguf_set_val_str(g, "general.architecture", "llama");
-  gguf_set_val_str(g, "general.name", "tiny-k256");
+  gguf_set_val_str(g, "general.architecture", shape->arch);
+  gguf_set_val_str(g, "general.name", shape->name);
   gguf_set_val_str(g, "general.description",
-                   "fastkv scripts/golden/tiny_model.cpp: random weights, rows of 256 for K-quants");
+                   arch == "llama"
+                       ? "fastkv scripts/golden/tiny_model.cpp: random weights, rows of 256 for K-quants"
+                       : "fastkv scripts/golden/tiny_model.cpp: random weights");
   gguf_set_val_u32(g, "general.file_type", 0);  // all F32
-  gguf_set_val_u32(g, "llama.block_count", kLayers);
-  gguf_set_val_u32(g, "llama.context_length", 2048);
-  gguf_set_val_u32(g, "llama.embedding_length", kDim);
-  gguf_set_val_u32(g, "llama.feed_forward_length", kFfn);
-  gguf_set_val_u32(g, "llama.attention.head_count", kHeads);
-  gguf_set_val_u32(g, "llama.attention.head_count_kv", kHeadsKv);
-  gguf_set_val_u32(g, "llama.rope.dimension_count", kHeadDim);
-  gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  const std::string p = arch + ".";
+  gguf_set_val_u32(g, (p + "block_count").c_str(), kLayers);
+  gguf_set_val_u32(g, (p + "context_length").c_str(), 2048);
+  gguf_set_val_u32(g, (p + "embedding_length").c_str(), kDim);
+  gguf_set_val_u32(g, (p + "feed_forward_length").c_str(), kFfn);
+  gguf_set_val_u32(g, (p + "attention.head_count").c_str(), kHeads);
+  gguf_set_val_u32(g, (p + "attention.head_count_kv").c_str(), kHeadsKv);
+  if (arch == "llama") {
+    gguf_set_val_u32(g, "llama.rope.dimension_count", kHeadDim);
+    gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  } else {
+    gguf_set_val_u32(g, (p + "attention.key_length").c_str(), kHeadDim);
+    gguf_set_val_u32(g, (p + "attention.value_length").c_str(), kHeadDim);
+    gguf_set_val_f32(g, (p + "attention.layer_norm_rms_epsilon").c_str(), 1e-6f);
+    gguf_set_val_f32(g, (p + "rope.freq_base").c_str(), 1e6f);
+  }
+  if (shape->window > 0) {
+    gguf_set_val_u32(g, (p + "attention.sliding_window").c_str(), shape->window);
+  }
 
   struct Spec {
     std::string name;
     int in, out;  // out == 0: a 1-D norm gain of `in` elements
   };
-  std::vector<Spec> specs = {{"token_embd.weight", kDim, V}, {"output_norm.weight", kDim, 0},
-                             {"output.weight", kDim, V}};
+  std::vector<Spec> specs = {{"token_embd.weight", kDim, V}, {"output_norm.weight", kDim, 0}};
+  if (!shape->tied) specs.push_back({"output.weight", kDim, V});
   for (int l = 0; l < kLayers; ++l) {
     const std::string b = "blk." + std::to_string(l) + ".";
     specs.push_back({b + "attn_norm.weight", kDim, 0});
     specs.push_back({b + "attn_q.weight", kDim, kHeads * kHeadDim});
     specs.push_back({b + "attn_k.weight", kDim, kHeadsKv * kHeadDim});
     specs.push_back({b + "attn_v.weight", kDim, kHeadsKv * kHeadDim});
+    if (shape->qk_norm) {
+      specs.push_back({b + "attn_q_norm.weight", kHeadDim, 0});
+      specs.push_back({b + "attn_k_norm.weight", kHeadDim, 0});
+    }
     specs.push_back({b + "attn_output.weight", kHeads * kHeadDim, kDim});
+    if (shape->post_norms) specs.push_back({b + "post_attention_norm.weight", kDim, 0});
     specs.push_back({b + "ffn_norm.weight", kDim, 0});
     specs.push_back({b + "ffn_gate.weight", kDim, kFfn});
     specs.push_back({b + "ffn_up.weight", kDim, kFfn});
     specs.push_back({b + "ffn_down.weight", kFfn, kDim});
+    if (shape->post_norms) specs.push_back({b + "post_ffw_norm.weight", kDim, 0});
   }
   size_t bytes = 0;
   for (const Spec& s : specs) {
@@ -135,7 +192,7 @@ int main(int argc, char** argv) {
     gguf_add_tensor(g, t);
   }
   if (!gguf_write_to_file(g, argv[2], false)) die(std::string("cannot write ") + argv[2]);
-  std::printf("tiny-k256: %zu tensors, vocab %d -> %s\n", specs.size(), V, argv[2]);
+  std::printf("%s: %zu tensors, vocab %d -> %s\n", shape->name, specs.size(), V, argv[2]);
   gguf_free(g);
   gguf_free(src);
   ggml_free(tctx);

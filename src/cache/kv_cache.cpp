@@ -40,6 +40,36 @@ void LayerCache::append(int head, const float* k, const float* v, int32_t pos) {
   h.pos.push_back(pos);
 }
 
+int64_t LayerCache::drop_before(int head, int32_t min_pos) {
+  HeadCache& h = heads.at(head);
+  const int64_t len = h.len();
+  int64_t out = 0;
+  for (int64_t j = 0; j < len; ++j) {
+    if (h.pos[j] < min_pos) continue;
+    if (out != j) {
+      h.pos[out] = h.pos[j];
+      const int64_t from = j * head_dim, to = out * head_dim;
+      if (bf16) {
+        std::copy_n(h.kb.data() + from, head_dim, h.kb.data() + to);
+        std::copy_n(h.vb.data() + from, head_dim, h.vb.data() + to);
+      } else {
+        std::copy_n(h.k.data() + from, head_dim, h.k.data() + to);
+        std::copy_n(h.v.data() + from, head_dim, h.v.data() + to);
+      }
+    }
+    ++out;
+  }
+  h.pos.resize(out);
+  if (bf16) {
+    h.kb.resize(out * head_dim);
+    h.vb.resize(out * head_dim);
+  } else {
+    h.k.resize(out * head_dim);
+    h.v.resize(out * head_dim);
+  }
+  return len - out;
+}
+
 void LayerCache::read_row(int head, int64_t j, float* k_out, float* v_out) const {
   if (head < 0 || head >= n_heads() || j < 0 || j >= len(head)) {
     fail("cache row ", j, " of head ", head, " does not exist (", n_heads(), " heads)");

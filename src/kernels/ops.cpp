@@ -46,6 +46,16 @@ void swiglu(const float* gate, const float* up, int64_t count, float* out) {
   }
 }
 
+void geglu_tanh(const float* gate, const float* up, int64_t count, float* out) {
+  constexpr int64_t kChunk = 4096;
+  const int64_t chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for if (worth_parallel(count * 12))
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t i0 = c * kChunk;
+    gelu_tanh_mul(gate + i0, up + i0, std::min(kChunk, count - i0), out + i0);
+  }
+}
+
 void add_inplace(float* x, const float* y, int64_t count) {
 #pragma omp parallel for if (worth_parallel(count * 8))
   for (int64_t i = 0; i < count; ++i) x[i] += y[i];

@@ -16,6 +16,9 @@ void linear(const float* x, int n, const float* w, int in, int out, const float*
 
 // out[i] = silu(gate[i]) * up[i] for i < count; silu(x) = x / (1 + e^-x).
 void swiglu(const float* gate, const float* up, int64_t count, float* out);
+// out[i] = gelu(gate[i]) * up[i] for i < count, GELU's tanh approximation (Gemma's GeGLU):
+//   gelu(x) = x/2 · (1 + tanh(sqrt(2/π) · (x + 0.044715 x³))).
+void geglu_tanh(const float* gate, const float* up, int64_t count, float* out);
 
 // x[i] += y[i]
 void add_inplace(float* x, const float* y, int64_t count);

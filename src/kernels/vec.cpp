@@ -54,6 +54,16 @@ FASTKV_CLONES void silu_mul(const float* gate, const float* up, int64_t n, float
   for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + exp_approx(-gate[i])) * up[i];
 }
 
+FASTKV_CLONES void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out) {
+  constexpr float k2SqrtTwoOverPi = 2 * 0.7978845608028654f;  // 2·sqrt(2/π)
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    const float two_u = k2SqrtTwoOverPi * (x + 0.044715f * x * x * x);
+    out[i] = x / (1.0f + exp_approx(-two_u)) * up[i];
+  }
+}
+
 namespace {
 
 float exp_shift_sum_to_bf16_portable(const float* x, int n, float m, uint16_t* y) {

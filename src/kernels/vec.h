@@ -58,6 +58,9 @@ float max_of(const float* x, int n);
 float exp_shift_sum(float* x, int n, float m);
 // out[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i]
 void silu_mul(const float* gate, const float* up, int64_t n, float* out);
+// out[i] = gelu(gate[i]) * up[i], GELU's tanh approximation written as a sigmoid:
+//   0.5·x·(1 + tanh(u)) = x / (1 + e^(-2u)),  u = sqrt(2/π)·(x + 0.044715·x³)
+void gelu_tanh_mul(const float* gate, const float* up, int64_t n, float* out);
 // y[i] = bf16(e^(x[i] - m)) for i < n (m >= every x[i]); returns the sum of the f32 values.
 float exp_shift_sum_to_bf16(const float* x, int n, float m, uint16_t* y);
 // y[i] += a * float(x[i]) for bf16 x

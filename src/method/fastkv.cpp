@@ -123,8 +123,14 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
   return r;
 }
 
+LayerDecision FastKVMethod::on_layer(const LayerInput& in) {
+  // A local layer at the TSP point defers TSP to the next layer, until a global one.
+  if (cfg_.tsp_enabled() && in.layer == tsp_at_ && in.window > 0) tsp_at_ = in.layer + 1;
+  return ScorerMethod::on_layer(in);
+}
+
 double FastKVMethod::retain(int layer) const {
-  const bool after_tsp = cfg_.tsp_enabled() && layer > cfg_.tsp_layer;
+  const bool after_tsp = cfg_.tsp_enabled() && layer > tsp_at_;
   return after_tsp ? cfg_.retain_rate / cfg_.tsp_rate : cfg_.retain_rate;
 }
 
@@ -134,7 +140,7 @@ int FastKVMethod::capacity(const LayerInput& in) const {
 
 bool FastKVMethod::propagates(const LayerInput& in) const {
   const int T = cfg_.tsp_target(in.n_prompt);
-  return cfg_.tsp_enabled() && in.layer == cfg_.tsp_layer && in.n >= capacity(in) && in.n > T &&
+  return cfg_.tsp_enabled() && in.layer == tsp_at_ && in.n >= capacity(in) && in.n > T &&
          T >= cfg_.window + 1;
 }
 

@@ -75,7 +75,16 @@ FastKVLayerResult fastkv_select(const FastKVConfig& cfg, const float* q, const f
 class FastKVMethod : public ScorerMethod {
  public:
   explicit FastKVMethod(FastKVConfig cfg) : ScorerMethod("fastkv", cfg), cfg_(cfg) {}
-  void begin(int n_prompt, int n_layer) override { n_prompt_ = n_prompt; }
+  void begin(int n_prompt, int n_layer) override {
+    n_prompt_ = n_prompt;
+    tsp_at_ = cfg_.tsp_layer;
+  }
+  // On a hybrid model TSP runs after the first global layer at or after tsp_layer: a local
+  // layer's window scores rank keys its own attention never sees (docs/fastkv.md).
+  LayerDecision on_layer(const LayerInput& in) override;
+  // The layer TSP ran or will run after in the current prefill (tsp_layer until a local
+  // layer defers it).
+  int tsp_layer_used() const { return tsp_at_; }
   const FastKVConfig& config() const { return cfg_; }
 
  protected:
@@ -89,6 +98,7 @@ class FastKVMethod : public ScorerMethod {
   bool propagates(const LayerInput& in) const;  // the TSP layer, with n >= C, n > T >= w + 1
   FastKVConfig cfg_;
   int n_prompt_ = 0;
+  int tsp_at_ = cfg_.tsp_layer;  // the effective TSP layer of this prefill (see on_layer)
 };
 
 void register_fastkv(MethodRegistry& reg);

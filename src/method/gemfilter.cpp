@@ -52,7 +52,8 @@ GemFilterResult gemfilter_select(const BudgetConfig& cfg, const float* q, const 
 LayerDecision GemFilterMethod::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;  // keep everything (pass 0's caches are discarded anyway)
-  if (in.pass == 0 && in.layer == cfg_.filter_layer) {
+  if (in.pass == 0 && in.layer == filter_at_ && in.window > 0) filter_at_ = in.layer + 1;
+  if (in.pass == 0 && in.layer == filter_at_) {
     GemFilterResult r =
         gemfilter_select(cfg_, in.q, in.k, in.n, in.n_head, in.n_head_kv, in.head_dim);
     d.restart = std::move(r.selected);

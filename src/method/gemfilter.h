@@ -46,11 +46,15 @@ class GemFilterMethod : public CompressionMethod {
  public:
   explicit GemFilterMethod(GemFilterConfig cfg) : cfg_(cfg) {}
   std::string name() const override { return "gemfilter"; }
+  void begin(int n_prompt, int n_layer) override { filter_at_ = cfg_.filter_layer; }
+  // On a hybrid model the filter runs at the first global layer at or after filter_layer: a
+  // local layer's last query never sees most of the prompt (docs/fastkv.md, "Hybrid models").
   LayerDecision on_layer(const LayerInput& in) override;
   const GemFilterConfig& config() const { return cfg_; }
 
  private:
   GemFilterConfig cfg_;
+  int filter_at_ = cfg_.filter_layer;  // the effective filter layer of this prefill
 };
 
 void register_gemfilter(MethodRegistry& reg);

@@ -40,6 +40,10 @@ struct LayerInput {
   const float* attn_colsum = nullptr;
   // 0 for the first pass over the prompt; 1 for the pass a `restart` decision asked for.
   int pass = 0;
+  // The layer's sliding attention window in positions (Gemma 3's local layers), 0 = a global
+  // layer. The model keeps a local layer's window in its cache whatever the decision says
+  // (docs/fastkv.md, "Hybrid models").
+  int window = 0;
 };
 
 struct LayerDecision {

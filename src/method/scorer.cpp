@@ -42,7 +42,9 @@ std::vector<std::vector<int32_t>> ScorerMethod::allocate(const KeyScores& s, con
 LayerDecision ScorerMethod::on_layer(const LayerInput& in) {
   LayerDecision d;
   d.cache_heads = in.n_head_kv;  // keeping everything: the plain per-KV-head cache
-  const bool drop = drops(in);
+  // A local (sliding-window) layer keeps its window whatever a method chooses (model.cpp,
+  // docs/fastkv.md "Hybrid models"): no scores are computed for its cache.
+  const bool drop = in.window == 0 && drops(in);
   if (!drop && !wants_scores(in)) {
     finish(in, nullptr, d);
     return d;

@@ -13,12 +13,26 @@ struct ArchTraits {
   const char* name;
   RopeStyle rope_style;
   bool qkv_bias;
+  bool qk_norm;      // per-head RMSNorm of Q and K before RoPE
+  bool post_norms;   // RMSNorm of the attention and MLP outputs before each residual add
+  Activation activation;
+  bool gemma;        // embeddings × sqrt(D), local/global layers from attention.sliding_window
 };
 
 constexpr ArchTraits kArchs[] = {
-    {"llama", RopeStyle::kAdjacent, false},  // Llama 2/3/3.x, Mistral, Ministral, SmolLM
-    {"qwen2", RopeStyle::kNeox, true},
+    // Llama 2/3/3.x, Mistral, Ministral, SmolLM
+    {"llama", RopeStyle::kAdjacent, false, false, false, Activation::kSwiGLU, false},
+    {"qwen2", RopeStyle::kNeox, true, false, false, Activation::kSwiGLU, false},
+    {"qwen3", RopeStyle::kNeox, false, true, false, Activation::kSwiGLU, false},
+    {"gemma3", RopeStyle::kNeox, false, true, true, Activation::kGeGLU, true},
 };
+
+// Gemma 3's published layer pattern when the file does not say: 5 local layers, then 1 global
+// (layer l is global when (l + 1) % 6 == 0), as in every Gemma 3 size and llama.cpp's default.
+constexpr int kGemma3Pattern = 6;
+// RoPE base of Gemma 3's local layers when the file has no rope.freq_base_swa (the model card's
+// 10K; the global layers use rope.freq_base, 1M).
+constexpr double kGemma3LocalRopeBase = 10000;
 
 }  // namespace
 
@@ -55,6 +69,57 @@ const std::vector<std::string>& supported_architectures() {
   return names;
 }
 
+namespace {
+
+// Gemma 3 (p = "gemma3."): embeddings × sqrt(D); the query scale; local layers from
+// attention.sliding_window and the layer pattern. c.layers holds the global block on entry.
+//   pattern: attention.sliding_window_pattern when present, either one bool per layer (true =
+//   local) or a period n (layer l is local when l % n < n - 1); else Gemma 3's period 6.
+//   local layers: window = attention.sliding_window, RoPE base rope.freq_base_swa (else 10K),
+//   no RoPE scaling; global layers: rope.freq_base and rope.scaling.* as read above.
+void gemma3_layers(const gguf::File& f, const std::string& p, ModelConfig& c) {
+  c.embed_scale = std::sqrt(static_cast<float>(c.d_model));
+  // Queries are scaled by 1/sqrt(query_pre_attn_scalar), which the GGUF does not carry: it is
+  // head_dim (attention.key_length) for every Gemma 3 size but 27B (62 layers), where it is
+  // D / H (the fact llama.cpp and Google's reference code use).
+  const double attn_scale = c.n_layer == 62 ? 1.0 / std::sqrt(static_cast<double>(c.d_model / c.n_head))
+                                             : 1.0 / std::sqrt(static_cast<double>(c.head_dim));
+  for (LayerConfig& lc : c.layers) lc.attn_scale = attn_scale;
+  const int64_t window = f.get_int(p + "attention.sliding_window", 0);
+  if (window < 0 || window > (int64_t{1} << 30)) {
+    f.error(cat("attention.sliding_window must be >= 0, got ", window));
+  }
+  if (window == 0) return;  // every layer global
+  c.sliding_window = static_cast<int>(window);
+  std::vector<bool> local(c.n_layer);
+  const std::string key = p + "attention.sliding_window_pattern";
+  const gguf::Value* v = f.find(key);
+  if (v != nullptr && v->type == gguf::ValueType::ARRAY) {
+    if (static_cast<int>(v->arr.size()) != c.n_layer) {
+      f.error(cat(key, " has ", v->arr.size(), " entries, expected one per layer (", c.n_layer,
+                  ")"));
+    }
+    for (int l = 0; l < c.n_layer; ++l) local[l] = v->arr[l].as_int() != 0;
+  } else {
+    const int64_t period = v != nullptr ? f.get_int(key) : kGemma3Pattern;
+    if (period < 0) f.error(cat(key, " must be >= 0, got ", period));
+    // period 0: every layer local (llama.cpp's reading of the key).
+    for (int l = 0; l < c.n_layer; ++l) local[l] = period == 0 || l % period < period - 1;
+  }
+  const double local_base = f.get_float(p + "rope.freq_base_swa", kGemma3LocalRopeBase);
+  if (!(local_base > 0)) f.error("rope.freq_base_swa must be > 0");
+  for (int l = 0; l < c.n_layer; ++l) {
+    if (!local[l]) continue;
+    LayerConfig& lc = c.layers[l];
+    lc.window = c.sliding_window;
+    lc.rope_theta = local_base;
+    lc.rope_freq_scale = 1;
+    lc.rope_freq_factors.clear();
+  }
+}
+
+}  // namespace
+
 ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
   ModelConfig c;
   c.arch = f.get_string("general.architecture");
@@ -88,20 +153,24 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
   if (c.n_head % c.n_head_kv != 0) {
     f.error(cat("head_count ", c.n_head, " is not a multiple of head_count_kv ", c.n_head_kv));
   }
-  if (c.d_model % c.n_head != 0) {
-    f.error(cat("embedding_length ", c.d_model, " is not a multiple of head_count ", c.n_head));
+  if (c.d_model % c.n_head != 0 && !f.has(p + "attention.key_length")) {
+    f.error(cat("embedding_length ", c.d_model, " is not a multiple of head_count ", c.n_head,
+                " and the file has no attention.key_length"));
   }
+  // head_dim: attention.key_length where present (Qwen3 and Gemma 3 store one that differs from
+  // D / H: Qwen3-0.6B has D = 1024, H = 16, d = 128), else D / H. V rows have the same width.
   c.head_dim = c.d_model / c.n_head;
+  if (f.has(p + "attention.key_length")) {
+    c.head_dim = positive(p + "attention.key_length");
+    if (f.has(p + "attention.value_length") &&
+        positive(p + "attention.value_length") != c.head_dim) {
+      f.error(cat("attention.value_length ", f.get_int(p + "attention.value_length"),
+                  " differs from attention.key_length ", c.head_dim, " (not supported)"));
+    }
+  }
   if (c.head_dim > 1024 || c.n_head / c.n_head_kv > 64) {
     f.error(cat("head_dim ", c.head_dim, " or group size ", c.n_head / c.n_head_kv,
                 " is beyond what fastkv supports (1024, 64)"));
-  }
-  if (f.has(p + "attention.key_length")) {
-    int kl = positive(p + "attention.key_length");
-    if (kl != c.head_dim) {
-      f.error(cat("attention.key_length ", kl, " differs from embedding_length / head_count ",
-                  c.head_dim, " (not supported)"));
-    }
   }
   c.rope_dim = f.has(p + "rope.dimension_count") ? positive(p + "rope.dimension_count")
                                                    : c.head_dim;
@@ -150,7 +219,12 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
     }
   }
 
-  // Every layer of a Llama or Qwen2 model is the same block.
+  if (f.has(p + "final_logit_softcapping")) {
+    c.final_logit_softcap = static_cast<float>(f.get_float(p + "final_logit_softcapping"));
+    if (!(c.final_logit_softcap >= 0)) f.error("final_logit_softcapping must be >= 0");
+  }
+
+  // The block every layer of a Llama, Qwen2 or Qwen3 model has, and Gemma 3's global layers.
   LayerConfig lc;
   lc.n_head = c.n_head;
   lc.n_head_kv = c.n_head_kv;
@@ -162,7 +236,11 @@ ModelConfig ModelConfig::from_gguf(const gguf::File& f) {
   lc.rope_freq_scale = c.rope_freq_scale;
   lc.rope_freq_factors = c.rope_freq_factors;
   lc.qkv_bias = c.qkv_bias;
+  lc.qk_norm = traits->qk_norm;
+  lc.post_attn_norm = lc.post_ffn_norm = traits->post_norms;
+  lc.activation = traits->activation;
   c.layers.assign(c.n_layer, lc);
+  if (traits->gemma) gemma3_layers(f, p, c);
   return c;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -150,6 +151,7 @@ using detail::Activations;
 //   q = xnorm · Wqᵀ (+bq)                 [n, H, d]   k, v likewise [n, G, d]
 //   q[i, h] = rmsnorm(q[i, h]) · q_norm   per head, when qk_norm (k likewise)
 //   q[i, h], k[i, g] rotated by RoPE at pos[i]
+//   q *= attn_scale · sqrt(d) when the layer's query scale is not the kernels' 1/sqrt(d)
 void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw,
                  const kernels::RopeTable& rope, int n, Activations& a) {
   const int qd = lc.n_head * lc.head_dim, kvd = lc.n_head_kv * lc.head_dim;
@@ -166,6 +168,13 @@ void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights
   for (int i = 0; i < n; ++i) {
     rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, lc.n_head,
                a.k.data() + static_cast<int64_t>(i) * kvd, lc.n_head_kv, lc.head_dim, a.pos[i]);
+  }
+  if (lc.attn_scale > 0) {
+    const float q_scale =
+        static_cast<float>(lc.attn_scale * std::sqrt(static_cast<double>(lc.head_dim)));
+    if (q_scale != 1.0f) {
+      for (int64_t i = 0; i < static_cast<int64_t>(n) * qd; ++i) a.q[i] *= q_scale;
+    }
   }
 }
 
@@ -208,6 +217,10 @@ void activation(const LayerConfig& lc, int m, Activations& a) {
     case Activation::kSwiGLU:
       kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(m) * lc.d_ff,
                       a.gate.data());
+      return;
+    case Activation::kGeGLU:
+      kernels::geglu_tanh(a.gate.data(), a.up.data(), static_cast<int64_t>(m) * lc.d_ff,
+                          a.gate.data());
       return;
   }
 }
@@ -282,6 +295,40 @@ void gather_live(const std::vector<int32_t>& sel, int n, int D, Activations& a) 
   }
   a.pos.resize(sel.size());
 }
+
+// Query-key pairs causal attention computes for live tokens at positions pos[n] (ascending)
+// with a sliding window of `window` positions (0 = none): token i sees the keys j <= i with
+// pos[i] - pos[j] < window, a contiguous range (banded prefill does no work outside it).
+double attention_pairs(const std::vector<int32_t>& pos, int n, int window) {
+  if (window <= 0) return static_cast<double>(n) * (n + 1) / 2;
+  double pairs = 0;
+  for (int i = 0, first = 0; i < n; ++i) {
+    while (pos[i] - pos[first] >= window) ++first;
+    pairs += i - first + 1;
+  }
+  return pairs;
+}
+
+// A sliding-window layer's cache (docs/fastkv.md, "Hybrid models"): every live token whose
+// original position the last live token still sees (pos > pos[n-1] - window), per KV head,
+// whatever the policy chose; the policy's keep lists apply to global layers only. Later
+// positions only move the window forward, so no decoded token needs a row dropped here.
+LayerDecision window_decision(const LayerConfig& lc, int n, const Activations& a) {
+  LayerDecision dec;
+  dec.cache_heads = lc.n_head_kv;
+  dec.keep_all = false;
+  std::vector<int32_t> rows;
+  for (int i = 0; i < n; ++i) {
+    if (a.pos[i] > a.pos[n - 1] - lc.window) rows.push_back(i);
+  }
+  dec.keep.assign(lc.n_head_kv, rows);
+  return dec;
+}
+
+// Extra rows a sliding-window layer's decode cache may hold past its window before the rows
+// no query can see any more are dropped: the cache holds at most window + kWindowSlack rows
+// per head, and the compaction runs once per kWindowSlack decoded tokens, not every token.
+constexpr int64_t kWindowSlack = 64;
 
 }  // namespace
 
@@ -396,7 +443,11 @@ void Model::embed(const int32_t* tokens, int n, float* out) const {
   const int D = config_.d_model;
   for (int i = 0; i < n; ++i) {
     check_token(tokens[i]);
-    w_.token_embd.row(tokens[i], out + static_cast<int64_t>(i) * D);
+    float* row = out + static_cast<int64_t>(i) * D;
+    w_.token_embd.row(tokens[i], row);
+    if (config_.embed_scale != 1.0f) {
+      for (int j = 0; j < D; ++j) row[j] *= config_.embed_scale;
+    }
   }
 }
 
@@ -405,6 +456,10 @@ void Model::lm_head(const float* hidden_rows, int rows, float* logits) const {
   kernels::rmsnorm(hidden_rows, w_.output_norm.data(), rows, config_.d_model, config_.rms_eps,
                    normed.data());
   w_.lm_head.forward(normed.data(), rows, logits);
+  if (const float cap = config_.final_logit_softcap; cap > 0) {
+    const int64_t count = static_cast<int64_t>(rows) * config_.n_vocab;
+    for (int64_t i = 0; i < count; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  }
 }
 
 namespace {
@@ -436,8 +491,12 @@ double Model::prefill_flops(const std::vector<int>& live) const {
   for (size_t i = 0; i < live.size(); ++i) {
     const LayerConfig& lc = c.layers[i];
     const double n = live[i];
-    // causal: n(n+1)/2 query-key pairs per head, Q·Kᵀ and P·V (windows not counted)
-    f += layer_linear_flops(c, lc) * n + 4.0 * lc.n_head * lc.head_dim * (n * (n + 1) / 2);
+    // causal: n(n+1)/2 query-key pairs per head, Q·Kᵀ and P·V; a sliding-window layer's band
+    // has min(i+1, w) keys for token i (tokens at consecutive positions: an upper bound for a
+    // propagated set spread over more positions)
+    const double w = lc.window;
+    const double pairs = lc.local() && n > w ? w * (w + 1) / 2 + (n - w) * w : n * (n + 1) / 2;
+    f += layer_linear_flops(c, lc) * n + 4.0 * lc.n_head * lc.head_dim * pairs;
   }
   return f + 2.0 * c.d_model * c.n_vocab;
 }
@@ -481,11 +540,14 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     lap.to(sec.qkv);
     // attention over the layer's full K/V of its n live tokens (+ what the policy needs)
     attention(lc, bf16_path_, n, a);
-    st.attention_flops += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
+    st.attention_flops += 4.0 * lc.n_head * lc.head_dim * attention_pairs(a.pos, n, lc.window);
     LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
                   a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
     in.pass = pass;
-    in.attn_colsum = column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
+    in.window = lc.window;
+    // (none for a local layer: its cache is its window, whatever the policy would choose)
+    in.attn_colsum =
+        lc.local() ? nullptr : column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
     lap.to(sec.attention);
     // select: what this layer's cache keeps, and which tokens go on
     LayerDecision dec = policy.on_layer(in);
@@ -500,8 +562,8 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
       st.propagations.push_back(std::move(step));
       return std::move(*dec.restart);
     }
-    // store cache
-    store_cache(lc, dec, a, n, cache.layer(l));
+    // store cache (a sliding-window layer keeps its window instead of the policy's choice)
+    store_cache(lc, lc.local() ? window_decision(lc, n, a) : dec, a, n, cache.layer(l));
     st.kept_rows.push_back(cache.layer(l).rows());
     lap.to(sec.cache);
     // o_proj (+post-norm) -> residual -> norm -> MLP (+post-norm) -> residual, all n tokens
@@ -621,6 +683,10 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
       const int kvh = (ch * r) / g;
       cl.append(ch, a.k.data() + static_cast<int64_t>(kvh) * d,
                 a.v.data() + static_cast<int64_t>(kvh) * d, static_cast<int32_t>(pos));
+      // a sliding-window layer: drop the rows no later query sees (bounded memory)
+      if (lc.local() && cl.len(ch) > lc.window + kWindowSlack) {
+        cl.drop_before(ch, static_cast<int32_t>(pos - lc.window + 1));
+      }
     }
     // attention: the r query heads of cache head ch against its rows (within the window)
 #pragma omp parallel for if (kernels::worth_parallel(cl.rows() * d * 2))

@@ -187,15 +187,17 @@ class Model {
   // a method's predicted speedup.
   double full_prefill_flops(int n) const;
   // FLOPs of a prefill whose layer i runs live[i] tokens ([L]): projections and MLP of every
-  // live token, causal attention among a layer's live tokens, the LM head for one token. A
-  // method's own scoring is not counted (under 1% for window scoring). full_prefill_flops(n) is
+  // live token, causal attention among a layer's live tokens (banded on sliding-window layers:
+  // token i sees min(i+1, window) keys), the LM head for one token. A method's own scoring is
+  // not counted (under 1% for window scoring). full_prefill_flops(n) is
   // prefill_flops({n, n, ..., n}).
   double prefill_flops(const std::vector<int>& live) const;
   // Weight bytes one decode step reads: every linear layer, the LM head, the norms and one
   // embedding row.
   int64_t decode_weight_bytes() const;
   const Weights& weights() const { return w_; }
-  // out[n, D] = the embedding rows of `tokens` (each checked against the vocabulary).
+  // out[n, D] = the embedding rows of `tokens` (each checked against the vocabulary) × the
+  // config's embed_scale (sqrt(D) for Gemma 3): layer 0's input.
   void embed(const int32_t* tokens, int n, float* out) const;
 
  private:

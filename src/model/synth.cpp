@@ -35,6 +35,14 @@ const std::vector<Preset> kPresets = {
      100000.0, 1e-5f, true, false, 0, 0, 0, 0},
     {"qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B", "qwen2", 24, 896, 14, 2, 64, 4864, 32768, 1000000.0,
      1e-6f, true, true, 0, 0, 0, 0},
+    // head_dim 128 with d_model / n_head = 64; QK-norm
+    {"qwen3-0.6b", "Qwen/Qwen3-0.6B", "qwen3", 28, 1024, 16, 8, 128, 3072, 40960, 1000000.0,
+     1e-6f, true, false, 0, 0, 0, 0, /*qk_norm=*/true},
+    // head_dim 256 with d_model / n_head = 160; QK-norm, post-norms, 512-token sliding window
+    // on 5 of every 6 layers (global rope_theta 1e6; the local layers' 10K is the default)
+    {"gemma3-270m", "google/gemma-3-270m", "gemma3", 18, 640, 4, 1, 256, 2048, 32768, 1000000.0,
+     1e-6f, true, false, 0, 0, 0, 0, /*qk_norm=*/true, /*post_norms=*/true,
+     /*sliding_window=*/512},
 };
 
 constexpr int kMaxLayers = 1024;
@@ -87,11 +95,21 @@ std::vector<Planned> plan(const Preset& p, int n_layer, int64_t n_vocab, TensorT
     if (p.qkv_bias) t.push_back({b + "attn_k.bias", TensorType::F32, {kvd}, Fill::kBias});
     t.push_back({b + "attn_v.weight", type, {D, kvd}, Fill::kLinear});
     if (p.qkv_bias) t.push_back({b + "attn_v.bias", TensorType::F32, {kvd}, Fill::kBias});
+    if (p.qk_norm) {
+      t.push_back({b + "attn_q_norm.weight", TensorType::F32, {p.head_dim}, Fill::kOnes});
+      t.push_back({b + "attn_k_norm.weight", TensorType::F32, {p.head_dim}, Fill::kOnes});
+    }
     t.push_back({b + "attn_output.weight", type, {qd, D}, Fill::kLinear});
+    if (p.post_norms) {
+      t.push_back({b + "post_attention_norm.weight", TensorType::F32, {D}, Fill::kOnes});
+    }
     t.push_back({b + "ffn_norm.weight", TensorType::F32, {D}, Fill::kOnes});
     t.push_back({b + "ffn_gate.weight", type, {D, F}, Fill::kLinear});
     t.push_back({b + "ffn_up.weight", type, {D, F}, Fill::kLinear});
     t.push_back({b + "ffn_down.weight", type, {F, D}, Fill::kLinear});
+    if (p.post_norms) {
+      t.push_back({b + "post_ffw_norm.weight", TensorType::F32, {D}, Fill::kOnes});
+    }
   }
   t.push_back({"output_norm.weight", TensorType::F32, {D}, Fill::kOnes});
   if (!p.tied_embeddings) t.push_back({"output.weight", type, {D, n_vocab}, Fill::kLinear});
@@ -251,10 +269,6 @@ Result write_model(const Options& opts, const Progress& progress) {
     fail("--layers must be between 1 and ", kMaxLayers, ", got ", *opts.layers);
   }
   const int n_layer = opts.layers.value_or(p->n_layer);
-  if (p->head_dim * p->n_head != p->d_model) {
-    fail("preset ", p->name, ": head_dim ", p->head_dim, " × ", p->n_head,
-         " heads differs from d_model ", p->d_model, " (fastkv needs them equal)");
-  }
 
   int64_t n_vocab = 0;
   std::vector<std::pair<std::string, gguf::Value>> tokenizer = read_vocab(opts.vocab, &n_vocab);
@@ -286,6 +300,13 @@ Result write_model(const Options& opts, const Progress& progress) {
   w.set_f32(a + "attention.layer_norm_rms_epsilon", p->rms_eps);
   w.set_f32(a + "rope.freq_base", static_cast<float>(p->rope_theta));
   w.set_u32(a + "rope.dimension_count", static_cast<uint32_t>(p->head_dim));
+  if (p->head_dim * p->n_head != p->d_model) {
+    w.set_u32(a + "attention.key_length", static_cast<uint32_t>(p->head_dim));
+    w.set_u32(a + "attention.value_length", static_cast<uint32_t>(p->head_dim));
+  }
+  if (p->sliding_window > 0) {
+    w.set_u32(a + "attention.sliding_window", static_cast<uint32_t>(p->sliding_window));
+  }
   w.set_u32(a + "vocab_size", static_cast<uint32_t>(n_vocab));
   for (auto& [key, value] : tokenizer) w.set(key, std::move(value));
   tokenizer.clear();

@@ -25,12 +25,12 @@ namespace fastkv::synth {
 struct Preset {
   const char* name;   // --like value, e.g. "llama-3.2-1b"
   const char* model;  // the model it copies, e.g. "meta-llama/Llama-3.2-1B"
-  const char* arch;   // GGUF general.architecture: "llama" | "qwen2"
+  const char* arch;   // GGUF general.architecture: "llama" | "qwen2" | "qwen3" | "gemma3"
   int n_layer;
   int d_model;
   int n_head;
   int n_head_kv;
-  int head_dim;  // d_model / n_head for every preset (what fastkv requires)
+  int head_dim;  // written as attention.key_length / value_length where it is not d_model / n_head
   int d_ff;
   int n_ctx_train;
   double rope_theta;
@@ -42,6 +42,9 @@ struct Preset {
   double llama3_low_freq_factor;
   double llama3_high_freq_factor;
   int llama3_original_ctx;
+  bool qk_norm = false;     // attn_q_norm, attn_k_norm [head_dim] per layer (qwen3, gemma3)
+  bool post_norms = false;  // post_attention_norm, post_ffw_norm [D] per layer (gemma3)
+  int sliding_window = 0;   // attention.sliding_window (gemma3's local layers), 0 = none
 };
 
 const std::vector<Preset>& presets();

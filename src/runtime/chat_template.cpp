@@ -57,16 +57,23 @@ ChatTemplate ChatTemplate::detect(const gguf::File& f, const Tokenizer& tok) {
       t.format = ChatFormat::kMistral;
       return t;
     }
+    if (contains(tmpl, "<start_of_turn>")) {
+      t.format = ChatFormat::kGemma;
+      return t;
+    }
   }
   if (tok.find_token("<|im_start|>") >= 0) {
     t.format = ChatFormat::kChatML;
   } else if (tok.find_token("<|start_header_id|>") >= 0) {
     t.format = ChatFormat::kLlama3;
+  } else if (tok.find_token("<start_of_turn>") >= 0) {
+    t.format = ChatFormat::kGemma;
   } else if (tok.find_token("[INST]") >= 0 || tok.kind() == Tokenizer::Kind::kSentencePiece) {
     t.format = ChatFormat::kMistral;  // Llama-2 / Mistral style [INST] blocks
   } else {
     f.error("cannot tell the chat format: no known chat template and no ChatML, Llama-3 or "
-            "[INST] tokens in the vocabulary (supported: chatml, llama3, mistral)");
+            "[INST] or <start_of_turn> tokens in the vocabulary (supported: chatml, llama3, mistral, "
+            "gemma)");
   }
   return t;
 }
@@ -76,6 +83,7 @@ const char* ChatTemplate::name() const {
     case ChatFormat::kChatML: return "chatml";
     case ChatFormat::kLlama3: return "llama3";
     case ChatFormat::kMistral: return "mistral";
+    case ChatFormat::kGemma: return "gemma";
   }
   return "?";
 }
@@ -117,6 +125,26 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
           out += m.content + "</s>";
         }
       }
+      break;
+    }
+    case ChatFormat::kGemma: {
+      // Gemma 2 / 3 turns: <start_of_turn>{user|model}\n{content}<end_of_turn>\n; Gemma has no
+      // system role, its template puts a system message before the first user turn's text.
+      std::string system;
+      for (const ChatMessage& m : messages) {
+        if (m.role == "system") {
+          system = m.content;
+          continue;
+        }
+        std::string content = m.content;
+        if (m.role == "user" && !system.empty()) {
+          content = system + "\n\n" + content;
+          system.clear();
+        }
+        out += "<start_of_turn>" + std::string(m.role == "assistant" ? "model" : "user") + "\n" +
+               content + "<end_of_turn>\n";
+      }
+      if (add_generation_prompt) out += "<start_of_turn>model\n";
       break;
     }
   }

@@ -1,5 +1,5 @@
-// Chat templates for the model families people run: ChatML (Qwen, SmolLM), Llama-3 and
-// Mistral. The format is chosen from `tokenizer.chat_template` (by its marker tokens) or, when
+// Chat templates for the model families people run: ChatML (Qwen, SmolLM), Llama-3, Mistral
+// and Gemma. The format is chosen from `tokenizer.chat_template` (by its marker tokens) or, when
 // the file has no template, from the vocabulary's special tokens. Rendered text excludes BOS:
 // the tokenizer adds it when the vocabulary asks for it.
 #pragma once
@@ -15,7 +15,7 @@ namespace fastkv {
 
 class Tokenizer;
 
-enum class ChatFormat { kChatML, kLlama3, kMistral };
+enum class ChatFormat { kChatML, kLlama3, kMistral, kGemma };
 
 struct ChatMessage {
   std::string role;     // "system" | "user" | "assistant"

@@ -95,6 +95,82 @@ TEST(ModelConfig, EveryLayerOfLlamaAndQwen2IsTheSameBlock) {
   }
 }
 
+// Qwen3: NeoX RoPE, QK-norm on every layer, no biases, head_dim from attention.key_length
+// (which may differ from D / H).
+TEST(ModelConfig, Qwen3HasQkNormAndAnExplicitHeadDim) {
+  gguf::Writer w = base("qwen3");
+  w.set_u32("qwen3.attention.key_length", 32);  // D / H = 16
+  w.set_u32("qwen3.attention.value_length", 32);
+  const ModelConfig c = load(w);
+  EXPECT_EQ(c.rope_style, RopeStyle::kNeox);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.rope_dim, 32);
+  for (const LayerConfig& lc : c.layers) {
+    EXPECT_EQ(lc.head_dim, 32);
+    EXPECT_TRUE(lc.qk_norm);
+    EXPECT_FALSE(lc.qkv_bias);
+    EXPECT_FALSE(lc.post_attn_norm);
+    EXPECT_EQ(lc.window, 0);
+    EXPECT_EQ(lc.activation, Activation::kSwiGLU);
+  }
+  EXPECT_FLOAT_EQ(c.embed_scale, 1.0f);
+  w.set_u32("qwen3.attention.value_length", 16);
+  EXPECT_NE(error_of(w).find("attention.value_length 16 differs from attention.key_length 32"),
+            std::string::npos)
+      << error_of(w);
+}
+
+// Gemma 3 with 8 layers: without a pattern key, layers 5 is global and the others local (period
+// 6: l % 6 < 5 is local); local layers take the window and the local RoPE base (10K unless
+// rope.freq_base_swa says otherwise) without scaling; global ones rope.freq_base and the linear
+// scaling. Block traits: QK-norm, post-norms, GeGLU; embeddings × sqrt(D); query scale
+// 1/sqrt(key_length).
+TEST(ModelConfig, Gemma3LocalAndGlobalLayersFromMetadata) {
+  gguf::Writer w = base("gemma3");
+  w.set_u32("gemma3.block_count", 8);
+  w.set_u32("gemma3.attention.key_length", 32);
+  w.set_u32("gemma3.attention.sliding_window", 512);
+  w.set_string("gemma3.rope.scaling.type", "linear");
+  w.set_f32("gemma3.rope.scaling.factor", 8.0f);
+  ModelConfig c = load(w);
+  ASSERT_EQ(c.layers.size(), 8u);
+  EXPECT_FLOAT_EQ(c.embed_scale, std::sqrt(64.0f));
+  EXPECT_EQ(c.sliding_window, 512);
+  for (int l = 0; l < 8; ++l) {
+    const LayerConfig& lc = c.layers[l];
+    const bool local = l != 5;
+    EXPECT_EQ(lc.local(), local) << l;
+    EXPECT_EQ(lc.window, local ? 512 : 0) << l;
+    EXPECT_DOUBLE_EQ(lc.rope_theta, local ? 10000.0 : 500000.0) << l;
+    EXPECT_DOUBLE_EQ(lc.rope_freq_scale, local ? 1.0 : 0.125) << l;
+    EXPECT_EQ(lc.rope_style, RopeStyle::kNeox);
+    EXPECT_EQ(lc.head_dim, 32);
+    EXPECT_TRUE(lc.qk_norm && lc.post_attn_norm && lc.post_ffn_norm) << l;
+    EXPECT_EQ(lc.activation, Activation::kGeGLU);
+    EXPECT_DOUBLE_EQ(lc.attn_scale, 1.0 / std::sqrt(32.0));
+  }
+  // A period in the file: layer l is local when l % 3 < 2.
+  w.set_u32("gemma3.attention.sliding_window_pattern", 3);
+  w.set_f32("gemma3.rope.freq_base_swa", 20000.0f);
+  c = load(w);
+  for (int l = 0; l < 8; ++l) {
+    EXPECT_EQ(c.layers[l].local(), l % 3 < 2) << l;
+    if (c.layers[l].local()) EXPECT_DOUBLE_EQ(c.layers[l].rope_theta, 20000.0);
+  }
+  // One flag per layer.
+  w.set_i32_array("gemma3.attention.sliding_window_pattern", {1, 0, 1, 0, 0, 1, 1, 0});
+  c = load(w);
+  const bool want[8] = {true, false, true, false, false, true, true, false};
+  for (int l = 0; l < 8; ++l) EXPECT_EQ(c.layers[l].local(), want[l]) << l;
+  w.set_i32_array("gemma3.attention.sliding_window_pattern", {1, 0});
+  EXPECT_NE(error_of(w).find("has 2 entries, expected one per layer (8)"), std::string::npos)
+      << error_of(w);
+  // No window: every layer global.
+  gguf::Writer global = base("gemma3");
+  c = load(global);
+  for (const LayerConfig& lc : c.layers) EXPECT_FALSE(lc.local());
+}
+
 TEST(TensorNames, BlockTensorsHaveTheirGgufNamesAndOptionalOnesFollowTheConfig) {
   EXPECT_EQ(tensor_name(LayerTensor::kQ, 3), "blk.3.attn_q.weight");
   EXPECT_EQ(tensor_name(LayerTensor::kAttnNorm, 0), "blk.0.attn_norm.weight");

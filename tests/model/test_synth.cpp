@@ -38,6 +38,8 @@ struct Expect {
   float eps;
   bool tied, bias;
   double llama3_factor;  // 0: no scaling (low 1, high 4, original 8192 for all llama3 presets)
+  bool qk_norm = false, post_norms = false;
+  int window = 0;  // attention.sliding_window
 };
 
 const std::vector<Expect> kExpect = {
@@ -48,6 +50,11 @@ const std::vector<Expect> kExpect = {
     {"smollm2-135m", "llama", 30, 576, 9, 3, 64, 1536, 8192, 100000, 1e-5f, true, false, 0},
     {"smollm2-360m", "llama", 32, 960, 15, 5, 64, 2560, 8192, 100000, 1e-5f, true, false, 0},
     {"qwen2.5-0.5b", "qwen2", 24, 896, 14, 2, 64, 4864, 32768, 1000000, 1e-6f, true, true, 0},
+    // Qwen/Qwen3-0.6B and google/gemma-3-270m config.json: head_dim 128 / 256, not D/H
+    {"qwen3-0.6b", "qwen3", 28, 1024, 16, 8, 128, 3072, 40960, 1000000, 1e-6f, true, false, 0,
+     true},
+    {"gemma3-270m", "gemma3", 18, 640, 4, 1, 256, 2048, 32768, 1000000, 1e-6f, true, false, 0,
+     true, true, 512},
 };
 
 const Expect& expect_of(const std::string& name) {
@@ -169,6 +176,14 @@ std::map<std::string, std::vector<int64_t>> expected_tensors(const Expect& e, in
     t[b + "ffn_gate.weight"] = {D, F};
     t[b + "ffn_up.weight"] = {D, F};
     t[b + "ffn_down.weight"] = {F, D};
+    if (e.qk_norm) {
+      t[b + "attn_q_norm.weight"] = {e.head_dim};
+      t[b + "attn_k_norm.weight"] = {e.head_dim};
+    }
+    if (e.post_norms) {
+      t[b + "post_attention_norm.weight"] = {D};
+      t[b + "post_ffw_norm.weight"] = {D};
+    }
     if (e.bias) {
       t[b + "attn_q.bias"] = {Q};
       t[b + "attn_k.bias"] = {KV};
@@ -212,6 +227,9 @@ TEST(SynthPresets, TableMatchesThePublishedConfigs) {
     EXPECT_EQ(p->tied_embeddings, e.tied);
     EXPECT_EQ(p->qkv_bias, e.bias);
     EXPECT_EQ(p->llama3_factor, e.llama3_factor);
+    EXPECT_EQ(p->qk_norm, e.qk_norm);
+    EXPECT_EQ(p->post_norms, e.post_norms);
+    EXPECT_EQ(p->sliding_window, e.window);
     if (e.llama3_factor > 0) {
       EXPECT_EQ(p->llama3_low_freq_factor, 1.0);
       EXPECT_EQ(p->llama3_high_freq_factor, 4.0);
@@ -326,10 +344,16 @@ TEST_P(SynthPreset, LoadsWithThePresetShapesAndRuns) {
   EXPECT_EQ(cfg.n_vocab, n_vocab);
   EXPECT_EQ(cfg.n_ctx_train, e.n_ctx);
   EXPECT_EQ(cfg.rms_eps, e.eps);
-  EXPECT_DOUBLE_EQ(cfg.rope_theta, static_cast<float>(e.theta));  // stored as f32
+  EXPECT_DOUBLE_EQ(cfg.rope_theta, static_cast<float>(e.theta));  // stored as f32 (global)
   EXPECT_EQ(cfg.rope_dim, e.head_dim);
   EXPECT_EQ(cfg.rope_freq_scale, 1.0);
-  EXPECT_EQ(cfg.rope_style, e.arch == "qwen2" ? RopeStyle::kNeox : RopeStyle::kAdjacent);
+  EXPECT_EQ(cfg.rope_style, e.arch == "llama" ? RopeStyle::kAdjacent : RopeStyle::kNeox);
+  EXPECT_EQ(cfg.sliding_window, e.window);
+  for (const LayerConfig& lc : cfg.layers) {
+    EXPECT_EQ(lc.qk_norm, e.qk_norm);
+    EXPECT_EQ(lc.post_attn_norm, e.post_norms);
+    EXPECT_EQ(lc.head_dim, e.head_dim);
+  }
   EXPECT_EQ(cfg.qkv_bias, e.bias);
   EXPECT_EQ(cfg.tied_embeddings, e.tied);
   if (e.llama3_factor > 0) {
@@ -395,7 +419,9 @@ INSTANTIATE_TEST_SUITE_P(Presets, SynthPreset,
                                            PresetCase{"ministral-8b", "q4_0", 1, "tiny"},
                                            PresetCase{"smollm2-135m", "q8_0", 2, "gpt-2"},
                                            PresetCase{"smollm2-360m", "f16", 2, "llama-spm"},
-                                           PresetCase{"qwen2.5-0.5b", "f32", 2, "tiny"}),
+                                           PresetCase{"qwen2.5-0.5b", "f32", 2, "tiny"},
+                                           PresetCase{"qwen3-0.6b", "q8_0", 2, "tiny"},
+                                           PresetCase{"gemma3-270m", "bf16", 7, "tiny"}),
                          [](const ::testing::TestParamInfo<PresetCase>& info) {
                            std::string s = info.param.like + "_" + info.param.type;
                            for (char& ch : s) {

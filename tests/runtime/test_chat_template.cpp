@@ -90,8 +90,20 @@ TEST(ChatTemplateRender, Mistral) {
   EXPECT_STREQ(t.name(), "mistral");
 }
 
+// Gemma 2 / 3: user and model turns; the system message goes before the first user text.
+TEST(ChatTemplateRender, Gemma) {
+  const ChatTemplate t = of_format(ChatFormat::kGemma);
+  EXPECT_EQ(t.render(kConversation, true),
+            "<start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n"
+            "<start_of_turn>model\nHello.<end_of_turn>\n"
+            "<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n");
+  EXPECT_EQ(t.render({{"user", "Hi!"}}, false), "<start_of_turn>user\nHi!<end_of_turn>\n");
+  EXPECT_STREQ(t.name(), "gemma");
+}
+
 TEST(ChatTemplateRender, UnknownRoleIsAnError) {
-  for (ChatFormat f : {ChatFormat::kChatML, ChatFormat::kLlama3, ChatFormat::kMistral}) {
+  for (ChatFormat f : {ChatFormat::kChatML, ChatFormat::kLlama3, ChatFormat::kMistral,
+                       ChatFormat::kGemma}) {
     try {
       of_format(f).render({{"user", "Hi"}, {"tool", "42"}}, true);
       ADD_FAILURE() << "no error for role 'tool' in " << of_format(f).name();
@@ -223,18 +235,24 @@ TEST(ChatTemplateDetect, FromVocabularyWhenThereIsNoTemplate) {
                 .format,
             ChatFormat::kLlama3);
   EXPECT_EQ(detect(bpe_image({"[INST]", "[/INST]"}, "")).format, ChatFormat::kMistral);
+  EXPECT_EQ(detect(bpe_image({"<start_of_turn>", "<end_of_turn>"}, "")).format,
+            ChatFormat::kGemma);
+  const std::string gemma_style =
+      "{% for message in messages %}{{ '<start_of_turn>' + message['role'] + '\n' + "
+      "message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}";
+  EXPECT_EQ(detect(bpe_image({}, gemma_style)).format, ChatFormat::kGemma);
   // A SentencePiece vocabulary without any marker: Llama-2 / Mistral [INST] blocks.
   EXPECT_EQ(detect(spm_image("")).format, ChatFormat::kMistral);
 }
 
 TEST(ChatTemplateDetect, UnknownFormatIsAnError) {
-  // A Gemma-style template and a BPE vocabulary without ChatML, Llama-3 or [INST] tokens.
-  const std::string gemma_style =
-      "{% for message in messages %}{{ '<start_of_turn>' + message['role'] + '\n' + "
-      "message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}";
-  for (const std::string& tmpl : {gemma_style, std::string()}) {
+  // A Phi-3-style template and a BPE vocabulary without ChatML, Llama-3, [INST] or Gemma tokens.
+  const std::string phi_style =
+      "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + "
+      "message['content'] + '<|end|>\n' }}{% endfor %}";
+  for (const std::string& tmpl : {phi_style, std::string()}) {
     try {
-      detect(bpe_image({"<start_of_turn>", "<end_of_turn>"}, tmpl));
+      detect(bpe_image({"<|user|>", "<|end|>"}, tmpl));
       ADD_FAILURE() << "no error for template '" << tmpl << "'";
     } catch (const Error& e) {
       const std::string msg = e.what();

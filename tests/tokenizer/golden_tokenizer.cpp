@@ -197,6 +197,47 @@ INSTANTIATE_TEST_SUITE_P(TokenizerLlamaCpp, GoldenPrompt,
                            return n;
                          });
 
+// --- Gemma 3 (real model vocabulary: SentencePiece, 262144 tokens, no space prefix) ---------
+//
+// tests/golden/arch/gemma-3-270m.tokenizer.out holds llama.cpp's ids for every shared test
+// string in Gemma 3 270M's vocabulary (scripts/make-arch-goldens.sh, scripts/golden/
+// llama_tokens.cpp: add_special and parse_special off). The vocabulary lives in the model file
+// (models/, scripts/fetch-models.sh gemma3); the test is skipped with a message without it.
+TEST(TokenizerGemma3, MatchesLlamaCppIdForId) {
+  const char* kFile = "gemma-3-270m-q4_k_m.gguf";
+  const std::string path = test::find_model(kFile);
+  if (path.empty()) {
+    GTEST_SKIP() << kFile << " not found in ../shared/models, $FASTKV_MODEL_PATH or models/ "
+                 << "(scripts/fetch-models.sh gemma3 downloads it)";
+  }
+  const std::vector<std::string> inputs =
+      split_inputs(slurp(test::shared_path("tokenizer/ggml-vocab-llama-spm.gguf.inp")));
+  const std::vector<std::vector<int32_t>> outputs = parse_outputs(
+      slurp(std::string(FASTKV_SOURCE_DIR) + "/tests/golden/arch/gemma-3-270m.tokenizer.out"));
+  ASSERT_FALSE(inputs.empty());
+  ASSERT_EQ(inputs.size(), outputs.size());
+  const gguf::File file = gguf::File::open(path);
+  const std::unique_ptr<Tokenizer> tok = Tokenizer::from_gguf(file);
+  EXPECT_EQ(tok->kind(), Tokenizer::Kind::kSentencePiece);
+  EXPECT_FALSE(tok->adds_space_prefix());
+  size_t matched = 0, round_trips = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::vector<int32_t> got = tok->encode(inputs[i], false, false);
+    if (got == outputs[i]) {
+      ++matched;
+    } else {
+      ADD_FAILURE() << "string #" << i << " " << show(inputs[i]) << "\n  expected "
+                    << show(outputs[i]) << "\n  got      " << show(got);
+    }
+    if (tok->decode(got) == inputs[i]) ++round_trips;
+  }
+  EXPECT_EQ(matched, inputs.size());
+  EXPECT_EQ(round_trips, inputs.size());
+  std::printf("[ vocab    ] gemma-3-270m: %zu/%zu strings match llama.cpp's ids, %zu/%zu round "
+              "trip\n",
+              matched, inputs.size(), round_trips, inputs.size());
+}
+
 // --- SmolLM2 (real model vocabulary, pre-tokenizer "smollm") -------------------------------
 //
 // No independent tokenizer implementation is available offline to produce reference ids for

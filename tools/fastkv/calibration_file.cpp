@@ -25,12 +25,21 @@ void apply_calibration_to_list(const std::optional<TspCalibration>& cal,
   }
 }
 
-std::string describe_tsp_layer(const CompressionMethod& method, TspLayerSource source) {
+std::string describe_tsp_layer(const CompressionMethod& method, TspLayerSource source,
+                               const ModelConfig* model) {
   const auto* f = dynamic_cast<const FastKVMethod*>(&method);
   if (f == nullptr || source == TspLayerSource::kNotFastKV) return "";
   const FastKVConfig& c = f->config();
   if (!c.tsp_enabled()) return cat("TSP off (", tsp_layer_source_name(source), ")");
-  return cat("TSP layer ", c.tsp_layer, " at rate ", c.tsp_rate, " (",
+  std::string where;
+  if (model != nullptr && c.tsp_layer < model->n_layer && model->layers[c.tsp_layer].local()) {
+    // FastKVMethod::on_layer defers TSP past local layers (docs/fastkv.md, "Hybrid models").
+    int l = c.tsp_layer;
+    while (l < model->n_layer && model->layers[l].local()) ++l;
+    where = l < model->n_layer ? cat(" (local: TSP after global layer ", l, ")")
+                               : std::string(" (local, and no global layer after it: no TSP)");
+  }
+  return cat("TSP layer ", c.tsp_layer, where, " at rate ", c.tsp_rate, " (",
              tsp_layer_source_name(source), ")");
 }
 

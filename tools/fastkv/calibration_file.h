@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "method/method_list.h"
+#include "model/config.h"
 #include "runtime/tsp_calibration.h"
 
 namespace fastkv::cli {
@@ -22,7 +23,9 @@ void apply_calibration_to_list(const std::optional<TspCalibration>& cal,
                                std::vector<MethodSpec>& specs, const MethodOptions& shared);
 
 // "TSP layer 19 (calibrated)", "TSP layer 14 (default)", "TSP off (given)"; "" when the method
-// is not fastkv.
-std::string describe_tsp_layer(const CompressionMethod& method, TspLayerSource source);
+// is not fastkv. With the model's config, a local (sliding-window) TSP layer also names the
+// global layer TSP runs after: "TSP layer 8 (local: TSP after global layer 11) ...".
+std::string describe_tsp_layer(const CompressionMethod& method, TspLayerSource source,
+                               const ModelConfig* model = nullptr);
 
 }  // namespace fastkv::cli

@@ -10,6 +10,7 @@
 #include "commands.h"
 #include "common/error.h"
 #include "io/gguf.h"
+#include "model/config.h"
 
 namespace fastkv::cli {
 namespace {
@@ -90,6 +91,9 @@ void print_summary(const gguf::File& f, std::string& out) {
         "attention.layer_norm_epsilon",
         "rope.dimension_count",
         "vocab_size",
+        "attention.sliding_window",
+        "attention.sliding_window_pattern",
+        "rope.freq_base_swa",
     };
     std::string lines;
     for (const char* name : kHyper) {
@@ -105,6 +109,30 @@ void print_summary(const gguf::File& f, std::string& out) {
     }
     out +=
         lines.empty() ? std::string("hyper-parameters: none\n") : cat("hyper-parameters:\n", lines);
+    // A hybrid model (Gemma 3): which layers are local, as fastkv reads them. Files fastkv
+    // cannot run are still summarised, without this line.
+    try {
+      const ModelConfig c = ModelConfig::from_gguf(f);
+      if (c.sliding_window > 0) {
+        int local = 0;
+        double local_base = 0, global_base = 0;
+        std::string global;
+        for (int l = 0; l < c.n_layer; ++l) {
+          if (c.layers[l].local()) {
+            ++local;
+            local_base = c.layers[l].rope_theta;
+          } else {
+            global += cat(global.empty() ? "" : ", ", l);
+            global_base = c.layers[l].rope_theta;
+          }
+        }
+        out += cat("layers: ", local, " local (window ", c.sliding_window, ", RoPE base ",
+                   local_base, "), ", c.n_layer - local, " global (",
+                   global.empty() ? std::string("none") : global, "; RoPE base ", global_base,
+                   ")\n");
+      }
+    } catch (const Error&) {
+    }
   }
 
   // Parameters and tensor types, most frequent type first.

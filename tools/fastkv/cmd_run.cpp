@@ -125,7 +125,7 @@ void run(RunFlags& f) {
   // Validate the method before the (possibly long) tokenisation and prefill.
   auto policy = MethodRegistry::instance().create(f.method.method, f.method.options,
                                                   model->config().n_layer);
-  const std::string tsp_text = describe_tsp_layer(*policy, tsp_source);
+  const std::string tsp_text = describe_tsp_layer(*policy, tsp_source, &model->config());
   if (const std::string w = context_warning(*model, f.ctx_size); !w.empty()) {
     std::fprintf(stderr, "warning: %s\n", w.c_str());
   }
