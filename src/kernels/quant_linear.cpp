@@ -332,18 +332,25 @@ void row_to_bf16_portable(QuantFormat f, const uint8_t* row, int in, uint16_t* d
 }
 
 #ifdef FASTKV_AVX512_KERNELS
-// Q8_0, Q4_0 and Q4_1 (the formats of the .inc) straight to bf16; the others through f32.
+// Every format straight to bf16 (quant_dequant_avx512.inc).
 void row_to_bf16_avx512(QuantFormat f, const uint8_t* row, int in, uint16_t* dst) {
-  const int nb = in / kBlock;
   switch (f) {
     case QuantFormat::kQ8_0:
-      return bf16x::dequantize_row_bf16<QuantFormat::kQ8_0>(row, nb, dst);
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ8_0>(row, in, dst);
     case QuantFormat::kQ4_0:
-      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_0>(row, nb, dst);
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_0>(row, in, dst);
     case QuantFormat::kQ4_1:
-      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_1>(row, nb, dst);
-    default:
-      return row_to_bf16_portable(f, row, in, dst);
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_1>(row, in, dst);
+    case QuantFormat::kQ5_0:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ5_0>(row, in, dst);
+    case QuantFormat::kQ5_1:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ5_1>(row, in, dst);
+    case QuantFormat::kQ4_K:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_K>(row, in, dst);
+    case QuantFormat::kQ5_K:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ5_K>(row, in, dst);
+    case QuantFormat::kQ6_K:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ6_K>(row, in, dst);
   }
 }
 #endif
@@ -576,6 +583,25 @@ int quant_block_bytes(QuantFormat f) {
 
 bool quant_avx512_available() {
   return cpu_has_avx512bw();
+}
+
+bool quant_bf16_dequant_available() {
+  return cpu_has_avx512bf16();
+}
+
+void quant_dequantize_row_bf16(QuantFormat f, const uint8_t* row, int in, uint16_t* dst,
+                               QuantIsa isa) {
+  const int bw = quant_block_weights(f);
+  if (in <= 0 || in % bw != 0) {
+    fail("quant_dequantize_row_bf16: ", quant_format_name(f), " rows need a positive multiple of ",
+         bw, " weights, got ", in);
+  }
+  if (isa == QuantIsa::kAuto) return pick_row_to_bf16()(f, row, in, dst);
+  if (isa == QuantIsa::kPortable) return row_to_bf16_portable(f, row, in, dst);
+#ifdef FASTKV_AVX512_KERNELS
+  if (cpu_has_avx512bf16()) return row_to_bf16_avx512(f, row, in, dst);
+#endif
+  fail("quant_dequantize_row_bf16: the AVX-512 dequantiser needs a CPU with AVX512-BF16");
 }
 
 const char* quant_kernel_name() {

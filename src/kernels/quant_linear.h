@@ -65,6 +65,16 @@ bool quant_avx512_available();
 // The kernel kAuto resolves to ("avx512-vnni", "avx512bw" or "portable").
 const char* quant_kernel_name();
 
+// The prefill tiles' dequantiser, one row: dst[in] = the bf16 (round to nearest even) of the
+// `in` weights of format f at row. kPortable: the portable decoder (f32, then rounded);
+// kAvx512 / kAvx512Bw: the AVX512-BF16 code (quant_bf16_dequant_available(), else
+// fastkv::Error); kAuto: what forward_gemm uses (AVX512-BF16 where available and
+// FASTKV_PORTABLE_KERNELS is not 1). Both give the same bits.
+void quant_dequantize_row_bf16(QuantFormat f, const uint8_t* row, int in, uint16_t* dst,
+                               QuantIsa isa = QuantIsa::kAuto);
+// Whether the AVX512-BF16 dequantiser can run here (built in, CPU has avx512bf16).
+bool quant_bf16_dequant_available();
+
 // Row counts up to this take the integer-dot path; more take dequantise + GEMM. Measured on one
 // 2048 × 2048 Q4_0 layer with `fastkv_kernel_bench --benchmark_filter=BM_QuantLinear`
 // (docs/benchmarks.md has the numbers): the dot path grows ~0.15-0.2 ms a row while the tile
