@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "common/error.h"
@@ -460,8 +461,9 @@ struct QuantLinear::Gemm {
     dnnl::matmul prim;
     dnnl::memory::desc src, wei, dst;
     uint64_t last_use = 0;  // tick of the latest get() that returned it
-    // The layout the matmul wants its weights in (its own choice, tag::any: a blocked layout
-    // on most CPUs) and the reorder from the plain tile into it; no reorder when they agree.
+    // The layout the matmul reads its weights in (the plain tile where oneDNN runs the same
+    // kernel on it as on its own choice, else its choice, tag::any: see get()) and the reorder
+    // from the plain tile into it; no reorder when they agree.
     dnnl::memory::desc wei_blocked;
     std::optional<dnnl::reorder> to_blocked;
   };
@@ -494,13 +496,29 @@ struct QuantLinear::Gemm {
     dnnl::memory::desc dst({N, R}, dt::f32, dnnl::memory::dims{O, 1});
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    // Weights in the layout the matmul chooses: given the plain tile, oneDNN may fall back to a
-    // slower kernel (measured 2.8x slower prefill than the bf16 backend on an AVX512-BF16 CPU
-    // without AMX); one reorder of each ~1 MiB tile is cheap beside its matmul.
+    // The weights as the plain tile (tag ba) when oneDNN runs the same implementation on it as
+    // on the layout it would choose itself (tag::any): then no reorder is needed. On the AVX512-
+    // BF16 CPU without AMX where this was measured, both are oneDNN 2.6's "gemm:jit", which packs
+    // its operands itself: the reorder of a 2048 x 1024 tile into its chosen layout cost 2.5 ms
+    // of CPU beside 12 ms for the matmul at n = 512 (docs/benchmarks.md), and the matmul on the
+    // plain tile took the same time. Where the choices differ (AMX's brgemm wants a blocked
+    // layout; on the plain tile oneDNN fell back to a kernel measured 2.8x slower there), the
+    // tile is reordered into the chosen layout, one reorder per ~4 MiB tile.
     dnnl::memory::desc wei_any({K, R}, dt::bf16, tag::any);
-    auto pd =
+    auto pd_any =
         dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei_any, dst), attr, onednn_engine());
-    auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd), src, wei, dst, tick, pd.weights_desc(), std::nullopt});
+    std::optional<dnnl::matmul::primitive_desc> pd_plain;
+    try {
+      pd_plain.emplace(dnnl::matmul::desc(src, wei, dst), attr, onednn_engine());
+    } catch (const dnnl::error&) {
+      pd_plain.reset();  // no implementation takes the plain tile: reorder
+    }
+    const bool plain = pd_plain && (pd_any.weights_desc() == wei ||
+                                    std::string(pd_plain->impl_info_str()) ==
+                                        std::string(pd_any.impl_info_str()));
+    const dnnl::matmul::primitive_desc& pd = plain ? *pd_plain : pd_any;
+    auto p = std::make_shared<Prim>(
+        Prim{pd, dnnl::matmul(pd), src, wei, dst, tick, pd.weights_desc(), std::nullopt});
     if (p->wei_blocked != wei) {
       p->to_blocked.emplace(dnnl::reorder::primitive_desc(onednn_engine(), wei, onednn_engine(),
                                                           p->wei_blocked));
