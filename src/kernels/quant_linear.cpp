@@ -751,9 +751,14 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   for (int64_t c = 0; c < chunks; ++c) {
     to_bf16(x + c * kChunk, 1.0f, xbp + c * kChunk, std::min(kChunk, count - c * kChunk));
   }
-  // Tiles of about 4 MiB of bf16 weights, in multiples of 64 rows (1 MiB tiles prefilled the
-  // 1B Q4_0 model about 10% slower: more, smaller matmuls).
-  const int tile_rows = std::min(out_, std::max(64, (1 << 21) / in_ / 64 * 64));
+  // Tiles of about 16 MiB of bf16 weights (8M weights), in multiples of 64 rows: each tile is
+  // one matmul, which packs the activations again, so fewer tiles cost less. Measured on the
+  // 1B Q4_0 model at 512 tokens, prefill CPU seconds against the bf16 backend's 5.2-5.8 s:
+  // 6.0 s with 4 MiB tiles, 5.6-5.9 s with 8 MiB, 5.4-5.7 s with 16 MiB (docs/benchmarks.md);
+  // 1 MiB tiles were about 10% slower again than 4 MiB. The tile buffer is one per calling
+  // thread.
+  constexpr int tile_elems = 8 << 20;
+  const int tile_rows = std::min(out_, std::max(64, tile_elems / in_ / 64 * 64));
   tile.resize(static_cast<size_t>(tile_rows) * in_);
   uint16_t* tp = tile.data();
   dnnl::stream stream(onednn_engine());

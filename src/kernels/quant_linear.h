@@ -32,10 +32,12 @@
 //     rows). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
 //     the portable code.
-//   larger n (prefill): the weights are dequantised a tile of output rows at a time (about
-//     1 MiB) and multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile
-//     and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as the bf16
-//     backend); elsewhere an f32 tile goes to OpenBLAS sgemm (exact f32 weights).
+//   larger n (prefill): the weights are dequantised a tile of output rows at a time and
+//     multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile (about
+//     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable
+//     ones) and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as
+//     the bf16 backend), the tile handed over plain unless oneDNN wants another layout;
+//     elsewhere an f32 tile (about 1 MiB) goes to OpenBLAS sgemm (exact f32 weights).
 #pragma once
 
 #include <cstdint>

@@ -101,7 +101,7 @@ class Lap {
 // kBlockRows tokens, so its buffers (the widest: the MLP's F per token) do not grow with the
 // prompt. The blocks of n tokens are equal (ceil(n / kBlockRows) of them): a short last block
 // would take a different GEMM path (QuantLinear's integer dots at <= 24 rows).
-constexpr int kBlockRows = 2048;
+constexpr int kBlockRows = 1024;
 
 // Rows per block for n tokens: n split into ceil(n / kBlockRows) blocks of equal size (the last
 // one up to blocks - 1 smaller).
