@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <utility>
 
 #include "common/error.h"
@@ -351,18 +352,25 @@ void row_to_bf16_portable(QuantFormat f, const uint8_t* row, int in, uint16_t* d
 }
 
 #ifdef FASTKV_AVX512_KERNELS
-// Q8_0, Q4_0 and Q4_1 (the formats of the .inc) straight to bf16; the others through f32.
+// Every format straight to bf16 (quant_dequant_avx512.inc).
 void row_to_bf16_avx512(QuantFormat f, const uint8_t* row, int in, uint16_t* dst) {
-  const int nb = in / kBlock;
   switch (f) {
     case QuantFormat::kQ8_0:
-      return bf16x::dequantize_row_bf16<QuantFormat::kQ8_0>(row, nb, dst);
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ8_0>(row, in, dst);
     case QuantFormat::kQ4_0:
-      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_0>(row, nb, dst);
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_0>(row, in, dst);
     case QuantFormat::kQ4_1:
-      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_1>(row, nb, dst);
-    default:
-      return row_to_bf16_portable(f, row, in, dst);
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_1>(row, in, dst);
+    case QuantFormat::kQ5_0:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ5_0>(row, in, dst);
+    case QuantFormat::kQ5_1:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ5_1>(row, in, dst);
+    case QuantFormat::kQ4_K:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ4_K>(row, in, dst);
+    case QuantFormat::kQ5_K:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ5_K>(row, in, dst);
+    case QuantFormat::kQ6_K:
+      return bf16x::dequantize_row_bf16<QuantFormat::kQ6_K>(row, in, dst);
   }
 }
 #endif
@@ -560,8 +568,9 @@ struct QuantLinear::Gemm {
     dnnl::matmul prim;
     dnnl::memory::desc src, wei, dst;
     uint64_t last_use = 0;  // tick of the latest get() that returned it
-    // The layout the matmul wants its weights in (its own choice, tag::any: a blocked layout
-    // on most CPUs) and the reorder from the plain tile into it; no reorder when they agree.
+    // The layout the matmul reads its weights in (the plain tile where oneDNN runs the same
+    // kernel on it as on its own choice, else its choice, tag::any: see get()) and the reorder
+    // from the plain tile into it; no reorder when they agree.
     dnnl::memory::desc wei_blocked;
     std::optional<dnnl::reorder> to_blocked;
   };
@@ -594,13 +603,29 @@ struct QuantLinear::Gemm {
     dnnl::memory::desc dst({N, R}, dt::f32, dnnl::memory::dims{O, 1});
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    // Weights in the layout the matmul chooses: given the plain tile, oneDNN may fall back to a
-    // slower kernel (measured 2.8x slower prefill than the bf16 backend on an AVX512-BF16 CPU
-    // without AMX); one reorder of each ~1 MiB tile is cheap beside its matmul.
+    // The weights as the plain tile (tag ba) when oneDNN runs the same implementation on it as
+    // on the layout it would choose itself (tag::any): then no reorder is needed. On the AVX512-
+    // BF16 CPU without AMX where this was measured, both are oneDNN 2.6's "gemm:jit", which packs
+    // its operands itself: the reorder of a 2048 x 1024 tile into its chosen layout cost 2.5 ms
+    // of CPU beside 12 ms for the matmul at n = 512 (docs/benchmarks.md), and the matmul on the
+    // plain tile took the same time. Where the choices differ (AMX's brgemm wants a blocked
+    // layout; on the plain tile oneDNN fell back to a kernel measured 2.8x slower there), the
+    // tile is reordered into the chosen layout, one reorder per ~4 MiB tile.
     dnnl::memory::desc wei_any({K, R}, dt::bf16, tag::any);
-    auto pd =
+    auto pd_any =
         dnnl::matmul::primitive_desc(dnnl::matmul::desc(src, wei_any, dst), attr, onednn_engine());
-    auto p = std::make_shared<Prim>(Prim{pd, dnnl::matmul(pd), src, wei, dst, tick, pd.weights_desc(), std::nullopt});
+    std::optional<dnnl::matmul::primitive_desc> pd_plain;
+    try {
+      pd_plain.emplace(dnnl::matmul::desc(src, wei, dst), attr, onednn_engine());
+    } catch (const dnnl::error&) {
+      pd_plain.reset();  // no implementation takes the plain tile: reorder
+    }
+    const bool plain = pd_plain && (pd_any.weights_desc() == wei ||
+                                    std::string(pd_plain->impl_info_str()) ==
+                                        std::string(pd_any.impl_info_str()));
+    const dnnl::matmul::primitive_desc& pd = plain ? *pd_plain : pd_any;
+    auto p = std::make_shared<Prim>(
+        Prim{pd, dnnl::matmul(pd), src, wei, dst, tick, pd.weights_desc(), std::nullopt});
     if (p->wei_blocked != wei) {
       p->to_blocked.emplace(dnnl::reorder::primitive_desc(onednn_engine(), wei, onednn_engine(),
                                                           p->wei_blocked));
@@ -683,6 +708,25 @@ int quant_block_bytes(QuantFormat f) {
 
 bool quant_avx512_available() {
   return cpu_has_avx512bw();
+}
+
+bool quant_bf16_dequant_available() {
+  return cpu_has_avx512bf16();
+}
+
+void quant_dequantize_row_bf16(QuantFormat f, const uint8_t* row, int in, uint16_t* dst,
+                               QuantIsa isa) {
+  const int bw = quant_block_weights(f);
+  if (in <= 0 || in % bw != 0) {
+    fail("quant_dequantize_row_bf16: ", quant_format_name(f), " rows need a positive multiple of ",
+         bw, " weights, got ", in);
+  }
+  if (isa == QuantIsa::kAuto) return pick_row_to_bf16()(f, row, in, dst);
+  if (isa == QuantIsa::kPortable) return row_to_bf16_portable(f, row, in, dst);
+#ifdef FASTKV_AVX512_KERNELS
+  if (cpu_has_avx512bf16()) return row_to_bf16_avx512(f, row, in, dst);
+#endif
+  fail("quant_dequantize_row_bf16: the AVX-512 dequantiser needs a CPU with AVX512-BF16");
 }
 
 const char* quant_kernel_name() {
@@ -822,9 +866,14 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   for (int64_t c = 0; c < chunks; ++c) {
     to_bf16(x + c * kChunk, 1.0f, xbp + c * kChunk, std::min(kChunk, count - c * kChunk));
   }
-  // Tiles of about 4 MiB of bf16 weights, in multiples of 64 rows (1 MiB tiles prefilled the
-  // 1B Q4_0 model about 10% slower: more, smaller matmuls).
-  const int tile_rows = std::min(out_, std::max(64, (1 << 21) / in_ / 64 * 64));
+  // Tiles of about 16 MiB of bf16 weights (8M weights), in multiples of 64 rows: each tile is
+  // one matmul, which packs the activations again, so fewer tiles cost less. Measured on the
+  // 1B Q4_0 model at 512 tokens, prefill CPU seconds against the bf16 backend's 5.2-5.8 s:
+  // 6.0 s with 4 MiB tiles, 5.6-5.9 s with 8 MiB, 5.4-5.7 s with 16 MiB (docs/benchmarks.md);
+  // 1 MiB tiles were about 10% slower again than 4 MiB. The tile buffer is one per calling
+  // thread.
+  constexpr int tile_elems = 8 << 20;
+  const int tile_rows = std::min(out_, std::max(64, tile_elems / in_ / 64 * 64));
   tile.resize(static_cast<size_t>(tile_rows) * in_);
   uint16_t* tp = tile.data();
   dnnl::stream stream(onednn_engine());

@@ -32,10 +32,12 @@
 //     rows, handed out in chunks of about 64 KiB of weights). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
 //     the portable code.
-//   larger n (prefill): the weights are dequantised a tile of output rows at a time (about
-//     1 MiB) and multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile
-//     and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as the bf16
-//     backend); elsewhere an f32 tile goes to OpenBLAS sgemm (exact f32 weights).
+//   larger n (prefill): the weights are dequantised a tile of output rows at a time and
+//     multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile (about
+//     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable
+//     ones) and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as
+//     the bf16 backend), the tile handed over plain unless oneDNN wants another layout;
+//     elsewhere an f32 tile (about 1 MiB) goes to OpenBLAS sgemm (exact f32 weights).
 #pragma once
 
 #include <cstdint>
@@ -64,6 +66,16 @@ enum class QuantIsa { kAuto, kPortable, kAvx512, kAvx512Bw };
 bool quant_avx512_available();
 // The kernel kAuto resolves to ("avx512-vnni", "avx512bw" or "portable").
 const char* quant_kernel_name();
+
+// The prefill tiles' dequantiser, one row: dst[in] = the bf16 (round to nearest even) of the
+// `in` weights of format f at row. kPortable: the portable decoder (f32, then rounded);
+// kAvx512 / kAvx512Bw: the AVX512-BF16 code (quant_bf16_dequant_available(), else
+// fastkv::Error); kAuto: what forward_gemm uses (AVX512-BF16 where available and
+// FASTKV_PORTABLE_KERNELS is not 1). Both give the same bits.
+void quant_dequantize_row_bf16(QuantFormat f, const uint8_t* row, int in, uint16_t* dst,
+                               QuantIsa isa = QuantIsa::kAuto);
+// Whether the AVX512-BF16 dequantiser can run here (built in, CPU has avx512bf16).
+bool quant_bf16_dequant_available();
 
 // Row counts up to this take the integer-dot path; more take dequantise + GEMM. Measured on one
 // 2048 × 2048 Q4_0 layer with `fastkv_kernel_bench --benchmark_filter=BM_QuantLinear`

@@ -98,26 +98,42 @@ class Lap {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-// The MLP runs over blocks of at most kMlpRows tokens, so its buffers (the widest: F per token)
-// stay small.
-constexpr int kMlpRows = 2048;
+// The per-token work outside attention (norms, projections, MLP) runs over blocks of at most
+// kBlockRows tokens, so its buffers (the widest: the MLP's F per token) do not grow with the
+// prompt. The blocks of n tokens are equal (ceil(n / kBlockRows) of them): a short last block
+// would take a different GEMM path (QuantLinear's integer dots at <= 24 rows).
+constexpr int kBlockRows = 1024;
+
+// Rows per block for n tokens: n split into ceil(n / kBlockRows) blocks of equal size (the last
+// one up to blocks - 1 smaller).
+int block_rows(int n) {
+  const int blocks = (n + kBlockRows - 1) / kBlockRows;
+  return blocks <= 1 ? n : (n + blocks - 1) / blocks;
+}
 
 }  // namespace
 
 namespace detail {
 
 // Activations of one layer for n live tokens (all row-major, token-major), sized for the widest
-// layer (H*d, G*d and F may differ per layer).
+// layer (H*d, G*d and F may differ per layer). With B = min(n, kBlockRows) rows a block:
+//   hidden [n, D] residual stream, for the whole pass
+//   xnorm  [B, D] normed input of the current block
+//   work   one buffer whose parts live in turn (so the attention-phase and MLP-phase buffers,
+//          each as large as a few rows of the residual stream per token, are never all
+//          allocated at once):
+//     attention phase (qkv, attention, select, store cache):
+//       attn [n, H*d] at 0, q [n, H*d], k [n, G*d], v [n, G*d] after it
+//     output projection (q, k, v dead): attn, then proj [B, D] after it
+//     MLP (attn dead too): gate [B, F], up [B, F], proj [B, D]
 struct Activations {
-  std::vector<float> hidden;  // [n, D] residual stream
-  std::vector<float> xnorm;   // [n, D] normed input of the current sub-block
-  std::vector<float> q;       // [n, H*d]
-  std::vector<float> k;       // [n, G*d]
-  std::vector<float> v;       // [n, G*d]
-  std::vector<float> attn;    // [n, H*d] attention output before o_proj
-  std::vector<float> proj;    // [min(n, kMlpRows), D] output of o_proj / ffn_down
-  std::vector<float> gate;    // [min(n, kMlpRows), F]
-  std::vector<float> up;      // [min(n, kMlpRows), F]
+  std::vector<float> hidden;  // [n, D]
+  std::vector<float> xnorm;   // [B, D]
+  std::vector<float> work;    // the parts above
+  float *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;  // attention phase, in work
+  float *gate = nullptr, *up = nullptr;  // MLP phase, in work
+  float* oproj = nullptr;                // [B, D] output projection phase, in work
+  float* mproj = nullptr;                // [B, D] MLP phase, in work
   std::vector<int32_t> pos;   // [n] original positions
   std::vector<float> colsum;  // [H, n] attention column sums, for policies that want them
 
@@ -128,16 +144,24 @@ struct Activations {
       kvd = std::max<int64_t>(kvd, static_cast<int64_t>(lc.n_head_kv) * lc.head_dim);
       ff = std::max<int64_t>(ff, lc.d_ff);
     }
-    const int64_t block = std::min(n, kMlpRows);
-    hidden.resize(static_cast<size_t>(n) * c.d_model);
-    xnorm.resize(static_cast<size_t>(n) * c.d_model);
-    q.resize(n * qd);
-    k.resize(n * kvd);
-    v.resize(n * kvd);
-    attn.resize(n * qd);
-    proj.resize(block * c.d_model);
-    gate.resize(block * ff);
-    up.resize(block * ff);
+    // Blocks of any live count up to n have at most min(n, kBlockRows) rows (TSP shrinks n
+    // during the pass; block_rows of a smaller count can be larger).
+    const int64_t N = n, B = std::min(n, kBlockRows), D = c.d_model;
+    hidden.resize(static_cast<size_t>(N * D));
+    xnorm.resize(static_cast<size_t>(B * D));
+    const int64_t attention_phase = N * (2 * qd + 2 * kvd);
+    const int64_t output_phase = N * qd + B * D;
+    const int64_t mlp_phase = B * (2 * ff + D);
+    work.resize(static_cast<size_t>(std::max({attention_phase, output_phase, mlp_phase})));
+    float* w = work.data();
+    attn = w;
+    q = w + N * qd;
+    k = q + N * qd;
+    v = k + N * kvd;
+    oproj = w + N * qd;
+    gate = w;
+    up = w + B * ff;
+    mproj = w + 2 * B * ff;
   }
 };
 
@@ -152,22 +176,27 @@ using detail::Activations;
 //   q[i, h] = rmsnorm(q[i, h]) · q_norm   per head, when qk_norm (k likewise)
 //   q[i, h], k[i, g] rotated by RoPE at pos[i]
 //   q *= attn_scale · sqrt(d) when the layer's query scale is not the kernels' 1/sqrt(d)
+// The norm and projections run in blocks of block_rows(n) tokens (xnorm holds one block).
 void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw,
                  const kernels::RopeTable& rope, int n, Activations& a) {
-  const int qd = lc.n_head * lc.head_dim, kvd = lc.n_head_kv * lc.head_dim;
-  kernels::rmsnorm(a.hidden.data(), lw.attn_norm.data(), n, c.d_model, c.rms_eps, a.xnorm.data());
-  kernels::forward_shared_input({{&lw.wq, a.q.data()}, {&lw.wk, a.k.data()}, {&lw.wv, a.v.data()}},
-                                a.xnorm.data(), n);
+  const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim,
+                kvd = static_cast<int64_t>(lc.n_head_kv) * lc.head_dim;
+  const int B = block_rows(n);
+  for (int i0 = 0; i0 < n; i0 += B) {
+    const int m = std::min(B, n - i0);
+    kernels::rmsnorm(a.hidden.data() + static_cast<int64_t>(i0) * c.d_model, lw.attn_norm.data(),
+                     m, c.d_model, c.rms_eps, a.xnorm.data());
+    kernels::forward_shared_input(
+        {{&lw.wq, a.q + i0 * qd}, {&lw.wk, a.k + i0 * kvd}, {&lw.wv, a.v + i0 * kvd}},
+        a.xnorm.data(), m);
+  }
   if (lc.qk_norm) {
-    kernels::rmsnorm(a.q.data(), lw.q_norm.data(), n * lc.n_head, lc.head_dim, c.rms_eps,
-                     a.q.data());
-    kernels::rmsnorm(a.k.data(), lw.k_norm.data(), n * lc.n_head_kv, lc.head_dim, c.rms_eps,
-                     a.k.data());
+    kernels::rmsnorm(a.q, lw.q_norm.data(), n * lc.n_head, lc.head_dim, c.rms_eps, a.q);
+    kernels::rmsnorm(a.k, lw.k_norm.data(), n * lc.n_head_kv, lc.head_dim, c.rms_eps, a.k);
   }
 #pragma omp parallel for if (kernels::worth_parallel(static_cast<int64_t>(n) * (qd + kvd) * 4))
   for (int i = 0; i < n; ++i) {
-    rope.apply(a.q.data() + static_cast<int64_t>(i) * qd, lc.n_head,
-               a.k.data() + static_cast<int64_t>(i) * kvd, lc.n_head_kv, lc.head_dim, a.pos[i]);
+    rope.apply(a.q + i * qd, lc.n_head, a.k + i * kvd, lc.n_head_kv, lc.head_dim, a.pos[i]);
   }
   if (lc.attn_scale > 0) {
     const float q_scale =
@@ -185,11 +214,11 @@ void attention(const LayerConfig& lc, bool bf16_path, int n, Activations& a) {
   window.size = lc.window;
   window.key_pos = a.pos.data();
   if (bf16_path && !window.active()) {
-    kernels::causal_attention_bf16(a.q.data(), a.k.data(), a.v.data(), n, lc.n_head,
-                                   lc.n_head_kv, lc.head_dim, a.attn.data());
+    kernels::causal_attention_bf16(a.q, a.k, a.v, n, lc.n_head, lc.n_head_kv, lc.head_dim,
+                                   a.attn);
   } else {
-    kernels::causal_attention(a.q.data(), a.k.data(), a.v.data(), n, lc.n_head, lc.n_head_kv,
-                              lc.head_dim, a.attn.data(), window);
+    kernels::causal_attention(a.q, a.k, a.v, n, lc.n_head, lc.n_head_kv, lc.head_dim, a.attn,
+                              window);
   }
 }
 
@@ -200,7 +229,7 @@ const float* column_sums_if_wanted(const CompressionMethod& policy, int layer, c
                                    Activations& a, double* flops) {
   if (!policy.wants_attention_column_sums(layer, n)) return nullptr;
   a.colsum.resize(static_cast<size_t>(lc.n_head) * n);
-  kernels::causal_attention_column_sums(a.q.data(), a.k.data(), n, lc.n_head, lc.n_head_kv,
+  kernels::causal_attention_column_sums(a.q, a.k, n, lc.n_head, lc.n_head_kv,
                                         lc.head_dim, a.colsum.data());
   *flops += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
   return a.colsum.data();
@@ -215,38 +244,42 @@ void post_norm(const std::vector<float>& w, const ModelConfig& c, int m, float* 
 void activation(const LayerConfig& lc, int m, Activations& a) {
   switch (lc.activation) {
     case Activation::kSwiGLU:
-      kernels::swiglu(a.gate.data(), a.up.data(), static_cast<int64_t>(m) * lc.d_ff,
-                      a.gate.data());
+      kernels::swiglu(a.gate, a.up, static_cast<int64_t>(m) * lc.d_ff, a.gate);
       return;
     case Activation::kGeGLU:
-      kernels::geglu_tanh(a.gate.data(), a.up.data(), static_cast<int64_t>(m) * lc.d_ff,
-                          a.gate.data());
+      kernels::geglu_tanh(a.gate, a.up, static_cast<int64_t>(m) * lc.d_ff, a.gate);
       return;
   }
 }
 
-// o_proj (+post-norm) -> residual -> norm -> MLP (+post-norm) -> residual, in blocks of
-// kMlpRows tokens (each token's MLP is independent of the others):
+// o_proj (+post-norm) -> residual for all n tokens, then norm -> MLP (+post-norm) -> residual,
+// each in blocks of block_rows(n) tokens (every token's o_proj and MLP are independent of the
+// others', so the order of the blocks changes nothing; the MLP's buffers take the place of the
+// attention phase's, see Activations):
 //   hidden += post_attn_norm(attn · Woᵀ)
 //   hidden += post_ffn_norm(down(act(gate(x), up(x)))),  x = rmsnorm(hidden)
 void output_and_mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, int n,
                     Activations& a) {
   const int D = c.d_model;
   const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim;
-  for (int i0 = 0; i0 < n; i0 += kMlpRows) {
-    const int m = std::min(kMlpRows, n - i0);
+  const int B = block_rows(n);
+  for (int i0 = 0; i0 < n; i0 += B) {
+    const int m = std::min(B, n - i0);
+    lw.wo.forward(a.attn + i0 * qd, m, a.oproj);
+    post_norm(lw.post_attn_norm, c, m, a.oproj);
+    kernels::add_inplace(a.hidden.data() + static_cast<int64_t>(i0) * D, a.oproj,
+                         static_cast<int64_t>(m) * D);
+  }
+  for (int i0 = 0; i0 < n; i0 += B) {
+    const int m = std::min(B, n - i0);
     const int64_t md = static_cast<int64_t>(m) * D;
     float* hidden = a.hidden.data() + static_cast<int64_t>(i0) * D;
-    lw.wo.forward(a.attn.data() + i0 * qd, m, a.proj.data());
-    post_norm(lw.post_attn_norm, c, m, a.proj.data());
-    kernels::add_inplace(hidden, a.proj.data(), md);
     kernels::rmsnorm(hidden, lw.ffn_norm.data(), m, D, c.rms_eps, a.xnorm.data());
-    kernels::forward_shared_input({{&lw.w_gate, a.gate.data()}, {&lw.w_up, a.up.data()}},
-                                  a.xnorm.data(), m);
+    kernels::forward_shared_input({{&lw.w_gate, a.gate}, {&lw.w_up, a.up}}, a.xnorm.data(), m);
     activation(lc, m, a);
-    lw.w_down.forward(a.gate.data(), m, a.proj.data());
-    post_norm(lw.post_ffn_norm, c, m, a.proj.data());
-    kernels::add_inplace(hidden, a.proj.data(), md);
+    lw.w_down.forward(a.gate, m, a.mproj);
+    post_norm(lw.post_ffn_norm, c, m, a.mproj);
+    kernels::add_inplace(hidden, a.mproj, md);
   }
 }
 
@@ -274,7 +307,7 @@ void store_cache(const LayerConfig& c, const LayerDecision& dec, const Activatio
       const int32_t idx = dec.keep_all ? static_cast<int32_t>(j) : dec.keep[ch][j];
       if (idx < 0 || idx >= n) fail("policy kept row ", idx, " of ", n, " live tokens");
       const int64_t off = (static_cast<int64_t>(idx) * G + kvh) * d;
-      lc.append(ch, a.k.data() + off, a.v.data() + off, a.pos[idx]);
+      lc.append(ch, a.k + off, a.v + off, a.pos[idx]);
     }
   }
 }
@@ -542,7 +575,7 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     attention(lc, bf16_path_, n, a);
     st.attention_flops += 4.0 * lc.n_head * lc.head_dim * attention_pairs(a.pos, n, lc.window);
     LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
-                  a.q.data(), a.k.data(), a.v.data(), a.pos.data()};
+                  a.q, a.k, a.v, a.pos.data()};
     in.pass = pass;
     in.window = lc.window;
     // (none for a local layer: its cache is its window, whatever the policy would choose)
@@ -681,8 +714,8 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
     const int r = lc.n_head / C;
     for (int ch = 0; ch < C; ++ch) {
       const int kvh = (ch * r) / g;
-      cl.append(ch, a.k.data() + static_cast<int64_t>(kvh) * d,
-                a.v.data() + static_cast<int64_t>(kvh) * d, static_cast<int32_t>(pos));
+      cl.append(ch, a.k + static_cast<int64_t>(kvh) * d, a.v + static_cast<int64_t>(kvh) * d,
+                static_cast<int32_t>(pos));
       // a sliding-window layer: drop the rows no later query sees (bounded memory)
       if (lc.local() && cl.len(ch) > lc.window + kWindowSlack) {
         cl.drop_before(ch, static_cast<int32_t>(pos - lc.window + 1));
@@ -691,8 +724,8 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
     // attention: the r query heads of cache head ch against its rows (within the window)
 #pragma omp parallel for if (kernels::worth_parallel(cl.rows() * d * 2))
     for (int ch = 0; ch < C; ++ch) {
-      const float* qh = a.q.data() + static_cast<int64_t>(ch) * r * d;
-      float* oh = a.attn.data() + static_cast<int64_t>(ch) * r * d;
+      const float* qh = a.q + static_cast<int64_t>(ch) * r * d;
+      float* oh = a.attn + static_cast<int64_t>(ch) * r * d;
       kernels::Window window;
       window.size = lc.window;
       window.key_pos = cl.positions(ch).data();
@@ -749,8 +782,12 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
       const int C = cl.n_heads(), r = lc.n_head / C;
       for (int ch = 0; ch < C; ++ch) {
         const int kvh = (ch * r) / g;
-        cl.append(ch, a.k.data() + b * kvd + static_cast<int64_t>(kvh) * d,
-                  a.v.data() + b * kvd + static_cast<int64_t>(kvh) * d, a.pos[b]);
+        cl.append(ch, a.k + b * kvd + static_cast<int64_t>(kvh) * d,
+                  a.v + b * kvd + static_cast<int64_t>(kvh) * d, a.pos[b]);
+        // a sliding-window layer: drop the rows no later query sees (as decode does)
+        if (lc.local() && cl.len(ch) > lc.window + kWindowSlack) {
+          cl.drop_before(ch, a.pos[b] - lc.window + 1);
+        }
         jobs.emplace_back(b, ch);
       }
       rows += cl.rows();
@@ -762,8 +799,8 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
       const int b = jobs[j].first, ch = jobs[j].second;
       const LayerCache& cl = caches[b]->layer(l);
       const int r = lc.n_head / cl.n_heads();
-      const float* qh = a.q.data() + b * qd + static_cast<int64_t>(ch) * r * d;
-      float* oh = a.attn.data() + b * qd + static_cast<int64_t>(ch) * r * d;
+      const float* qh = a.q + b * qd + static_cast<int64_t>(ch) * r * d;
+      float* oh = a.attn + b * qd + static_cast<int64_t>(ch) * r * d;
       kernels::Window window;
       window.size = lc.window;
       window.key_pos = cl.positions(ch).data();

@@ -37,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "common/bf16.h"
 #include "common/error.h"
 #include "io/quant.h"
 #include "kernels/linear.h"
@@ -414,6 +415,42 @@ TEST(QuantLinear, Avx512BlockTailsAgreeWithPortable) {
       }
     }
   }
+}
+
+// The prefill tiles' dequantiser to bf16: the portable decoder is within bf16 rounding of the
+// definition (2^-9 relative, plus f32's 2 ε), and the AVX512-BF16 code gives exactly its bits,
+// on rows of odd block counts (1..9 blocks, 1..3 super-blocks) where the CPU has avx512bf16.
+TEST(QuantLinear, Bf16DequantMatchesPortableBitExactly) {
+  std::mt19937 rng(23);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    const int B = kernels::quant_block_weights(f);
+    for (int nb : {1, 2, 3, 5, 7, 9}) {
+      if (B == 256 && nb > 3) continue;
+      const int in = B * nb, out = 3;
+      const Weights ws = maker.make(f, in, out);
+      const int64_t row_bytes = static_cast<int64_t>(nb) * kernels::quant_block_bytes(f);
+      std::vector<uint16_t> port(static_cast<size_t>(in)), fast(port.size());
+      for (int r = 0; r < out; ++r) {
+        const uint8_t* row = ws.blocks.data() + r * row_bytes;
+        kernels::quant_dequantize_row_bf16(f, row, in, port.data(), QuantIsa::kPortable);
+        for (int j = 0; j < in; ++j) {
+          const double want = ws.w[static_cast<size_t>(r) * in + j];
+          const double a = ws.a[static_cast<size_t>(r) * in + j];
+          ASSERT_NEAR(bf16_to_f32(port[j]), want, std::ldexp(a, -8) + 1e-30)
+              << kernels::quant_format_name(f) << " in " << in << " row " << r << " " << j;
+        }
+        if (!kernels::quant_bf16_dequant_available()) continue;
+        std::fill(fast.begin(), fast.end(), uint16_t{0x7FC1});
+        kernels::quant_dequantize_row_bf16(f, row, in, fast.data(), QuantIsa::kAvx512);
+        for (int j = 0; j < in; ++j) {
+          ASSERT_EQ(port[j], fast[j]) << kernels::quant_format_name(f) << " in " << in << " row "
+                                      << r << " element " << j;
+        }
+      }
+    }
+  }
+  if (!kernels::quant_bf16_dequant_available()) GTEST_SKIP() << "portable checked; no AVX512-BF16 here";
 }
 
 // kAuto runs the AVX-512 kernel where the CPU has AVX-512BW, unless FASTKV_PORTABLE_KERNELS=1

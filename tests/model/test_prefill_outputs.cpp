@@ -57,6 +57,30 @@ TEST(PrefillOutputs, FinalHiddenRowsAreTheLastTokensOldestFirst) {
   EXPECT_THROW(m.prefill(all, full, cache, {}, {}, -1), Error);
 }
 
+// Prompts longer than one block of the per-token work (model.cpp's kBlockRows = 1024 rows: the
+// Q/K/V, output and MLP projections run over equal blocks, 2 x 550 here, in buffers shared with
+// the attention phase): the block boundary changes nothing, as causality shows: token t's final
+// hidden state equals the last token's of the prefill of the first t + 1 tokens (one block).
+TEST(PrefillOutputs, LongPromptsRunInBlocksWithTheSameResults) {
+  const Model& m = stories();
+  const int D = m.config().d_model;
+  const int N = 1100, tail = 551;  // rows 549 .. 1099: both sides of the block edge at 550
+  const std::vector<int32_t> all = tokens(N);
+  FullMethod full;
+  KVCache cache;
+  const PrefillOutput whole = m.prefill(all, full, cache, {}, {}, tail);
+  ASSERT_EQ(whole.final_hidden.size(), static_cast<size_t>(tail) * D);
+  for (int t : {549, 550, 551}) {
+    const std::vector<int32_t> prefix(all.begin(), all.begin() + t + 1);
+    const PrefillOutput part = m.prefill(prefix, full, cache, {}, {}, 1);
+    const size_t row = static_cast<size_t>(t - (N - tail)) * D;
+    for (int j = 0; j < D; ++j) {
+      EXPECT_NEAR(whole.final_hidden[row + j], part.final_hidden[j], 2e-4)
+          << "token " << t << " channel " << j;
+    }
+  }
+}
+
 TEST(PrefillOutputs, FlopModelMatchesTheEngineCounters) {
   const Model& m = stories();
   const int L = m.config().n_layer;
