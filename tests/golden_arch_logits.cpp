@@ -51,33 +51,20 @@
 #include "io/gguf.h"
 #include "method/method.h"
 #include "model/model.h"
+#include "golden_compare.h"
 #include "test_util.h"
 
 namespace fastkv {
 namespace {
 namespace fs = std::filesystem;
+using test::Bounds;
+using test::compare_row;
+using test::RowDiff;
+using test::Tally;
 
 std::string arch_golden_dir() { return std::string(FASTKV_SOURCE_DIR) + "/tests/golden/arch"; }
 
-std::vector<std::string> golden_files() {
-  std::vector<std::string> files;
-  if (fs::is_directory(arch_golden_dir())) {
-    for (const auto& e : fs::directory_iterator(arch_golden_dir())) {
-      const std::string name = e.path().filename().string();
-      if (name.size() > 12 && name.compare(name.size() - 12, 12, ".logits.gguf") == 0) {
-        files.push_back(e.path().string());
-      }
-    }
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
-struct Bounds {
-  double max_ratio;      // max|Δ| / max|golden| at every checked row
-  double median_ratio;   // median of that ratio over the rows of one comparison
-  double argmax_margin;  // same top-1 wherever golden top-1 - top-2 > this × max|golden|
-};
+std::vector<std::string> golden_files() { return test::logits_golden_files({arch_golden_dir()}); }
 
 // About twice the largest value measured on the development machine (header comment), per
 // model and path.
@@ -88,66 +75,6 @@ Bounds bounds_for(const std::string& model, bool f32_path) {
   if (f32_path) return {.max_ratio = 4e-3, .median_ratio = 2e-3, .argmax_margin = 5e-3};
   return {.max_ratio = 4e-2, .median_ratio = 2e-2, .argmax_margin = 1e-2};
 }
-
-struct RowDiff {
-  double ratio = 0;
-  double margin = 0;
-  int golden_top = -1, our_top = -1;
-};
-
-RowDiff compare_row(const float* golden, const float* ours, int V, int golden_top = -1) {
-  RowDiff r;
-  double max_g = 0, max_d = 0;
-  for (int t = 0; t < V; ++t) {
-    max_g = std::max(max_g, std::fabs(static_cast<double>(golden[t])));
-    max_d = std::max(max_d, std::fabs(static_cast<double>(golden[t]) - ours[t]));
-  }
-  r.ratio = max_d / std::max(max_g, 1e-30);
-  r.golden_top = golden_top >= 0
-                     ? golden_top
-                     : static_cast<int>(std::max_element(golden, golden + V) - golden);
-  r.our_top = static_cast<int>(std::max_element(ours, ours + V) - ours);
-  float second = -INFINITY;
-  for (int t = 0; t < V; ++t) {
-    if (t != r.golden_top) second = std::max(second, golden[t]);
-  }
-  r.margin = (golden[r.golden_top] - second) / std::max(max_g, 1e-30);
-  return r;
-}
-
-class Tally {
- public:
-  Tally(std::string what, const Bounds& b) : what_(std::move(what)), b_(b) {}
-  void add(const RowDiff& r, const std::string& where) {
-    ratios_.push_back(r.ratio);
-    EXPECT_LE(r.ratio, b_.max_ratio) << what_ << ", " << where;
-    if (r.our_top != r.golden_top) ++changed_;
-    if (r.margin > b_.argmax_margin) {
-      ++argmax_checked_;
-      EXPECT_EQ(r.our_top, r.golden_top)
-          << what_ << ", " << where << ": top-1 differs (golden margin " << r.margin << ")";
-    }
-  }
-  int finish(const std::string& extra = "") {
-    EXPECT_FALSE(ratios_.empty()) << what_ << ": nothing compared";
-    if (ratios_.empty()) return 0;
-    std::vector<double> s = ratios_;
-    std::sort(s.begin(), s.end());
-    const double median = s[s.size() / 2];
-    EXPECT_LE(median, b_.median_ratio) << what_;
-    std::printf("%s: %zu rows, max ratio %.2e, median %.2e, %d argmax checks, top-1 changed at "
-                "%d%s\n",
-                what_.c_str(), s.size(), s.back(), median, argmax_checked_, changed_,
-                extra.c_str());
-    return argmax_checked_;
-  }
-
- private:
-  std::string what_;
-  Bounds b_;
-  std::vector<double> ratios_;
-  int argmax_checked_ = 0, changed_ = 0;
-};
 
 class ArchGolden : public ::testing::TestWithParam<std::string> {
  protected:

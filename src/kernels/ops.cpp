@@ -36,24 +36,28 @@ void linear(const float* x, int n, const float* w, int in, int out, const float*
   }
 }
 
-void swiglu(const float* gate, const float* up, int64_t count, float* out) {
+namespace {
+// out[i] = mul(gate, up)[i] over count elements, in parallel chunks of 4096 (cost_per_element
+// decides whether the work is worth the threads).
+template <typename GatedMul>
+void gated_chunks(const float* gate, const float* up, int64_t count, float* out,
+                  int64_t cost_per_element, GatedMul mul) {
   constexpr int64_t kChunk = 4096;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
-#pragma omp parallel for if (worth_parallel(count * 8))
+#pragma omp parallel for if (worth_parallel(count * cost_per_element))
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t i0 = c * kChunk;
-    silu_mul(gate + i0, up + i0, std::min(kChunk, count - i0), out + i0);
+    mul(gate + i0, up + i0, std::min(kChunk, count - i0), out + i0);
   }
+}
+}  // namespace
+
+void swiglu(const float* gate, const float* up, int64_t count, float* out) {
+  gated_chunks(gate, up, count, out, 8, silu_mul);
 }
 
 void geglu_tanh(const float* gate, const float* up, int64_t count, float* out) {
-  constexpr int64_t kChunk = 4096;
-  const int64_t chunks = (count + kChunk - 1) / kChunk;
-#pragma omp parallel for if (worth_parallel(count * 12))
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t i0 = c * kChunk;
-    gelu_tanh_mul(gate + i0, up + i0, std::min(kChunk, count - i0), out + i0);
-  }
+  gated_chunks(gate, up, count, out, 12, gelu_tanh_mul);
 }
 
 void add_inplace(float* x, const float* y, int64_t count) {
