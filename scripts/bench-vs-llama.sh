@@ -19,6 +19,8 @@
 #            OMP_WAIT_POLICY=ACTIVE does for fastkv), so both are reported
 #   WAIT     fastkv's OMP_WAIT_POLICY values [PASSIVE,ACTIVE]: PASSIVE is fastkv's default,
 #            ACTIVE spins like llama.cpp's polling
+#   REPACK   llama-bench --repack value [0]; empty omits the flag (the Feb-2025 llama.cpp snapshot
+#            has no --repack: it repacks Q4_0 / Q4_1 / Q8_0 for AMX whenever the CPU has AMX)
 # For each model it writes OUT_DIR/NAME.llama.md (llama-bench's markdown, tg and pp at -p/-n, and
 # tg at each depth with flash attention off and on), OUT_DIR/NAME.fastkv.txt (+ one .json per
 # wait policy), and OUT_DIR/NAME.*.time (GNU time -v; fastkv bench's peak RSS there includes its
@@ -43,6 +45,9 @@ DEPTHS=${DEPTHS:-}
 METHODS=${METHODS:-full,fastkv}
 POLL=${POLL:-0,50}
 WAIT=${WAIT:-PASSIVE,ACTIVE}
+REPACK=${REPACK-0}
+repack=()
+if [ -n "$REPACK" ]; then repack=(--repack "$REPACK"); fi
 
 for tool in "$LLAMA_BIN/llama-bench" "$FASTKV" /usr/bin/time; do
   if [ ! -x "$tool" ]; then
@@ -56,19 +61,19 @@ mkdir -p "$OUT"
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
   echo "llama-bench: $("$LLAMA_BIN/llama-bench" --version 2>&1 | tr '\n' ' ')"
   echo "fastkv: $("$FASTKV" --version 2>&1), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
-  echo "settings: P=$P N=$N R=$R T=$T DEPTHS=$DEPTHS METHODS=$METHODS POLL=$POLL"
+  echo "settings: P=$P N=$N R=$R T=$T DEPTHS=$DEPTHS METHODS=$METHODS POLL=$POLL REPACK=$REPACK"
 } > "$OUT/versions.txt"
 
 run_llama() {
   local m=$1 name=$2
-  # --repack 0: llama.cpp's AMX repacking crashes on this VM (docs/benchmarks.md).
+  # --repack 0 by default: llama.cpp's AMX repacking crashed on an earlier VM (docs/benchmarks.md).
   /usr/bin/time -v -o "$OUT/$name.llama.time" \
-    "$LLAMA_BIN/llama-bench" -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --poll "$POLL" --repack 0 -o md \
+    "$LLAMA_BIN/llama-bench" -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --poll "$POLL" "${repack[@]}" -o md \
     > "$OUT/$name.llama.md"
   if [ -n "$DEPTHS" ]; then
     /usr/bin/time -v -o "$OUT/$name.llama-depth.time" \
       "$LLAMA_BIN/llama-bench" -m "$m" -p 0 -n "$N" -d "$DEPTHS" -fa off,on -r 1 -t "$T" \
-      --repack 0 -o md >> "$OUT/$name.llama.md"
+      "${repack[@]}" -o md >> "$OUT/$name.llama.md"
   fi
 }
 
