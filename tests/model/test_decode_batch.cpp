@@ -43,6 +43,12 @@ void expect_batch_equals_alone(const std::string& path, kernels::Backend backend
   lo.backend = backend;
   auto m = Model::load(path, lo);
   const int V = m->config().n_vocab;
+  // Relative to max|logit|. f32: the same f32 kernels on one row or B rows, differing only in
+  // accumulation order. bf16: on a CPU with AMX, oneDNN runs the B-row GEMMs on AMX, which
+  // rounds the activations to bf16 (as prefill does), while one row keeps them f32; measured
+  // up to 3.8e-3 on tiny-llama-gqa (random weights, the model that amplifies rounding most,
+  // see golden_logits.cpp), equal where the CPU has no AMX.
+  const float tolerance = backend == kernels::Backend::kBf16 ? 1e-2f : 2e-3f;
   // Three prompts of different lengths, three methods: caches of different sizes and shapes.
   std::vector<std::vector<int32_t>> prompts;
   for (int n : {37, 5, 120}) {
@@ -79,7 +85,7 @@ void expect_batch_equals_alone(const std::string& path, kernels::Backend backend
         scale = std::max(scale, std::fabs(alone[b].logits[v]));
         diff = std::max(diff, std::fabs(alone[b].logits[v] - row[v]));
       }
-      EXPECT_LE(diff, 2e-3f * std::max(scale, 1.0f)) << "sequence " << b << " step " << step;
+      EXPECT_LE(diff, tolerance * std::max(scale, 1.0f)) << "sequence " << b << " step " << step;
       EXPECT_EQ(argmax(row), argmax(alone[b].logits)) << "sequence " << b << " step " << step;
       EXPECT_EQ(batch[b].cache.bytes(), alone[b].cache.bytes()) << "sequence " << b;
     }
