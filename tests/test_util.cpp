@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 
@@ -55,10 +56,33 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo, float hi) {
 
 std::string fastkv_bin() { return FASTKV_BIN; }
 
+namespace {
+// The directories temp_dir() made in this process, removed (with what they hold) when it exits
+// normally, so that test runs do not leave /tmp/fastkv-test-* behind.
+struct TempDirs {
+  std::mutex mu;
+  std::vector<std::string> made;
+  ~TempDirs() {
+    for (const std::string& d : made) {
+      std::error_code ec;  // best effort: a failure here must not fail the test run
+      fs::remove_all(d, ec);
+    }
+  }
+};
+TempDirs& temp_dirs() {
+  static TempDirs dirs;
+  return dirs;
+}
+}  // namespace
+
 std::string temp_dir() {
   std::string tmpl = (fs::temp_directory_path() / "fastkv-test-XXXXXX").string();
   char* made = mkdtemp(tmpl.data());
-  return made ? std::string(made) : std::string();
+  if (!made) return std::string();
+  TempDirs& dirs = temp_dirs();
+  std::lock_guard<std::mutex> lock(dirs.mu);
+  dirs.made.emplace_back(made);
+  return dirs.made.back();
 }
 
 static std::string slurp(const std::string& path) {

@@ -28,7 +28,8 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1, float hi = 1)
 // Path of the built `fastkv` binary.
 std::string fastkv_bin();
 
-// A fresh, empty temporary directory (removed at process exit is not guaranteed).
+// A fresh, empty temporary directory; removed with its contents when the test process exits
+// normally (not after a crash or _exit).
 std::string temp_dir();
 
 struct CommandResult {
