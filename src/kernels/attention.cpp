@@ -1,4 +1,5 @@
 #include "kernels/attention.h"
+#include "kernels/cancel.h"
 #include "kernels/parallel.h"
 #include "kernels/vec.h"
 
@@ -181,9 +182,12 @@ void causal_attention(const float* q, const float* k, const float* v, int n, int
                            [](int32_t p, int64_t x) { return p < x; }) - window.key_pos);
     }
   }
+  // A cancelled prefill (kernels/cancel.h) stops handing out blocks; the caller throws.
+  CancelPoll cancel(cancel_check());
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (worth_parallel(static_cast<int64_t>(n) * n * H * d))
   for (int h = 0; h < H; ++h) {
     for (int qb = 0; qb < n_qblocks; ++qb) {
+      if (cancel.stop()) continue;
       const int i0 = qb * kQBlock, qn = std::min(kQBlock, n - i0);
       const float* qh = q + i0 * q_stride + static_cast<int64_t>(h) * d;
       const float* kh = k + static_cast<int64_t>(h / g) * d;

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/cancel.h"
 #include "kernels/onednn_engine.h"
 #include "kernels/parallel.h"
 #include "kernels/vec.h"
@@ -130,6 +131,8 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
   }
 
   const int n_qblocks = (n + kQueries - 1) / kQueries;
+  // A cancelled prefill (kernels/cancel.h) stops handing out blocks; the caller throws.
+  CancelPoll cancel(cancel_check());
 #pragma omp parallel if (worth_parallel(static_cast<int64_t>(n) * n * H * d))
   {
     thread_local Scratch sc;
@@ -149,6 +152,7 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
 #pragma omp for collapse(2) schedule(dynamic, 1)
     for (int qb_rev = 0; qb_rev < n_qblocks; ++qb_rev) {
       for (int kvh = 0; kvh < G; ++kvh) {
+        if (cancel.stop()) continue;
         const int qb = n_qblocks - 1 - qb_rev;
         const int i0 = qb * kQueries, qn = std::min(kQueries, n - i0);
         // Q block: row t·g + hh <- q[i0 + t, kvh·g + hh] / sqrt(d); rows past qn are zero.

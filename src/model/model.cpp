@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "kernels/attention.h"
+#include "kernels/cancel.h"
 #include "kernels/gemm_onednn.h"
 #include "model/tensor_names.h"
 
@@ -177,12 +178,16 @@ using detail::Activations;
 //   q[i, h], k[i, g] rotated by RoPE at pos[i]
 //   q *= attn_scale · sqrt(d) when the layer's query scale is not the kernels' 1/sqrt(d)
 // The norm and projections run in blocks of block_rows(n) tokens (xnorm holds one block).
+// poll_cancel (prefill only): this thread's cancel check is polled before every block
+// (kernels/cancel.h; throws kernels::Cancelled). Decode steps never poll: a server runs other
+// requests' decode steps from inside a prefill, and those must not be abandoned half-way.
 void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw,
-                 const kernels::RopeTable& rope, int n, Activations& a) {
+                 const kernels::RopeTable& rope, int n, Activations& a, bool poll_cancel = false) {
   const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim,
                 kvd = static_cast<int64_t>(lc.n_head_kv) * lc.head_dim;
   const int B = block_rows(n);
   for (int i0 = 0; i0 < n; i0 += B) {
+    if (poll_cancel) kernels::throw_if_cancelled();
     const int m = std::min(B, n - i0);
     kernels::rmsnorm(a.hidden.data() + static_cast<int64_t>(i0) * c.d_model, lw.attn_norm.data(),
                      m, c.d_model, c.rms_eps, a.xnorm.data());
@@ -258,12 +263,14 @@ void activation(const LayerConfig& lc, int m, Activations& a) {
 // attention phase's, see Activations):
 //   hidden += post_attn_norm(attn · Woᵀ)
 //   hidden += post_ffn_norm(down(act(gate(x), up(x)))),  x = rmsnorm(hidden)
+// poll_cancel: as for project_qkv, before every block.
 void output_and_mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, int n,
-                    Activations& a) {
+                    Activations& a, bool poll_cancel = false) {
   const int D = c.d_model;
   const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim;
   const int B = block_rows(n);
   for (int i0 = 0; i0 < n; i0 += B) {
+    if (poll_cancel) kernels::throw_if_cancelled();
     const int m = std::min(B, n - i0);
     lw.wo.forward(a.attn + i0 * qd, m, a.oproj);
     post_norm(lw.post_attn_norm, c, m, a.oproj);
@@ -271,6 +278,7 @@ void output_and_mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeig
                          static_cast<int64_t>(m) * D);
   }
   for (int i0 = 0; i0 < n; i0 += B) {
+    if (poll_cancel) kernels::throw_if_cancelled();
     const int m = std::min(B, n - i0);
     const int64_t md = static_cast<int64_t>(m) * D;
     float* hidden = a.hidden.data() + static_cast<int64_t>(i0) * D;
@@ -569,10 +577,13 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     const LayerWeights& lw = w_.layers[l];
     st.live_tokens.push_back(n);
     // norm -> qkv -> rope
-    project_qkv(c, lc, lw, rope_[l], n, a);
+    project_qkv(c, lc, lw, rope_[l], n, a, /*poll_cancel=*/true);
     lap.to(sec.qkv);
-    // attention over the layer's full K/V of its n live tokens (+ what the policy needs)
+    // attention over the layer's full K/V of its n live tokens (+ what the policy needs); a
+    // cancelled prefill leaves the kernels early, with their output unfinished: throw before
+    // anything reads it
     attention(lc, bf16_path_, n, a);
+    kernels::throw_if_cancelled();
     st.attention_flops += 4.0 * lc.n_head * lc.head_dim * attention_pairs(a.pos, n, lc.window);
     LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
                   a.q, a.k, a.v, a.pos.data()};
@@ -600,7 +611,7 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     st.kept_rows.push_back(cache.layer(l).rows());
     lap.to(sec.cache);
     // o_proj (+post-norm) -> residual -> norm -> MLP (+post-norm) -> residual, all n tokens
-    output_and_mlp(c, lc, lw, n, a);
+    output_and_mlp(c, lc, lw, n, a, /*poll_cancel=*/true);
     st.linear_flops += layer_linear_flops(c, lc) * n;
     lap.to(sec.mlp);
     // gather: token-selective propagation
