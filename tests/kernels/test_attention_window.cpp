@@ -1,5 +1,6 @@
-// The window argument of causal_attention, causal_attention_bf16 and attend_rows against a double-precision scalar
-// reference: key j is visible to query i only when j is causal (j <= i in prefill) and
+// The window argument of causal_attention, causal_attention_bf16 and attend_rows against a
+// double-precision scalar reference: key j is visible to query i only when j is causal (j <= i
+// in prefill) and
 //   pos(i) - pos(j) < window
 // on original positions (gaps as after TSP). A window of 0 is "no window" (what Llama
 // passes): bit-identical to the call without one.
