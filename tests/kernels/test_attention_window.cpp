@@ -225,11 +225,12 @@ void check_attend_rows(int g, int d, int64_t len, int window, int64_t query_pos,
 }
 
 TEST(WindowedDecode, AttendRowsMasksRowsOutsideTheWindow) {
-  // d 64 and 128 with g <= 8 are the shapes of the AVX-512 bf16 decode kernel, which a window
-  // must not reach; len crosses the 128-row tiles; window 1 sees only rows at the query's own
-  // position.
+  // d 64, 128 and 256 (Gemma 3) with g <= 8 are the shapes of the AVX-512 bf16 decode kernel,
+  // windowed or not (its 64-row tiles with no visible row are skipped); g 12 and d 32 take the
+  // generic path; len crosses the 64- and 128-row tiles; window 1 sees only rows at the query's
+  // own position.
   for (int g : {1, 4, 8, 12}) {
-    for (int d : {32, 64, 128}) {
+    for (int d : {32, 64, 128, 256}) {
       for (int window : {1, 10, 200}) {
         check_attend_rows<float>(g, d, 300, window, 400, 10 * g + d + window);
         check_attend_rows<uint16_t>(g, d, 300, window, 400, 10 * g + d + window);
@@ -239,16 +240,26 @@ TEST(WindowedDecode, AttendRowsMasksRowsOutsideTheWindow) {
 }
 
 TEST(WindowedDecode, NoVisibleRowGivesZeros) {
-  const int g = 2, d = 16, len = 5;
-  auto q = uniform(static_cast<size_t>(g) * d, 1), k = uniform(len * d, 2), v = uniform(len * d, 3);
-  const std::vector<int32_t> pos = {0, 1, 2, 3, 4};
-  kernels::Window w;
-  w.size = 3;
-  w.key_pos = pos.data();
-  w.query_pos = 100;
-  std::vector<float> out(static_cast<size_t>(g) * d, -7.0f);
-  kernels::attend_rows(q.data(), g, k.data(), v.data(), len, d, d, out.data(), w);
-  for (float x : out) EXPECT_EQ(x, 0.0f);
+  // f32 and bf16 rows; d 16 (generic kernels) and 256 (the AVX-512 bf16 decode kernel)
+  const int g = 2, len = 5;
+  for (int d : {16, 256}) {
+    auto q = uniform(static_cast<size_t>(g) * d, 1), k = uniform(len * d, 2),
+         v = uniform(len * d, 3);
+    std::vector<uint16_t> kb(k.size()), vb(v.size());
+    kernels::to_bf16(k.data(), 1.0f, kb.data(), static_cast<int64_t>(k.size()));
+    kernels::to_bf16(v.data(), 1.0f, vb.data(), static_cast<int64_t>(v.size()));
+    const std::vector<int32_t> pos = {0, 1, 2, 3, 4};
+    kernels::Window w;
+    w.size = 3;
+    w.key_pos = pos.data();
+    w.query_pos = 100;
+    std::vector<float> out(static_cast<size_t>(g) * d, -7.0f);
+    kernels::attend_rows(q.data(), g, k.data(), v.data(), len, d, d, out.data(), w);
+    for (float x : out) EXPECT_EQ(x, 0.0f) << "f32, d " << d;
+    std::fill(out.begin(), out.end(), -7.0f);
+    kernels::attend_rows(q.data(), g, kb.data(), vb.data(), len, d, d, out.data(), w);
+    for (float x : out) EXPECT_EQ(x, 0.0f) << "bf16, d " << d;
+  }
 }
 
 TEST(WindowedDecode, NoWindowIsBitIdenticalToTheCallWithoutOne) {
