@@ -239,14 +239,18 @@ struct CausalAttentionImpl {
   void (*fn)(const float* q, const float* k, const float* v, int n, int H, int G, int d,
              float* out);
 };
-// The f32 kernel without a window (its default argument does not reach a function pointer).
+// The kernels without a window (a default argument does not reach a function pointer).
 void causal_attention_f32(const float* q, const float* k, const float* v, int n, int H, int G,
                           int d, float* out) {
   fastkv::kernels::causal_attention(q, k, v, n, H, G, d, out);
 }
+void causal_attention_bf16(const float* q, const float* k, const float* v, int n, int H, int G,
+                           int d, float* out) {
+  fastkv::kernels::causal_attention_bf16(q, k, v, n, H, G, d, out);
+}
 constexpr CausalAttentionImpl kCausalAttentionImpls[] = {
     {"f32", &causal_attention_f32},
-    {"bf16", &fastkv::kernels::causal_attention_bf16},
+    {"bf16", &causal_attention_bf16},
 };
 
 struct AttendRowsImpl {

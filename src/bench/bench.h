@@ -118,6 +118,9 @@ struct Row {
   int n_gen = 0;
   std::vector<double> ttft_s;       // [reps] in the order they ran
   std::vector<double> decode_s;     // [reps] time of n_gen decode steps
+  std::vector<double> decode_cpu_s; // [reps] CPU time of the process (all threads, user +
+                                    // system) during those steps: what the steps cost whatever
+                                    // other processes took of the cores
   std::vector<int64_t> page_faults; // [reps] page faults (minor + major) of the prefill and decode
   std::vector<double> cpu_share;    // [reps] CPU time of the process during the prefill and
                                     // decode / (their wall time × threads): below 1 when other

@@ -96,6 +96,23 @@ std::vector<CalibrationText> file_calibration_texts(const Model& model,
   return out;
 }
 
+int effective_tsp_layer(const ModelConfig& c, int layer) {
+  for (int l = layer; l < c.n_layer; ++l) {
+    if (!c.layers[l].local()) return l;
+  }
+  return -1;
+}
+
+const CalibrationRow* CalibrationResult::row_for(int requested_layer, double rate) const {
+  for (const CalibrationRow& row : rows) {
+    if (row.rate == rate && std::find(row.requested.begin(), row.requested.end(),
+                                      requested_layer) != row.requested.end()) {
+      return &row;
+    }
+  }
+  return nullptr;
+}
+
 CalibrationResult calibrate_tsp(const Model& model, const std::vector<CalibrationText>& texts,
                                 const CalibrateSettings& settings,
                                 const CalibrateProgressFn& progress) {
@@ -132,26 +149,44 @@ CalibrationResult calibrate_tsp(const Model& model, const std::vector<Calibratio
   }
   res.mean_tokens = static_cast<int>(total_tokens / static_cast<int64_t>(texts.size()));
 
-  // Every (rate, layer) with its predicted speedup; the candidates are marked measured.
+  // Every (rate, effective layer) with its predicted speedup; the candidates are marked
+  // measured. Requested layers 0..L-2 that map to the same effective layer share its row.
   const double full_flops = model.full_prefill_flops(res.mean_tokens);
   for (double r : settings.rates) {
     FastKVConfig c = settings.base;
     c.tsp_rate = r;
     const int T = c.tsp_target(res.mean_tokens);
+    const size_t first_row = res.rows.size();
     for (int l = 0; l <= L - 2; ++l) {
+      const int e = effective_tsp_layer(model.config(), l);
+      if (res.rows.size() > first_row && res.rows.back().layer == e) {
+        res.rows.back().requested.push_back(l);  // effective layers ascend with l
+        continue;
+      }
       CalibrationRow row;
-      row.layer = l;
+      row.layer = e;
+      row.requested = {l};
       row.rate = r;
       std::vector<int> live(L, res.mean_tokens);
-      for (int i = l + 1; i < L; ++i) live[i] = T;
+      if (e >= 0) {
+        for (int i = e + 1; i < L; ++i) live[i] = T;
+      }
       row.predicted_speedup = full_flops / model.prefill_flops(live);
-      row.eligible = row.predicted_speedup >= settings.min_speedup;
-      // The default layer is always measured: the table shows what calibration gains.
-      row.measured = settings.layers.empty()
-                         ? row.eligible || l == res.default_layer
-                         : std::find(settings.layers.begin(), settings.layers.end(), l) !=
-                               settings.layers.end();
+      row.eligible = e >= 0 && row.predicted_speedup >= settings.min_speedup;
       res.rows.push_back(row);
+    }
+    for (size_t i = first_row; i < res.rows.size(); ++i) {
+      CalibrationRow& row = res.rows[i];
+      auto maps = [&](int l) {
+        return std::find(row.requested.begin(), row.requested.end(), l) != row.requested.end();
+      };
+      // The default layer is always measured: the table shows what calibration gains. A row
+      // where TSP never runs is the full model: nothing to measure.
+      row.measured =
+          row.layer >= 0 &&
+          (settings.layers.empty()
+               ? row.eligible || maps(res.default_layer)
+               : std::any_of(settings.layers.begin(), settings.layers.end(), maps));
     }
   }
   const int candidates = static_cast<int>(
@@ -225,6 +260,7 @@ nlohmann::json CalibrationResult::to_json() const {
   for (const CalibrationRow& r : rows) {
     nlohmann::json o;
     o["layer"] = r.layer;
+    o["requested_layers"] = r.requested;
     o["tsp_rate"] = r.rate;
     o["predicted_speedup"] = r.predicted_speedup;
     o["eligible"] = r.eligible;
@@ -242,26 +278,55 @@ nlohmann::json CalibrationResult::to_json() const {
   return j;
 }
 
+namespace {
+// Ascending layers as ranges: {6, 7, 8, 9, 10, 11} -> "6-11", {0, 2, 3} -> "0,2-3".
+std::string layer_ranges(const std::vector<int>& layers) {
+  std::string out;
+  for (size_t i = 0; i < layers.size();) {
+    size_t j = i;
+    while (j + 1 < layers.size() && layers[j + 1] == layers[j] + 1) ++j;
+    if (!out.empty()) out += ",";
+    out += std::to_string(layers[i]);
+    if (j > i) out += "-" + std::to_string(layers[j]);
+    i = j + 1;
+  }
+  return out;
+}
+}  // namespace
+
 std::string format_calibration_table(const CalibrationResult& r) {
-  std::string out = "layer  tsp_rate  predicted speedup  error (Eq. 3)  worst text  next token\n";
-  out += "----------------------------------------------------------------------------\n";
+  std::string out =
+      "layer  requested  tsp_rate  predicted speedup  error (Eq. 3)  worst text  next token\n";
+  out += "---------------------------------------------------------------------------------------\n";
   char buf[256];
+  const bool hybrid = std::any_of(r.rows.begin(), r.rows.end(), [](const CalibrationRow& row) {
+    return row.requested.size() != 1 || row.requested[0] != row.layer;
+  });
   for (size_t i = 0; i < r.rows.size(); ++i) {
     const CalibrationRow& row = r.rows[i];
     std::string mark;
     if (static_cast<int>(i) == r.chosen) mark += "  <- chosen";
-    if (row.layer == r.default_layer && (r.chosen < 0 || row.rate == r.choice().rate)) {
+    if (std::find(row.requested.begin(), row.requested.end(), r.default_layer) !=
+            row.requested.end() &&
+        (r.chosen < 0 || row.rate == r.choice().rate)) {
       mark += "  (default layer)";
     }
+    const std::string layer = row.layer >= 0 ? std::to_string(row.layer) : "none";
+    const std::string requested = layer_ranges(row.requested);
     if (row.measured) {
-      std::snprintf(buf, sizeof buf, "%5d  %8.3g  %16.2fx  %13.4g  %10.4g  %9.0f%%%s\n", row.layer,
-                    row.rate, row.predicted_speedup, row.error, row.error_max,
-                    100.0 * row.next_token_agreement, mark.c_str());
+      std::snprintf(buf, sizeof buf, "%5s  %9s  %8.3g  %16.2fx  %13.4g  %10.4g  %9.0f%%%s\n",
+                    layer.c_str(), requested.c_str(), row.rate, row.predicted_speedup, row.error,
+                    row.error_max, 100.0 * row.next_token_agreement, mark.c_str());
     } else {
-      std::snprintf(buf, sizeof buf, "%5d  %8.3g  %16.2fx  %13s  %10s  %10s%s\n", row.layer,
-                    row.rate, row.predicted_speedup, "-", "-", "-", mark.c_str());
+      std::snprintf(buf, sizeof buf, "%5s  %9s  %8.3g  %16.2fx  %13s  %10s  %10s%s\n",
+                    layer.c_str(), requested.c_str(), row.rate, row.predicted_speedup, "-", "-",
+                    "-", mark.c_str());
     }
     out += buf;
+  }
+  if (hybrid) {
+    out += "(a hybrid model: TSP requested after a local layer runs at the first global layer at "
+           "or after it; each such layer is measured once, for the requested layers listed)\n";
   }
   return out;
 }

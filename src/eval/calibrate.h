@@ -56,8 +56,14 @@ struct CalibrateSettings {
   FastKVConfig base;  // window, kernel and pool of the FastKV method (retain_rate is irrelevant)
 };
 
+// On a hybrid model (Gemma 3) TSP runs at the first global layer at or after the requested
+// one (docs/fastkv.md, "Hybrid models"), so several requested layers give the same model: each
+// distinct effective layer is one row, measured once, with the requested layers that map to it.
+// On a model without local layers every row has one requested layer, itself.
 struct CalibrationRow {
-  int layer = 0;
+  int layer = 0;               // where TSP runs (the effective layer); -1: no global layer at or
+                               // after the requested ones, so TSP never runs
+  std::vector<int> requested;  // the layers 0..L-2 that map to `layer`, ascending
   double rate = 0;
   double predicted_speedup = 0;  // full prefill FLOPs / this choice's, at the texts' mean length
   bool eligible = false;         // predicted_speedup ≥ min_speedup
@@ -68,17 +74,23 @@ struct CalibrationRow {
 };
 
 struct CalibrationResult {
-  std::vector<CalibrationRow> rows;  // every (rate, layer 0..L-2), rates outer
+  std::vector<CalibrationRow> rows;  // every (rate, effective layer of 0..L-2), rates outer
   int chosen = -1;                   // index into rows
   int default_layer = 0;             // floor(L/2) - 1, for comparison
   int mean_tokens = 0;               // mean text length
   std::vector<std::string> texts;    // their names
   const CalibrationRow& choice() const { return rows.at(static_cast<size_t>(chosen)); }
+  // The row of (requested layer, rate), or nullptr.
+  const CalibrationRow* row_for(int requested_layer, double rate) const;
   nlohmann::json to_json() const;
 };
 
 // Called before each prefill: (done, total, what runs next).
 using CalibrateProgressFn = std::function<void(int, int, const std::string&)>;
+
+// Where TSP requested after `layer` runs on this model: the first global layer at or after it
+// (the layer itself on a model without local layers), or -1 when none follows.
+int effective_tsp_layer(const ModelConfig& c, int layer);
 
 // Runs the full model once per text and FastKV once per text and candidate; throws
 // fastkv::Error when no text is long enough for TSP, when no measured candidate reaches
@@ -87,8 +99,8 @@ CalibrationResult calibrate_tsp(const Model& model, const std::vector<Calibratio
                                 const CalibrateSettings& settings,
                                 const CalibrateProgressFn& progress = {});
 
-// The table `fastkv calibrate` prints: layer, rate, predicted speedup, error, next-token
-// agreement, the choice and the default marked.
+// The table `fastkv calibrate` prints: layer, the requested layers that map to it, rate,
+// predicted speedup, error, next-token agreement, the choice and the default marked.
 std::string format_calibration_table(const CalibrationResult& r);
 
 }  // namespace fastkv::eval

@@ -246,7 +246,7 @@ std::string NiahTask::report(const ReportInput& in) {
   std::vector<std::vector<std::string>> table;
   std::vector<std::string> head = {"method"};
   for (int l : lengths_) head.push_back(length_label(l));
-  head.insert(head.end(), {"avg", "KV MiB", "TTFT s", "n"});
+  head.insert(head.end(), {"avg", "KV MiB", "TTFT s", "tg t/s", "n"});
   table.push_back(head);
   std::string grids;
 
@@ -289,6 +289,7 @@ std::string NiahTask::report(const ReportInput& in) {
     char ttft[32];
     std::snprintf(ttft, sizeof ttft, "%.2f", c["mean_ttft_s"].get<double>());
     row.push_back(ttft);
+    row.push_back(fmt1(c["decode_tok_s"].get<double>()));
     row.push_back(std::to_string(all.size()));
     table.push_back(row);
 
@@ -307,6 +308,7 @@ std::string NiahTask::report(const ReportInput& in) {
     jm["samples"] = all.size();
     jm["mean_kv_bytes"] = c["mean_kv_bytes"];
     jm["mean_ttft_s"] = c["mean_ttft_s"];
+    jm["decode_tok_s"] = c["decode_tok_s"];
     jm["mean_prompt_tokens"] = c["mean_prompt_tokens"];
     out["methods"][m.label] = jm;
 

@@ -26,13 +26,15 @@ nlohmann::json method_costs(const std::vector<MethodSpec>& methods,
                             const std::vector<nlohmann::json>& records) {
   nlohmann::json out = nlohmann::json::object();
   for (const MethodSpec& m : methods) {
-    double kv = 0, ttft = 0, prompt = 0;
+    double kv = 0, ttft = 0, prompt = 0, decode_s = 0, decode_steps = 0;
     int n = 0;
     for (const auto& r : records) {
       if (r.value("method", "") != m.label) continue;
       kv += r.value("kv_bytes", 0.0);
       ttft += r.value("ttft_s", 0.0);
       prompt += r.value("prompt_tokens", 0.0);
+      decode_s += r.value("decode_s", 0.0);
+      decode_steps += r.value("decode_steps", 0.0);
       ++n;
     }
     nlohmann::json c;
@@ -40,6 +42,8 @@ nlohmann::json method_costs(const std::vector<MethodSpec>& methods,
     c["mean_kv_bytes"] = n ? kv / n : 0.0;
     c["mean_ttft_s"] = n ? ttft / n : 0.0;
     c["mean_prompt_tokens"] = n ? prompt / n : 0.0;
+    // decode steps over their time, all samples together (0 when nothing was decoded)
+    c["decode_tok_s"] = decode_s > 0 ? decode_steps / decode_s : 0.0;
     out[m.label] = c;
   }
   return out;

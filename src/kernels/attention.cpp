@@ -84,18 +84,24 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 load_bf16x16(con
 
 // Decode attention over bf16 rows with AVX-512, NV = d / 16 vectors per row: each K and V row
 // is loaded and widened once for all g query heads (the generic path re-reads it per head), the
-// g × d accumulators stay in registers.
-//   s: [g, kDecodeTile] scores, then probabilities, of the current tile
-template <int NV>
+// g × d accumulators stay in registers (d 64, 128; at d 256 part of them lives in L1).
+// Windowed: rows outside the window get no weight and are not read; a tile with no visible
+// row is skipped whole (a sliding-window layer's cache holds up to kWindowSlack rows that
+// left the window, and after TSP its rows are spread over the window).
+//   s:   [g, kDecodeTile] scores, then probabilities, of the current tile
+//   vis: [kDecodeTile] whether each row of the tile is inside the window
+template <int NV, bool Windowed>
 __attribute__((target("avx512f"))) void attend_rows_bf16_avx512(const float* q, int g,
                                                                  const uint16_t* k,
                                                                  const uint16_t* v, int64_t len,
-                                                                 int64_t stride, float* out) {
+                                                                 int64_t stride, float* out,
+                                                                 const Window& window) {
   constexpr int d = NV * 16;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   __m512 qv[kDecodeGroup][NV], acc[kDecodeGroup][NV];
   float m[kDecodeGroup], l[kDecodeGroup];
   alignas(64) float s[kDecodeGroup][kDecodeTile];
+  bool vis[kDecodeTile];
   for (int h = 0; h < g; ++h) {
     for (int j = 0; j < NV; ++j) {
       qv[h][j] = _mm512_mul_ps(_mm512_loadu_ps(q + h * d + 16 * j), _mm512_set1_ps(scale));
@@ -106,7 +112,21 @@ __attribute__((target("avx512f"))) void attend_rows_bf16_avx512(const float* q, 
   }
   for (int64_t t0 = 0; t0 < len; t0 += kDecodeTile) {
     const int tn = static_cast<int>(std::min<int64_t>(kDecodeTile, len - t0));
+    if constexpr (Windowed) {
+      bool any = false;
+      for (int t = 0; t < tn; ++t) {
+        vis[t] = window.visible(window.query_pos, window.key_pos[t0 + t]);
+        any |= vis[t];
+      }
+      if (!any) continue;
+    }
     for (int t = 0; t < tn; ++t) {
+      if constexpr (Windowed) {
+        if (!vis[t]) {
+          for (int h = 0; h < g; ++h) s[h][t] = -std::numeric_limits<float>::infinity();
+          continue;
+        }
+      }
       const uint16_t* kr = k + (t0 + t) * stride;
       __m512 kf[NV];
       for (int j = 0; j < NV; ++j) kf[j] = load_bf16x16(kr + 16 * j);
@@ -125,6 +145,9 @@ __attribute__((target("avx512f"))) void attend_rows_bf16_avx512(const float* q, 
       for (int j = 0; j < NV; ++j) acc[h][j] = _mm512_mul_ps(acc[h][j], c);
     }
     for (int t = 0; t < tn; ++t) {
+      if constexpr (Windowed) {
+        if (!vis[t]) continue;  // probability 0
+      }
       const uint16_t* vr = v + (t0 + t) * stride;
       __m512 vf[NV];
       for (int j = 0; j < NV; ++j) vf[j] = load_bf16x16(vr + 16 * j);
@@ -146,16 +169,24 @@ __attribute__((target("avx512f"))) void attend_rows_bf16_avx512(const float* q, 
 
 void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, int64_t len,
                  int64_t stride, int d, float* out, const Window& window) {
-  if (window.active()) return attend_rows_impl<true>(q, g, k, v, len, stride, d, out, window);
 #ifdef FASTKV_AVX512_KERNELS
   if (cpu_has_avx512f() && g <= kDecodeGroup && len > 0) {
+    const bool w = window.active();
     switch (d) {
-      case 64: return attend_rows_bf16_avx512<4>(q, g, k, v, len, stride, out);
-      case 128: return attend_rows_bf16_avx512<8>(q, g, k, v, len, stride, out);
+      case 64:
+        return w ? attend_rows_bf16_avx512<4, true>(q, g, k, v, len, stride, out, window)
+                 : attend_rows_bf16_avx512<4, false>(q, g, k, v, len, stride, out, window);
+      case 128:
+        return w ? attend_rows_bf16_avx512<8, true>(q, g, k, v, len, stride, out, window)
+                 : attend_rows_bf16_avx512<8, false>(q, g, k, v, len, stride, out, window);
+      case 256:  // Gemma 3
+        return w ? attend_rows_bf16_avx512<16, true>(q, g, k, v, len, stride, out, window)
+                 : attend_rows_bf16_avx512<16, false>(q, g, k, v, len, stride, out, window);
       default: break;
     }
   }
 #endif
+  if (window.active()) return attend_rows_impl<true>(q, g, k, v, len, stride, d, out, window);
   attend_rows_impl<false>(q, g, k, v, len, stride, d, out, window);
 }
 

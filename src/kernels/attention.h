@@ -42,10 +42,10 @@ void causal_attention(const float* q, const float* k, const float* v, int n, int
                       float* out, const Window& window = {});
 
 // The same with bf16 tiles: Q·Kᵀ and P·V as oneDNN bf16 matmuls (AMX where present), softmax
-// in f32 (src/kernels/attention_bf16.cpp). Inputs and output as for causal_attention, without
-// a window (windowed layers take the f32 kernel).
+// in f32 (src/kernels/attention_bf16.cpp). Inputs, output and window as for causal_attention;
+// with a window, key tiles wholly before a query block's band are skipped (banded work).
 void causal_attention_bf16(const float* q, const float* k, const float* v, int n, int H, int G,
-                           int d, float* out);
+                           int d, float* out, const Window& window = {});
 // oneDNN's implementation names of the two tile matmuls, e.g. "brg:avx512_core_amx_bf16 / ...".
 std::string causal_attention_bf16_impl(int H, int G, int d);
 

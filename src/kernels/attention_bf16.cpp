@@ -101,7 +101,7 @@ std::string causal_attention_bf16_impl(int H, int G, int d) {
 }
 
 void causal_attention_bf16(const float* q, const float* k, const float* v, int n, int H, int G,
-                           int d, float* out) {
+                           int d, float* out, const Window& window) {
   const int g = H / G;
   const int rows = kQueries * g;
   const int64_t q_stride = static_cast<int64_t>(H) * d;
@@ -109,6 +109,19 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
   const int64_t n_pad = (static_cast<int64_t>(n) + kKeys - 1) / kKeys * kKeys;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const TilePrims& tp = prims_for(rows, d);
+  // first[i]: the first key token i sees (0 without a window; positions ascend, so the keys
+  // inside a window are the contiguous range first[i]..i). A block's key tiles start at the tile
+  // holding its first token's first key: tiles wholly before the band are never computed.
+  std::vector<int> first;
+  if (window.active()) {
+    first.resize(n);
+    for (int i = 0; i < n; ++i) {
+      const int64_t lowest = static_cast<int64_t>(window.key_pos[i]) - window.size + 1;
+      first[i] = static_cast<int>(
+          std::lower_bound(window.key_pos, window.key_pos + i, lowest,
+                           [](int32_t p, int64_t x) { return p < x; }) - window.key_pos);
+    }
+  }
 
   // K and V of every KV head as bf16 [G, n_pad, d]: rows < n converted below, padding rows zero.
   thread_local std::vector<uint16_t> kb_buf, vb_buf;
@@ -169,7 +182,10 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
         std::fill(sc.m.begin(), sc.m.end(), -std::numeric_limits<float>::infinity());
         std::fill(sc.l.begin(), sc.l.end(), 0.0f);
         const int keys = i0 + qn;  // keys visible to the block's last token
-        for (int j0 = 0; j0 < keys; j0 += kKeys) {
+        // the tile (aligned to kKeys: tiles lie in the zero-padded [n_pad, d] rows) that holds
+        // the block's first visible key; first[] ascends, so later tokens see nothing earlier
+        const int j_begin = first.empty() ? 0 : first[i0] / kKeys * kKeys;
+        for (int j0 = j_begin; j0 < keys; j0 += kKeys) {
           const int64_t base = (static_cast<int64_t>(kvh) * n_pad + j0) * d;
           kt_mem.set_data_handle(kb + base);
           v_mem.set_data_handle(vb + base);
@@ -179,17 +195,21 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
           for (int r = 0; r < qn * g; ++r) {
             float* sr = sc.s.data() + static_cast<int64_t>(r) * kKeys;
             uint16_t* pr = sc.p.data() + static_cast<int64_t>(r) * kKeys;
-            // causal: token i0 + t sees keys j <= i0 + t
+            // keys [lo, visible) of the tile are visible to token i0 + t: causal (j <= i0 + t),
+            // and not before the window's first key
             const int visible = std::max(0, std::min(kKeys, i0 + r / g + 1 - j0));
-            if (visible == 0) {
+            const int lo = first.empty() ? 0 : std::clamp(first[i0 + r / g] - j0, 0, visible);
+            if (visible == lo) {
               std::fill(pr, pr + kKeys, 0);
               continue;
             }
-            const float new_m = std::max(sc.m[r], max_of(sr, visible));
+            const float new_m = std::max(sc.m[r], max_of(sr + lo, visible - lo));
             const float corr = exp_nonpositive(sc.m[r] - new_m);
-            sc.l[r] = sc.l[r] * corr + exp_shift_sum_to_bf16(sr, visible, new_m, pr);
+            sc.l[r] = sc.l[r] * corr +
+                      exp_shift_sum_to_bf16(sr + lo, visible - lo, new_m, pr + lo);
             sc.m[r] = new_m;
             if (corr != 1.0f) scale_in_place(sc.acc.data() + static_cast<int64_t>(r) * d, corr, d);
+            std::fill(pr, pr + lo, 0);
             std::fill(pr + visible, pr + kKeys, 0);
           }
           for (int r = qn * g; r < rows; ++r) {

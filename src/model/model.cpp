@@ -212,15 +212,15 @@ void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights
   }
 }
 
-// attn[n, H, d] = causal attention of the n live tokens (within the layer's window, if any).
-// A windowed layer takes the f32 kernel: the bf16 tile kernel has no window.
+// attn[n, H, d] = causal attention of the n live tokens (within the layer's window, if any;
+// both kernels skip the key tiles before a query block's band).
 void attention(const LayerConfig& lc, bool bf16_path, int n, Activations& a) {
   kernels::Window window;
   window.size = lc.window;
   window.key_pos = a.pos.data();
-  if (bf16_path && !window.active()) {
+  if (bf16_path) {
     kernels::causal_attention_bf16(a.q, a.k, a.v, n, lc.n_head, lc.n_head_kv, lc.head_dim,
-                                   a.attn);
+                                   a.attn, window);
   } else {
     kernels::causal_attention(a.q, a.k, a.v, n, lc.n_head, lc.n_head_kv, lc.head_dim, a.attn,
                               window);

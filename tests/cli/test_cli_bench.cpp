@@ -136,6 +136,9 @@ TEST(CliBench, InterleaveRunsTheMethodsInTurnAndReportsTrendAndSpread) {
     for (int64_t b : o["rss_after_reps_bytes"]) EXPECT_GT(b, 0);
     ASSERT_EQ(o["cpu_share_reps"].size(), 3u);
     for (double c : o["cpu_share_reps"]) EXPECT_GE(c, 0);
+    // CPU milliseconds per decoded token, one value per repetition.
+    ASSERT_EQ(o["decode_cpu_ms_per_token_reps"].size(), 3u);
+    for (double c : o["decode_cpu_ms_per_token_reps"]) EXPECT_GE(c, 0);
     // Each repetition's probes are at most the best probe of the run.
     ASSERT_EQ(o["bandwidth_probe_reps_bytes_s"].size(), 3u);
     for (double b : o["bandwidth_probe_reps_bytes_s"]) {

@@ -78,9 +78,11 @@ TEST_F(CliCalibrate, PrintsTheTableAndSavesTheChoiceBesideTheModel) {
   const int layer = chosen_layer();
   ASSERT_GE(layer, 0) << out;
   ASSERT_LE(layer, 3) << out;
-  // The table has one row per layer 0..3 (rate 0.2), each measured.
+  // The table has one row per layer 0..3 (rate 0.2), each measured; no local layers, so each
+  // row's requested layer is the layer itself.
   for (int l = 0; l <= 3; ++l) {
-    EXPECT_TRUE(std::regex_search(out, std::regex("\\n *" + std::to_string(l) + "  +0\\.2  ")))
+    const std::string n = std::to_string(l);
+    EXPECT_TRUE(std::regex_search(out, std::regex("\\n *" + n + "  +" + n + "  +0\\.2  ")))
         << "row of layer " << l << "\n" << out;
   }
   ASSERT_TRUE(fs::exists(sidecar())) << describe(*calibrate_);

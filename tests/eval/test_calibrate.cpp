@@ -10,6 +10,7 @@
 #include "cache/kv_cache.h"
 #include "common/error.h"
 #include "eval/calibrate.h"
+#include "io/gguf.h"
 #include "test_util.h"
 
 namespace fastkv::eval {
@@ -179,6 +180,90 @@ TEST(Calibrate, BadSettingsAreErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("too short for TSP"), std::string::npos) << e.what();
   }
+}
+
+// A copy of the tiny random Gemma 3 of tests/golden/arch (6 layers, 16-token window) with
+// attention.sliding_window_pattern = 3: layers 2 and 5 global, 0, 1, 3, 4 local.
+std::string tiny_gemma3_pattern3() {
+  const gguf::File src =
+      gguf::File::open(std::string(FASTKV_SOURCE_DIR) + "/tests/golden/arch/tiny-gemma3.F16.gguf");
+  gguf::Writer w;
+  for (const auto& [key, value] : src.metadata()) w.set(key, value);
+  w.set_u32("gemma3.attention.sliding_window_pattern", 3);
+  for (const gguf::TensorInfo& t : src.tensors()) {
+    w.add_raw(t.name, t.type, t.ne, std::vector<uint8_t>(t.data, t.data + t.nbytes));
+  }
+  const std::string path = test::temp_dir() + "/tiny-gemma3-pattern3.gguf";
+  w.write(path);
+  return path;
+}
+
+// On a hybrid model, requested TSP layers that map to the same global layer are one row,
+// measured once: layers 0-2 give TSP at layer 2, layers 3-4 at layer 5 (the last layer: no
+// layer runs fewer tokens, so no speedup, never chosen). The shared row's error is the one
+// measured with TSP requested at its global layer directly.
+TEST(Calibrate, HybridModelMeasuresEachEffectiveLayerOnce) {
+  const std::unique_ptr<Model> m = Model::load(tiny_gemma3_pattern3());
+  const ModelConfig& c = m->config();
+  ASSERT_EQ(c.n_layer, 6);
+  for (int l = 0; l < 6; ++l) ASSERT_EQ(c.layers[l].local(), l % 3 < 2) << l;
+  EXPECT_EQ(effective_tsp_layer(c, 0), 2);
+  EXPECT_EQ(effective_tsp_layer(c, 2), 2);
+  EXPECT_EQ(effective_tsp_layer(c, 3), 5);
+  EXPECT_EQ(effective_tsp_layer(stories().config(), 1), 1);  // no local layers: itself
+
+  std::vector<CalibrationText> texts;
+  for (int t = 0; t < 2; ++t) {
+    std::vector<int32_t> tokens(200);
+    for (int i = 0; i < 200; ++i) tokens[i] = 1 + (i * 37 + 11 * t + 5) % 500;
+    texts.push_back({cat("text", t), tokens});
+  }
+  CalibrateSettings s = settings({0.2}, 1.05);
+  int prefills = 0;
+  const CalibrationResult r =
+      calibrate_tsp(*m, texts, s, [&](int, int, const std::string&) { ++prefills; });
+  ASSERT_EQ(r.rows.size(), 2u);
+  EXPECT_EQ(r.rows[0].layer, 2);
+  EXPECT_EQ(r.rows[0].requested, (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(r.rows[1].layer, 5);
+  EXPECT_EQ(r.rows[1].requested, (std::vector<int>{3, 4}));
+  EXPECT_GT(r.rows[0].predicted_speedup, 1.05);
+  EXPECT_NEAR(r.rows[1].predicted_speedup, 1.0, 1e-12);
+  EXPECT_TRUE(r.rows[0].measured);
+  EXPECT_FALSE(r.rows[1].measured);  // not eligible, and the default layer 2 maps to layer 2
+  EXPECT_EQ(r.default_layer, 2);
+  EXPECT_EQ(prefills, 2 * (1 + 1)) << "per text: the full model and layer 2, once";
+  ASSERT_EQ(r.chosen, 0);
+  EXPECT_GT(r.rows[0].error, 0);
+  EXPECT_EQ(r.row_for(1, 0.2), &r.rows[0]);
+  EXPECT_EQ(r.row_for(4, 0.2), &r.rows[1]);
+  EXPECT_EQ(r.row_for(5, 0.2), nullptr);
+
+  // Asking for layers 0 and 1 measures layer 2 once, with the same error as asking for 2.
+  CalibrateSettings s01 = s, s2 = s;
+  s01.layers = {0, 1};
+  s2.layers = {2};
+  prefills = 0;
+  const CalibrationResult r01 =
+      calibrate_tsp(*m, texts, s01, [&](int, int, const std::string&) { ++prefills; });
+  EXPECT_EQ(prefills, 4);
+  const CalibrationResult r2 = calibrate_tsp(*m, texts, s2);
+  ASSERT_TRUE(r01.rows[0].measured);
+  EXPECT_EQ(r01.rows[0].error, r2.rows[0].error);
+  EXPECT_EQ(r01.rows[0].error, r.rows[0].error);
+
+  const std::string table = format_calibration_table(r);
+  EXPECT_NE(table.find("0-2"), std::string::npos) << table;
+  EXPECT_NE(table.find("3-4"), std::string::npos) << table;
+  EXPECT_NE(table.find("hybrid model"), std::string::npos) << table;
+  const nlohmann::json j = r.to_json();
+  EXPECT_EQ(j["rows"][0]["requested_layers"], nlohmann::json({0, 1, 2}));
+  // stories260K has no local layers: one requested layer per row, no hybrid note.
+  EXPECT_EQ(format_calibration_table(calibrate_tsp(stories(),
+                                                   generated_calibration_texts(stories(), 448, 1, 3),
+                                                   settings({0.2}, 1.0)))
+                .find("hybrid model"),
+            std::string::npos);
 }
 
 }  // namespace

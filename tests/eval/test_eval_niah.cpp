@@ -122,6 +122,15 @@ TEST_F(EvalNiahCli, WritesResultsTablePictureAndResumes) {
     EXPECT_TRUE(jm["mean"].is_number());
     EXPECT_GT(jm["mean_kv_bytes"].get<double>(), 0.0);
     EXPECT_GT(jm["mean_ttft_s"].get<double>(), 0.0);
+    // decode steps over decode seconds of the method's records
+    double steps = 0, secs = 0;
+    for (const auto& rec : recs) {
+      if (rec["method"] != m) continue;
+      steps += rec["decode_steps"].get<double>();
+      secs += rec["decode_s"].get<double>();
+    }
+    ASSERT_GT(secs, 0.0) << m;
+    EXPECT_DOUBLE_EQ(jm["decode_tok_s"].get<double>(), steps / secs) << m;
   }
   EXPECT_EQ(j["methods"]["fastkv:retain_rate=0.2"]["options"]["retain_rate"], "0.2");
 
@@ -130,6 +139,7 @@ TEST_F(EvalNiahCli, WritesResultsTablePictureAndResumes) {
   EXPECT_NE(table.find("method"), std::string::npos);
   EXPECT_NE(table.find("256"), std::string::npos);
   EXPECT_NE(table.find("KV MiB"), std::string::npos);
+  EXPECT_NE(table.find("tg t/s"), std::string::npos);
 
   // Picture: a PNG cairo can read, wide enough for two panels and the colour bar.
   const std::string png = test::read_all(out_ + "/niah.png");

@@ -1,5 +1,6 @@
-// The window argument of causal_attention and attend_rows against a double-precision scalar
-// reference: key j is visible to query i only when j is causal (j <= i in prefill) and
+// The window argument of causal_attention, causal_attention_bf16 and attend_rows against a
+// double-precision scalar reference: key j is visible to query i only when j is causal (j <= i
+// in prefill) and
 //   pos(i) - pos(j) < window
 // on original positions (gaps as after TSP). A window of 0 is "no window" (what Llama
 // passes): bit-identical to the call without one.
@@ -7,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -64,7 +66,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, WindowedPrefill,
                          ::testing::Values(WindowCase{1, 2, 1, 16, 4}, WindowCase{70, 4, 2, 32, 9},
                                            WindowCase{300, 4, 4, 64, 50},
                                            WindowCase{600, 8, 2, 64, 700},
-                                           WindowCase{333, 6, 3, 32, 5000}));
+                                           WindowCase{333, 6, 3, 32, 5000},
+                                           WindowCase{700, 4, 1, 256, 100}));
 
 TEST_P(WindowedPrefill, CausalAttentionMasksKeysOutsideTheWindow) {
   const WindowCase c = GetParam();
@@ -102,6 +105,64 @@ TEST_P(WindowedPrefill, CausalAttentionMasksKeysOutsideTheWindow) {
     std::vector<float> plain(q.size());
     kernels::causal_attention(q.data(), k.data(), v.data(), c.n, c.H, c.G, c.d, plain.data());
     EXPECT_EQ(out, plain);
+  }
+}
+
+// The bf16 tile kernel (the fast path's prefill) with the same windows: within bf16 rounding of
+// the double reference (the bounds of AttentionKernels.Bf16TilesMatchTheDoubleReference...),
+// and the key tiles wholly before a query block's band are skipped, not computed and masked
+// (NaN keys there, which any product would spread, leave the block's output unchanged).
+TEST_P(WindowedPrefill, Bf16TilesMaskKeysOutsideTheWindowAndSkipTilesBeforeTheBand) {
+  const WindowCase c = GetParam();
+  const int g = c.H / c.G;
+  auto q = uniform(static_cast<size_t>(c.n) * c.H * c.d, 41, -2, 2);
+  auto k = uniform(static_cast<size_t>(c.n) * c.G * c.d, 42, -2, 2);
+  auto v = uniform(static_cast<size_t>(c.n) * c.G * c.d, 43);
+  const std::vector<int32_t> pos = gapped_positions(c.n, c.n + 1);
+  kernels::Window w;
+  w.size = c.window;
+  w.key_pos = pos.data();
+  std::vector<float> out(q.size(), std::numeric_limits<float>::quiet_NaN());
+  kernels::causal_attention_bf16(q.data(), k.data(), v.data(), c.n, c.H, c.G, c.d, out.data(), w);
+  double worst = 0, sum = 0;
+  for (int i = 0; i < c.n; ++i) {
+    std::vector<bool> visible(c.n, false);
+    for (int j = 0; j <= i; ++j) visible[j] = pos[i] - pos[j] < c.window;
+    for (int h = 0; h < c.H; ++h) {
+      const auto ref = reference_row(&q[(static_cast<size_t>(i) * c.H + h) * c.d],
+                                     &k[static_cast<size_t>(h / g) * c.d],
+                                     &v[static_cast<size_t>(h / g) * c.d], c.n,
+                                     static_cast<int64_t>(c.G) * c.d, c.d, visible);
+      for (int t = 0; t < c.d; ++t) {
+        const float o = out[(static_cast<size_t>(i) * c.H + h) * c.d + t];
+        ASSERT_TRUE(std::isfinite(o)) << "token " << i << " head " << h;
+        worst = std::max(worst, std::abs(o - ref[t]));
+        sum += std::abs(o - ref[t]);
+      }
+    }
+  }
+  EXPECT_LT(worst, 2e-2);
+  EXPECT_LT(sum / out.size(), 4e-3);
+
+  // The last 64-query block's band starts at key f (its first token's first visible key): the
+  // 256-key tiles wholly before f are skipped. Poisoned with NaN they leave that block's rows
+  // bit for bit as they were.
+  constexpr int kKeys = 256, kQueries = 64;
+  const int last0 = (c.n - 1) / kQueries * kQueries;
+  int f = 0;
+  while (pos[last0] - pos[f] >= c.window) ++f;
+  const int skipped = f / kKeys * kKeys;  // keys in whole tiles before the last block's band
+  if (skipped == 0) return;  // this shape has no tile wholly outside the band
+  auto kp = k, vp = v;
+  for (size_t x = 0; x < static_cast<size_t>(skipped) * c.G * c.d; ++x) {
+    kp[x] = std::numeric_limits<float>::quiet_NaN();
+    vp[x] = std::numeric_limits<float>::quiet_NaN();
+  }
+  std::vector<float> poisoned(q.size(), 0.0f);
+  kernels::causal_attention_bf16(q.data(), kp.data(), vp.data(), c.n, c.H, c.G, c.d,
+                                 poisoned.data(), w);
+  for (size_t x = static_cast<size_t>(last0) * c.H * c.d; x < out.size(); ++x) {
+    ASSERT_EQ(poisoned[x], out[x]) << "the last block read a key tile before its band";
   }
 }
 
@@ -164,11 +225,12 @@ void check_attend_rows(int g, int d, int64_t len, int window, int64_t query_pos,
 }
 
 TEST(WindowedDecode, AttendRowsMasksRowsOutsideTheWindow) {
-  // d 64 and 128 with g <= 8 are the shapes of the AVX-512 bf16 decode kernel, which a window
-  // must not reach; len crosses the 128-row tiles; window 1 sees only rows at the query's own
-  // position.
+  // d 64, 128 and 256 (Gemma 3) with g <= 8 are the shapes of the AVX-512 bf16 decode kernel,
+  // windowed or not (its 64-row tiles with no visible row are skipped); g 12 and d 32 take the
+  // generic path; len crosses the 64- and 128-row tiles; window 1 sees only rows at the query's
+  // own position.
   for (int g : {1, 4, 8, 12}) {
-    for (int d : {32, 64, 128}) {
+    for (int d : {32, 64, 128, 256}) {
       for (int window : {1, 10, 200}) {
         check_attend_rows<float>(g, d, 300, window, 400, 10 * g + d + window);
         check_attend_rows<uint16_t>(g, d, 300, window, 400, 10 * g + d + window);
@@ -178,16 +240,26 @@ TEST(WindowedDecode, AttendRowsMasksRowsOutsideTheWindow) {
 }
 
 TEST(WindowedDecode, NoVisibleRowGivesZeros) {
-  const int g = 2, d = 16, len = 5;
-  auto q = uniform(static_cast<size_t>(g) * d, 1), k = uniform(len * d, 2), v = uniform(len * d, 3);
-  const std::vector<int32_t> pos = {0, 1, 2, 3, 4};
-  kernels::Window w;
-  w.size = 3;
-  w.key_pos = pos.data();
-  w.query_pos = 100;
-  std::vector<float> out(static_cast<size_t>(g) * d, -7.0f);
-  kernels::attend_rows(q.data(), g, k.data(), v.data(), len, d, d, out.data(), w);
-  for (float x : out) EXPECT_EQ(x, 0.0f);
+  // f32 and bf16 rows; d 16 (generic kernels) and 256 (the AVX-512 bf16 decode kernel)
+  const int g = 2, len = 5;
+  for (int d : {16, 256}) {
+    auto q = uniform(static_cast<size_t>(g) * d, 1), k = uniform(len * d, 2),
+         v = uniform(len * d, 3);
+    std::vector<uint16_t> kb(k.size()), vb(v.size());
+    kernels::to_bf16(k.data(), 1.0f, kb.data(), static_cast<int64_t>(k.size()));
+    kernels::to_bf16(v.data(), 1.0f, vb.data(), static_cast<int64_t>(v.size()));
+    const std::vector<int32_t> pos = {0, 1, 2, 3, 4};
+    kernels::Window w;
+    w.size = 3;
+    w.key_pos = pos.data();
+    w.query_pos = 100;
+    std::vector<float> out(static_cast<size_t>(g) * d, -7.0f);
+    kernels::attend_rows(q.data(), g, k.data(), v.data(), len, d, d, out.data(), w);
+    for (float x : out) EXPECT_EQ(x, 0.0f) << "f32, d " << d;
+    std::fill(out.begin(), out.end(), -7.0f);
+    kernels::attend_rows(q.data(), g, kb.data(), vb.data(), len, d, d, out.data(), w);
+    for (float x : out) EXPECT_EQ(x, 0.0f) << "bf16, d " << d;
+  }
 }
 
 TEST(WindowedDecode, NoWindowIsBitIdenticalToTheCallWithoutOne) {

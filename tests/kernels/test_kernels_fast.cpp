@@ -113,12 +113,12 @@ class AttentionKernels : public ::testing::TestWithParam<Shape> {};
 
 // Shapes cross the block edges of the kernels: single token, partial query blocks (64) and
 // key tiles (64/128/256), no GQA (g = 1) up to g = 16 (above the AVX-512 decode kernel's 8, so
-// the generic decode path runs too), head_dim 32 (generic decode), 64 and 128.
+// the generic decode path runs too), head_dim 32 (generic decode), 64, 128 and 256 (Gemma 3).
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionKernels,
                          ::testing::Values(Shape{1, 4, 1, 64}, Shape{70, 8, 2, 64},
                                            Shape{300, 4, 4, 128}, Shape{600, 8, 2, 64},
                                            Shape{129, 6, 3, 64}, Shape{50, 16, 1, 64},
-                                           Shape{90, 4, 2, 32}));
+                                           Shape{90, 4, 2, 32}, Shape{200, 4, 1, 256}));
 
 TEST_P(AttentionKernels, F32TilesMatchTheDoubleReference) {
   const Shape s = GetParam();

@@ -115,15 +115,16 @@ void run(CalibrateFlags& f) {
   const std::string table = eval::format_calibration_table(r);
   std::fwrite(table.data(), 1, table.size(), stdout);
   const eval::CalibrationRow& c = r.choice();
-  const eval::CalibrationRow* def = nullptr;
-  for (const eval::CalibrationRow& row : r.rows) {
-    if (row.layer == r.default_layer && row.rate == c.rate && row.measured) def = &row;
-  }
+  const eval::CalibrationRow* def = r.row_for(r.default_layer, c.rate);
+  if (def != nullptr && !def->measured) def = nullptr;
   std::printf("\nchosen: TSP layer %d at rate %g: error %.4g, predicted prefill speedup %.2fx",
               c.layer, c.rate, c.error, c.predicted_speedup);
   if (def != nullptr) {
-    std::printf(" (default layer %d: error %.4g, %.2fx)", def->layer, def->error,
-                def->predicted_speedup);
+    // on a hybrid model the default layer may be local: say where its TSP runs
+    const std::string where =
+        def->layer == r.default_layer ? "" : cat(", TSP at layer ", def->layer);
+    std::printf(" (default layer %d%s: error %.4g, %.2fx)", r.default_layer, where.c_str(),
+                def->error, def->predicted_speedup);
   }
   std::printf("\n");
 
