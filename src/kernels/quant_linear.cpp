@@ -119,6 +119,11 @@ struct ActRow {
   // order 0, 2, 1, 3, 4, 6, 5, 7 (the order a Q4_K / Q5_K super-block's 64-byte halves hold
   // its sub-blocks when split into low and high nibbles).
   const int8_t* q_k4;
+  // [nb / 16 · 512] when filled (multi-row calls), else null: q regrouped for the multi-row
+  // AVX-512 kernels' 16-block steps (quant_dot_multi_avx512.inc, step_quants): per step s, 8
+  // runs of 64 bytes, run 2g + h = elements 16 h .. 16 h + 15 of blocks 16 s + g, + 4 + g,
+  // + 8 + g, + 12 + g.
+  const int8_t* q_r;
 };
 
 // ---- Portable row dot products -------------------------------------------------------------
@@ -531,12 +536,14 @@ struct QuantActs {
   std::vector<int32_t> sum16;   // [n, 2 nb_pad]
   std::vector<float> s2;        // [n, 2 nb_pad]
   std::vector<int8_t> q_k4;     // [n, nb_pad · 32] when k4
+  bool regrouped = false;       // q_r filled
+  std::vector<int8_t> q_r;      // [n, nb_pad · 32] when regrouped (ActRow::q_r, first nb / 16 · 512)
 
   ActRow row(int i) const {
     const size_t rq = static_cast<size_t>(nb_pad) * kBlock, rb = static_cast<size_t>(nb_pad);
     return {q.data() + i * rq,         s.data() + i * rb,         sum.data() + i * rb,
             qsum.data() + i * rb,      sum16.data() + 2 * i * rb, s2.data() + 2 * i * rb,
-            k4 ? q_k4.data() + i * rq : nullptr};
+            k4 ? q_k4.data() + i * rq : nullptr, regrouped ? q_r.data() + i * rq : nullptr};
   }
 };
 
@@ -595,12 +602,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float quantize_block_avx512
 }
 #endif
 
-// Quantises x [n, in] into a (every array of ActRow), by the AVX-512 block quantiser where
-// `avx512` (same results as the portable one).
-void quantize_acts(const float* x, int n, int in, bool avx512, QuantActs& a) {
+// Quantises x [n, in] into a (every array of ActRow; q_r only where `regroup`), by the AVX-512
+// block quantiser where `avx512` (same results as the portable one).
+void quantize_acts(const float* x, int n, int in, bool avx512, bool regroup, QuantActs& a) {
   const int nb = in / kBlock;
   a.nb_pad = (nb + 1) & ~1;
   a.k4 = in % 256 == 0;
+  a.regrouped = regroup;
+  if (regroup) grow(a.q_r, n * static_cast<size_t>(a.nb_pad) * kBlock);
   const size_t rq = static_cast<size_t>(a.nb_pad) * kBlock, rb = static_cast<size_t>(a.nb_pad);
   grow(a.q, n * rq);
   grow(a.s, n * rb);
@@ -634,6 +643,19 @@ void quantize_acts(const float* x, int n, int in, bool avx512, QuantActs& a) {
       sum16[2 * b] = 32 * first;
       sum16[2 * b + 1] = 32 * (isum - first);
       s2[2 * b] = s2[2 * b + 1] = s[b];
+    }
+    if (regroup) {
+      int8_t* qr = a.q_r.data() + i * rq;
+      for (int st = 0; st < nb / 16; ++st) {
+        for (int g = 0; g < 4; ++g) {
+          for (int h = 0; h < 2; ++h) {
+            for (int k = 0; k < 4; ++k) {
+              std::memcpy(qr + 512 * st + 64 * (2 * g + h) + 16 * k,
+                          q + static_cast<size_t>(16 * st + 4 * k + g) * kBlock + 16 * h, 16);
+            }
+          }
+        }
+      }
     }
     if (a.k4) {
       static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
@@ -888,7 +910,12 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
   const bool avx512_acts = isa == QuantIsa::kAuto
                                ? quant_avx512_available() && !portable_forced()
                                : isa != QuantIsa::kPortable;
-  quantize_acts(x, n, in, avx512_acts, acts);
+  // The multi-row AVX-512 kernels of the 32-weight formats read q_r.
+  bool regroup = false;
+  for (int i = 0; i < count; ++i) {
+    regroup |= n > 1 && avx512_acts && quant_block_weights(layers[i]->format_) == kBlock;
+  }
+  quantize_acts(x, n, in, avx512_acts, regroup, acts);
   const QuantActs& a = acts;  // the calling thread's buffers, read by every worker
   thread_local std::vector<ActRow> act_rows;  // [n] a.row(i), read by every worker
   act_rows.resize(static_cast<size_t>(n));
