@@ -475,6 +475,10 @@ void register_all() {
     // A layer small enough (0.3-0.6 MB) to stay in the 1 MiB L2: the kernel's compute rate.
     reg(std::string("BM_QuantLinear/") + f.name + "/dot/2048x256/M1", kMicrosecond,
         [&f](benchmark::State& s) { BM_QuantLinear(s, f, true, 1, 2048, 256); });
+    // The same with 4 rows (batched decode of 4 sequences): the multi-row kernels unpack each
+    // weight block once for the 4, so M4 costs less than 4 × M1.
+    reg(std::string("BM_QuantLinear/") + f.name + "/dot/2048x256/M4", kMicrosecond,
+        [&f](benchmark::State& s) { BM_QuantLinear(s, f, true, 4, 2048, 256); });
     reg(std::string("BM_QuantDecode/") + f.name + "/up/2048x8192", kMicrosecond,
         [&f](benchmark::State& s) { BM_QuantDecode(s, f, kDModel, kFfn); });
     reg(std::string("BM_QuantDecode/") + f.name + "/down/8192x2048", kMicrosecond,

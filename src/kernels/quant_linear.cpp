@@ -119,6 +119,11 @@ struct ActRow {
   // order 0, 2, 1, 3, 4, 6, 5, 7 (the order a Q4_K / Q5_K super-block's 64-byte halves hold
   // its sub-blocks when split into low and high nibbles).
   const int8_t* q_k4;
+  // [nb / 16 · 512] when filled (multi-row calls), else null: q regrouped for the multi-row
+  // AVX-512 kernels' 16-block steps (quant_dot_multi_avx512.inc, step_quants): per step s, 8
+  // runs of 64 bytes, run 2g + h = elements 16 h .. 16 h + 15 of blocks 16 s + g, + 4 + g,
+  // + 8 + g, + 12 + g.
+  const int8_t* q_r;
 };
 
 // ---- Portable row dot products -------------------------------------------------------------
@@ -201,6 +206,91 @@ float row_dot_portable(const uint8_t* w, int nb, const ActRow& act) {
     }
   }
   return acc;
+}
+
+// Most activation rows one multi-row kernel call takes (rows_dot_portable, rows_dot).
+constexpr int kMultiRows = 8;
+
+// One weight row against n activation rows (batched decode): out[i] = row_dot_portable<F>(w, nb,
+// acts[i]) for i < n (1 <= n <= kMultiRows), bit for bit: each block's (sub-block's) quants are
+// unpacked once into qw, then every row takes the same exact integer sum and the same f32
+// expression as row_dot_portable, block after block.
+//   acts: [n] activation rows; out: [n]
+template <QuantFormat F>
+void rows_dot_portable(const uint8_t* w, int nb, const ActRow* acts, int n, float* out) {
+  float acc[kMultiRows] = {};
+  // Dots of the 32 (or 16) unpacked quants with row i's activations at offset `at`.
+  auto isum = [&](const int* qw, int len, int i, int64_t at) {
+    int32_t s = 0;
+    for (int l = 0; l < len; ++l) s += qw[l] * acts[i].q[at + l];
+    return s;
+  };
+  int qw[kBlock];  // the unpacked quants of one block or sub-block, offset included
+  if constexpr (F == QuantFormat::kQ4_K || F == QuantFormat::kQ5_K) {
+    constexpr int kBytes = F == QuantFormat::kQ4_K ? 144 : 176;
+    for (int sb = 0; sb < nb / 8; ++sb) {
+      const uint8_t* blk = w + static_cast<int64_t>(sb) * kBytes;
+      const float d = rd_f16(blk), dmin = rd_f16(blk + 2);
+      const uint8_t* qh = F == QuantFormat::kQ5_K ? blk + 16 : nullptr;
+      const uint8_t* qs = blk + (F == QuantFormat::kQ5_K ? 48 : 16);
+      for (int u = 0; u < 8; ++u) {
+        const int b = 8 * sb + u;
+        int sc, mn;
+        k4_scale_min(blk + 4, u, sc, mn);
+        for (int l = 0; l < 32; ++l) qw[l] = k4_quant(qs, qh, u, l);
+        for (int i = 0; i < n; ++i) {
+          const int32_t s = isum(qw, 32, i, 32 * b);
+          acc[i] += d * static_cast<float>(sc) * acts[i].s[b] * static_cast<float>(s) -
+                    dmin * static_cast<float>(mn) * acts[i].sum[b];
+        }
+      }
+    }
+  } else if constexpr (F == QuantFormat::kQ6_K) {
+    for (int sb = 0; sb < nb / 8; ++sb) {
+      const uint8_t* blk = w + static_cast<int64_t>(sb) * 210;
+      const float d = rd_f16(blk + 208);
+      const auto* scales = reinterpret_cast<const int8_t*>(blk + 192);
+      for (int t = 0; t < 16; ++t) {
+        const int b = 8 * sb + t / 2;
+        for (int l = 0; l < 16; ++l) qw[l] = q6k_quant(blk, 16 * t + l) - 32;
+        for (int i = 0; i < n; ++i) {
+          const int32_t s = isum(qw, 16, i, 256 * sb + 16 * t);
+          acc[i] += d * static_cast<float>(scales[t]) * acts[i].s[b] * static_cast<float>(s);
+        }
+      }
+    }
+  } else {
+    constexpr int kBytes = F == QuantFormat::kQ8_0   ? 34
+                           : F == QuantFormat::kQ4_0 ? 18
+                           : F == QuantFormat::kQ4_1 ? 20
+                           : F == QuantFormat::kQ5_0 ? 22
+                                                     : 24;
+    constexpr bool kMin = F == QuantFormat::kQ4_1 || F == QuantFormat::kQ5_1;
+    for (int b = 0; b < nb; ++b) {
+      const uint8_t* blk = w + static_cast<int64_t>(b) * kBytes;
+      for (int j = 0; j < kBlock; ++j) {
+        if constexpr (F == QuantFormat::kQ8_0) {
+          qw[j] = static_cast<int8_t>(blk[2 + j]);
+        } else if constexpr (F == QuantFormat::kQ4_0 || F == QuantFormat::kQ4_1) {
+          const uint8_t byte = blk[(F == QuantFormat::kQ4_0 ? 2 : 4) + j % 16];
+          qw[j] = (j < 16 ? byte & 0xF : byte >> 4) - (F == QuantFormat::kQ4_0 ? 8 : 0);
+        } else if constexpr (F == QuantFormat::kQ5_0) {
+          qw[j] = q5_quant(blk + 6, rd_u32(blk + 2), j) - 16;
+        } else {
+          qw[j] = q5_quant(blk + 8, rd_u32(blk + 4), j);
+        }
+      }
+      for (int i = 0; i < n; ++i) {
+        const int32_t s = isum(qw, kBlock, i, static_cast<int64_t>(kBlock) * b);
+        if constexpr (kMin) {
+          acc[i] += rd_f16(blk) * acts[i].s[b] * static_cast<float>(s) + rd_f16(blk + 2) * acts[i].sum[b];
+        } else {
+          acc[i] += rd_f16(blk) * acts[i].s[b] * static_cast<float>(s);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < n; ++i) out[i] = acc[i];
 }
 
 // dst[in] = the weights of one row of format f (in / B blocks at src).
@@ -292,11 +382,13 @@ void dequantize_row(QuantFormat f, const uint8_t* src, int in, float* dst) {
 namespace vnni {
 #define QL_VNNI 1
 #include "kernels/quant_dot_avx512.inc"
+#include "kernels/quant_dot_multi_avx512.inc"
 #undef QL_VNNI
 }  // namespace vnni
 namespace bw {
 #define QL_VNNI 0
 #include "kernels/quant_dot_avx512.inc"
+#include "kernels/quant_dot_multi_avx512.inc"
 #undef QL_VNNI
 }  // namespace bw
 #endif
@@ -383,41 +475,51 @@ RowToBf16 pick_row_to_bf16() {
   return &row_to_bf16_portable;
 }
 
+// The dot of weight row w with one activation row.
 using RowDot = float (*)(const uint8_t* w, int nb, const ActRow& act);
+// out[i] = the row dot of w with acts[i] for i < n (1 <= n <= kMultiRows), bit for bit what
+// the RowDot of the same kernel gives each row alone.
+using RowsDot = void (*)(const uint8_t* w, int nb, const ActRow* acts, int n, float* out);
+
+// The single-row and multi-row kernels of one format on one ISA.
+struct DotKernels {
+  RowDot one;
+  RowsDot many;
+};
 
 template <QuantFormat F>
-RowDot pick_row_dot(QuantIsa isa) {
+DotKernels pick_dot_kernels(QuantIsa isa) {
   if (isa == QuantIsa::kAuto) {
     isa = quant_avx512_available() && !portable_forced() ? QuantIsa::kAvx512 : QuantIsa::kPortable;
   }
   if (isa == QuantIsa::kAvx512 || isa == QuantIsa::kAvx512Bw) {
 #ifdef FASTKV_AVX512_KERNELS
-    if (isa == QuantIsa::kAvx512 && cpu_has_avx512vnni()) return &vnni::row_dot<F>;
-    if (cpu_has_avx512bw()) return &bw::row_dot<F>;
+    if (isa == QuantIsa::kAvx512 && cpu_has_avx512vnni()) return {&vnni::row_dot<F>, &vnni::rows_dot<F>};
+    if (cpu_has_avx512bw()) return {&bw::row_dot<F>, &bw::rows_dot<F>};
 #endif
     fail("QuantLinear: the AVX-512 kernel needs a CPU with AVX-512BW (and a GCC x86-64 build)");
   }
-  return &row_dot_portable<F>;
+  return {&row_dot_portable<F>, &rows_dot_portable<F>};
 }
 
-RowDot pick_row_dot(QuantFormat f, QuantIsa isa) {
+DotKernels pick_dot_kernels(QuantFormat f, QuantIsa isa) {
   switch (f) {
     case QuantFormat::kQ8_0:
-      return pick_row_dot<QuantFormat::kQ8_0>(isa);
+      return pick_dot_kernels<QuantFormat::kQ8_0>(isa);
     case QuantFormat::kQ4_0:
-      return pick_row_dot<QuantFormat::kQ4_0>(isa);
+      return pick_dot_kernels<QuantFormat::kQ4_0>(isa);
     case QuantFormat::kQ4_1:
-      return pick_row_dot<QuantFormat::kQ4_1>(isa);
+      return pick_dot_kernels<QuantFormat::kQ4_1>(isa);
     case QuantFormat::kQ5_0:
-      return pick_row_dot<QuantFormat::kQ5_0>(isa);
+      return pick_dot_kernels<QuantFormat::kQ5_0>(isa);
     case QuantFormat::kQ5_1:
-      return pick_row_dot<QuantFormat::kQ5_1>(isa);
+      return pick_dot_kernels<QuantFormat::kQ5_1>(isa);
     case QuantFormat::kQ4_K:
-      return pick_row_dot<QuantFormat::kQ4_K>(isa);
+      return pick_dot_kernels<QuantFormat::kQ4_K>(isa);
     case QuantFormat::kQ5_K:
-      return pick_row_dot<QuantFormat::kQ5_K>(isa);
+      return pick_dot_kernels<QuantFormat::kQ5_K>(isa);
     case QuantFormat::kQ6_K:
-      return pick_row_dot<QuantFormat::kQ6_K>(isa);
+      return pick_dot_kernels<QuantFormat::kQ6_K>(isa);
   }
   fail("QuantLinear: unknown format");
 }
@@ -434,12 +536,14 @@ struct QuantActs {
   std::vector<int32_t> sum16;   // [n, 2 nb_pad]
   std::vector<float> s2;        // [n, 2 nb_pad]
   std::vector<int8_t> q_k4;     // [n, nb_pad · 32] when k4
+  bool regrouped = false;       // q_r filled
+  std::vector<int8_t> q_r;      // [n, nb_pad · 32] when regrouped (ActRow::q_r, first nb / 16 · 512)
 
   ActRow row(int i) const {
     const size_t rq = static_cast<size_t>(nb_pad) * kBlock, rb = static_cast<size_t>(nb_pad);
     return {q.data() + i * rq,         s.data() + i * rb,         sum.data() + i * rb,
             qsum.data() + i * rb,      sum16.data() + 2 * i * rb, s2.data() + 2 * i * rb,
-            k4 ? q_k4.data() + i * rq : nullptr};
+            k4 ? q_k4.data() + i * rq : nullptr, regrouped ? q_r.data() + i * rq : nullptr};
   }
 };
 
@@ -498,12 +602,14 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) float quantize_block_avx512
 }
 #endif
 
-// Quantises x [n, in] into a (every array of ActRow), by the AVX-512 block quantiser where
-// `avx512` (same results as the portable one).
-void quantize_acts(const float* x, int n, int in, bool avx512, QuantActs& a) {
+// Quantises x [n, in] into a (every array of ActRow; q_r only where `regroup`), by the AVX-512
+// block quantiser where `avx512` (same results as the portable one).
+void quantize_acts(const float* x, int n, int in, bool avx512, bool regroup, QuantActs& a) {
   const int nb = in / kBlock;
   a.nb_pad = (nb + 1) & ~1;
   a.k4 = in % 256 == 0;
+  a.regrouped = regroup;
+  if (regroup) grow(a.q_r, n * static_cast<size_t>(a.nb_pad) * kBlock);
   const size_t rq = static_cast<size_t>(a.nb_pad) * kBlock, rb = static_cast<size_t>(a.nb_pad);
   grow(a.q, n * rq);
   grow(a.s, n * rb);
@@ -537,6 +643,19 @@ void quantize_acts(const float* x, int n, int in, bool avx512, QuantActs& a) {
       sum16[2 * b] = 32 * first;
       sum16[2 * b + 1] = 32 * (isum - first);
       s2[2 * b] = s2[2 * b + 1] = s[b];
+    }
+    if (regroup) {
+      int8_t* qr = a.q_r.data() + i * rq;
+      for (int st = 0; st < nb / 16; ++st) {
+        for (int g = 0; g < 4; ++g) {
+          for (int h = 0; h < 2; ++h) {
+            for (int k = 0; k < 4; ++k) {
+              std::memcpy(qr + 512 * st + 64 * (2 * g + h) + 16 * k,
+                          q + static_cast<size_t>(16 * st + 4 * k + g) * kBlock + 16 * h, 16);
+            }
+          }
+        }
+      }
     }
     if (a.k4) {
       static constexpr int kOrder[8] = {0, 2, 1, 3, 4, 6, 5, 7};
@@ -774,7 +893,7 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
   const int in = layers[0]->in_;
   constexpr int kMaxGroup = kMaxSharedInput;
   if (count > kMaxGroup) fail("QuantLinear: at most ", kMaxGroup, " layers share an input");
-  RowDot dots[kMaxGroup];
+  DotKernels dots[kMaxGroup];
   int first_row[kMaxGroup + 1];  // layer i owns the group's rows [first_row[i], first_row[i+1])
   first_row[0] = 0;
   for (int i = 0; i < count; ++i) {
@@ -782,7 +901,7 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
       fail("QuantLinear: layers sharing an input need the same width, got ", in, " and ",
            layers[i]->in_);
     }
-    dots[i] = pick_row_dot(layers[i]->format_, isa);
+    dots[i] = pick_dot_kernels(layers[i]->format_, isa);
     first_row[i + 1] = first_row[i] + layers[i]->out_;
   }
   const int total = first_row[count];
@@ -791,8 +910,17 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
   const bool avx512_acts = isa == QuantIsa::kAuto
                                ? quant_avx512_available() && !portable_forced()
                                : isa != QuantIsa::kPortable;
-  quantize_acts(x, n, in, avx512_acts, acts);
+  // The multi-row AVX-512 kernels of the 32-weight formats read q_r.
+  bool regroup = false;
+  for (int i = 0; i < count; ++i) {
+    regroup |= n > 1 && avx512_acts && quant_block_weights(layers[i]->format_) == kBlock;
+  }
+  quantize_acts(x, n, in, avx512_acts, regroup, acts);
   const QuantActs& a = acts;  // the calling thread's buffers, read by every worker
+  thread_local std::vector<ActRow> act_rows;  // [n] a.row(i), read by every worker
+  act_rows.resize(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) act_rows[i] = a.row(i);
+  const ActRow* rows = act_rows.data();
   const int nb = in / kBlock;
   // Rows are handed out in chunks of about kChunkBytes of weights (at least 4 rows) as threads
   // ask for them, not split in equal halves up front: layers of one group may differ in bytes
@@ -810,9 +938,20 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
     const uint8_t* w = l.blocks_ + r * l.row_bytes_;
     const float* bias = l.bias_.empty() ? nullptr : l.bias_.data();
     float* y = ys[li];
-    for (int i = 0; i < n; ++i) {
-      const float v = dots[li](w, nb, a.row(i));
-      y[static_cast<int64_t>(i) * l.out_ + r] = bias ? v + bias[r] : v;
+    if (n == 1) {
+      const float v = dots[li].one(w, nb, rows[0]);
+      y[r] = bias ? v + bias[r] : v;
+      continue;
+    }
+    // Several rows (batched decode, a short prefill): the weight row is unpacked once per
+    // kMultiRows activation rows, not once per row.
+    for (int i0 = 0; i0 < n; i0 += kMultiRows) {
+      const int k = std::min(kMultiRows, n - i0);
+      float v[kMultiRows];  // [k] the dots of rows i0 .. i0 + k - 1
+      dots[li].many(w, nb, rows + i0, k, v);
+      for (int i = 0; i < k; ++i) {
+        y[static_cast<int64_t>(i0 + i) * l.out_ + r] = bias ? v[i] + bias[r] : v[i];
+      }
     }
   }
 }

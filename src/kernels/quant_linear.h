@@ -31,7 +31,8 @@
 //     d · scale · s, plus min terms m · s · sum(qx) (Q4_1, Q5_1, Q4_K, Q5_K) (OpenMP over output
 //     rows, handed out in chunks of about 64 KiB of weights). AVX-512 (VNNI dpbusd where the CPU has avx512vnni, else AVX-512BW maddubs/madd) or
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
-//     the portable code.
+//     the portable code. With n >= 2 (batched decode) multi-row kernels unpack each weight block
+//     once for up to 4 rows (8 a call); every row's result has exactly the bits it has with n = 1.
 //   larger n (prefill): the weights are dequantised a tile of output rows at a time and
 //     multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile (about
 //     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable

@@ -33,6 +33,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -270,6 +271,50 @@ struct Path {
   bool bf16 = false;  // GEMM paths: the oneDNN bf16 tiles (else f32 sgemm)
 };
 
+// The double reference of x[n, in] · Wᵀ + bias and each path's tolerance (header comment),
+// [n, out] each.
+struct Reference {
+  std::vector<double> y, tol_dot, tol_sgemm, tol_bf16;
+};
+
+Reference reference(const Weights& ws, const std::vector<float>& x, int n, int in, int out,
+                    const std::vector<float>& bias) {
+  const int nb = in / 32;
+  Reference rf;
+  rf.y.resize(static_cast<size_t>(n) * out);
+  rf.tol_dot.resize(rf.y.size());
+  rf.tol_sgemm.resize(rf.y.size());
+  rf.tol_bf16.resize(rf.y.size());
+  for (int i = 0; i < n; ++i) {
+    const float* xi = x.data() + static_cast<size_t>(i) * in;
+    for (int r = 0; r < out; ++r) {
+      const double* wr = ws.w.data() + static_cast<size_t>(r) * in;
+      const double* ar = ws.a.data() + static_cast<size_t>(r) * in;
+      const double bias_r = bias.empty() ? 0.0 : bias[r];
+      double y = bias_r, l1 = 0, quant = 0, terms = std::fabs(bias_r);
+      for (int b = 0; b < nb; ++b) {
+        double amax = 0, wsum = 0;
+        for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(double{xi[32 * b + j]}));
+        const double s = amax / 127;
+        for (int j = 32 * b; j < 32 * b + 32; ++j) {
+          const double xv = xi[j];
+          y += wr[j] * xv;
+          l1 += std::fabs(wr[j] * xv);
+          wsum += std::fabs(wr[j]);
+          terms += ar[j] * (std::fabs(xv) + s);
+        }
+        quant += s / 2 * wsum;
+      }
+      const size_t at = static_cast<size_t>(i) * out + r;
+      rf.y[at] = y;
+      rf.tol_dot[at] = 1.01 * quant + 2 * (2 * nb + 20) * kEps * terms + 1e-6;
+      rf.tol_sgemm[at] = 2 * (in + 4) * kEps * (l1 + std::fabs(bias_r)) + 1e-6;
+      rf.tol_bf16[at] = l1 / 128 + 2 * (in + 2) * kEps * std::fabs(bias_r) + 1e-6;
+    }
+  }
+  return rf;
+}
+
 TEST(QuantLinear, MatchesDoubleReference) {
   std::mt19937 rng(11);
   BlockMaker maker(rng);
@@ -288,7 +333,7 @@ TEST(QuantLinear, MatchesDoubleReference) {
     // The smallest legal row, two blocks, an odd count of 32-blocks (K: super-blocks), and for
     // the 32-weight formats 37 blocks (two of the AVX-512 kernels' 16-block steps and a tail).
     for (int k : {1, 2, B == 32 ? 13 : 5, B == 32 ? 37 : 3}) {
-      const int in = B * k, nb = in / 32;
+      const int in = B * k;
       for (int out : {1, 3, 17}) {
         const Weights ws = maker.make(f, in, out);
         std::vector<float> bias(out);
@@ -297,36 +342,8 @@ TEST(QuantLinear, MatchesDoubleReference) {
         EXPECT_EQ(lin.weight_bytes(), static_cast<int64_t>(ws.blocks.size() + 4 * out));
         for (int n : {1, 2, 5, 25}) {
           const std::vector<float> x = make_acts(n, in, rng);
-          // Reference and bounds, [n, out] each.
-          std::vector<double> ref(static_cast<size_t>(n) * out), tol_dot(ref.size()),
-              tol_sgemm(ref.size()), tol_bf16(ref.size());
-          for (int i = 0; i < n; ++i) {
-            const float* xi = x.data() + static_cast<size_t>(i) * in;
-            for (int r = 0; r < out; ++r) {
-              const double* wr = ws.w.data() + static_cast<size_t>(r) * in;
-              const double* ar = ws.a.data() + static_cast<size_t>(r) * in;
-              double y = bias[r], l1 = 0, quant = 0, terms = std::fabs(bias[r]);
-              for (int b = 0; b < nb; ++b) {
-                double amax = 0, wsum = 0;
-                for (int j = 0; j < 32; ++j)
-                  amax = std::max(amax, std::fabs(double{xi[32 * b + j]}));
-                const double s = amax / 127;
-                for (int j = 32 * b; j < 32 * b + 32; ++j) {
-                  const double xv = xi[j];
-                  y += wr[j] * xv;
-                  l1 += std::fabs(wr[j] * xv);
-                  wsum += std::fabs(wr[j]);
-                  terms += ar[j] * (std::fabs(xv) + s);
-                }
-                quant += s / 2 * wsum;
-              }
-              const size_t at = static_cast<size_t>(i) * out + r;
-              ref[at] = y;
-              tol_dot[at] = 1.01 * quant + 2 * (2 * nb + 20) * kEps * terms + 1e-6;
-              tol_sgemm[at] = 2 * (in + 4) * kEps * (l1 + std::fabs(bias[r])) + 1e-6;
-              tol_bf16[at] = l1 / 128 + 2 * (in + 2) * kEps * std::fabs(bias[r]) + 1e-6;
-            }
-          }
+          const Reference rf = reference(ws, x, n, in, out, bias);
+          const std::vector<double>& ref = rf.y;
           for (size_t pi = 0; pi < paths.size(); ++pi) {
             const Path& p = paths[pi];
             std::vector<float> y(static_cast<size_t>(n) * out, NAN);
@@ -335,7 +352,7 @@ TEST(QuantLinear, MatchesDoubleReference) {
             } else {
               lin.forward_gemm(x.data(), n, y.data(), p.bf16);
             }
-            const std::vector<double>& tol = p.dot ? tol_dot : (p.bf16 ? tol_bf16 : tol_sgemm);
+            const std::vector<double>& tol = p.dot ? rf.tol_dot : (p.bf16 ? rf.tol_bf16 : rf.tol_sgemm);
             int bad = 0;
             for (size_t at = 0; at < y.size() && bad < 3; ++at) {
               worst[pi] = std::max(worst[pi], std::fabs(y[at] - ref[at]) / tol[at]);
@@ -411,6 +428,64 @@ TEST(QuantLinear, Avx512BlockTailsAgreeWithPortable) {
         for (size_t i = 0; i < a.size(); ++i) {
           EXPECT_NEAR(a[i], b[i], 1e-4 * (std::fabs(a[i]) + 1))
               << kernels::quant_format_name(f) << " nb " << nb << " " << i;
+        }
+      }
+    }
+  }
+}
+
+// Several activation rows (batched decode: one row per sequence) run the multi-row kernels,
+// which unpack each weight block once for up to 8 rows. A row's result must not depend on the
+// rows beside it (the server promises a request the same greedy output alone or batched): for
+// n = 1..9 rows (groups of 1..4 rows, and a second call past 8), every row of forward_dot's
+// output has exactly the bits of that row run alone (n = 1: the single-row kernel), on the
+// portable and both AVX-512 kernels, every format, rows with a 16-block tail (32-weight
+// formats: 1, 3, 17 and 37 blocks; 16 = no tail) or 1 and 3 super-blocks; and it is within the
+// double reference's tolerance.
+TEST(QuantLinear, MultiRowKernelsMatchSingleRowBitExactly) {
+  std::mt19937 rng(29);
+  BlockMaker maker(rng);
+  std::vector<Path> paths = {{"portable", true, QuantIsa::kPortable}};
+  if (kernels::quant_avx512_available()) {
+    paths.push_back({"avx512", true, QuantIsa::kAvx512});
+    paths.push_back({"avx512bw", true, QuantIsa::kAvx512Bw});
+  }
+  constexpr int kRows = 9;
+  for (QuantFormat f : kAllFormats) {
+    const int B = kernels::quant_block_weights(f);
+    const std::vector<int> sizes = B == 32 ? std::vector<int>{1, 3, 16, 17, 37} : std::vector<int>{1, 3};
+    for (int k : sizes) {
+      const int in = B * k, out = 7;
+      const Weights ws = maker.make(f, in, out);
+      std::vector<float> bias(out);
+      for (int r = 0; r < out; ++r) bias[r] = 0.125f * static_cast<float>(r) - 0.25f;
+      const QuantLinear lin(ws.blocks.data(), f, in, out, bias);
+      const std::vector<float> x = make_acts(kRows, in, rng);
+      const Reference rf = reference(ws, x, kRows, in, out, bias);
+      for (const Path& p : paths) {
+        const std::string what = std::string(kernels::quant_format_name(f)) + " " + p.name +
+                                 " in=" + std::to_string(in);
+        std::vector<float> alone(static_cast<size_t>(kRows) * out);  // [kRows, out] row by row
+        for (int i = 0; i < kRows; ++i) {
+          lin.forward_dot(x.data() + static_cast<size_t>(i) * in, 1,
+                          alone.data() + static_cast<size_t>(i) * out, p.isa);
+        }
+        for (int n = 1; n <= kRows; ++n) {
+          std::vector<float> y(static_cast<size_t>(n) * out, NAN);
+          lin.forward_dot(x.data(), n, y.data(), p.isa);
+          for (int i = 0; i < n; ++i) {
+            const float* got = y.data() + static_cast<size_t>(i) * out;
+            const float* want = alone.data() + static_cast<size_t>(i) * out;
+            for (int r = 0; r < out; ++r) {
+              ASSERT_EQ(std::memcmp(got + r, want + r, sizeof(float)), 0)
+                  << what << " n=" << n << " row " << i << " output " << r << ": " << got[r]
+                  << " batched vs " << want[r] << " alone";
+              const size_t at = static_cast<size_t>(i) * out + r;
+              ASSERT_LE(std::fabs(got[r] - rf.y[at]), rf.tol_dot[at])
+                  << what << " n=" << n << " row " << i << " output " << r << ": " << got[r]
+                  << " vs " << rf.y[at];
+            }
+          }
         }
       }
     }

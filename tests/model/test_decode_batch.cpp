@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "common/error.h"
 #include "method/method.h"
 #include "model/model.h"
+#include "model/synth.h"
 #include "runtime/sampler.h"
 #include "test_util.h"
 
@@ -37,7 +39,10 @@ Seq start(const Model& m, const std::vector<int32_t>& prompt, const std::string&
   return s;
 }
 
-void expect_batch_equals_alone(const std::string& path, kernels::Backend backend) {
+// exact: every batched logit has the bits of the same sequence decoded alone (quantised weights:
+// the multi-row dot kernels sum each row as the single-row ones do).
+void expect_batch_equals_alone(const std::string& path, kernels::Backend backend,
+                               bool exact = false) {
   SCOPED_TRACE(path + " " + kernels::backend_name(backend));
   LoadOptions lo;
   lo.backend = backend;
@@ -86,6 +91,10 @@ void expect_batch_equals_alone(const std::string& path, kernels::Backend backend
         diff = std::max(diff, std::fabs(alone[b].logits[v] - row[v]));
       }
       EXPECT_LE(diff, tolerance * std::max(scale, 1.0f)) << "sequence " << b << " step " << step;
+      if (exact) {
+        EXPECT_EQ(std::memcmp(row.data(), alone[b].logits.data(), sizeof(float) * V), 0)
+            << "sequence " << b << " step " << step << ": not bit-identical";
+      }
       EXPECT_EQ(argmax(row), argmax(alone[b].logits)) << "sequence " << b << " step " << step;
       EXPECT_EQ(batch[b].cache.bytes(), alone[b].cache.bytes()) << "sequence " << b;
     }
@@ -107,6 +116,30 @@ TEST(DecodeBatch, EqualsDecodingEachSequenceAloneLlamaGqa) {
 }
 TEST(DecodeBatch, EqualsDecodingEachSequenceAloneQwen2Gqa) {
   expect_batch_equals_alone("tiny-qwen2-gqa.gguf");
+}
+
+// Quantised weights (`--backend quant`, synthetic models as test_backend_quant's): the batched
+// step runs the multi-row dot kernels, and each sequence's logits are bit-identical to decoding
+// it alone (the server's promise: the same greedy output alone or batched). SmolLM2's width 576
+// is 18 blocks (a 16-block step and a tail); the 1B shape's 2048 is 8 super-blocks.
+TEST(DecodeBatch, QuantisedBatchIsBitIdenticalToAlone) {
+  const std::string dir = test::temp_dir();
+  struct Case {
+    const char* type;
+    const char* like;
+  };
+  for (const Case& c : {Case{"q4_0", "smollm2-135m"}, Case{"q8_0", "smollm2-135m"},
+                        Case{"q5_1", "smollm2-135m"}, Case{"q4_k", "llama-3.2-1b"},
+                        Case{"q6_k", "llama-3.2-1b"}}) {
+    synth::Options o;
+    o.like = c.like;
+    o.type = c.type;
+    o.vocab = test::shared_path("models/stories260K.gguf");
+    o.out = dir + "/" + c.type + ".gguf";
+    o.layers = 1;
+    synth::write_model(o);
+    expect_batch_equals_alone(o.out, kernels::Backend::kQuant, /*exact=*/true);
+  }
 }
 
 TEST(DecodeBatch, BadArgumentsAreErrors) {
