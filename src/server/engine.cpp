@@ -283,7 +283,18 @@ void Server::Impl::stop_engine() {
 void Server::Impl::submit(std::shared_ptr<Job> job) {
   {
     std::lock_guard<std::mutex> lock(engine_mu);
-    incoming.push_back(std::move(job));
+    if (!engine_exit) {
+      incoming.push_back(std::move(job));
+      job = nullptr;
+    }
+  }
+  if (job) {  // the engine has stopped: the request ends as cancelled, unanswered
+    JobEvent e;
+    e.kind = JobEvent::Kind::kDone;
+    e.cancelled = true;
+    e.result.n_prompt = static_cast<int>(job->prompt.size());
+    job->post(std::move(e));
+    return;
   }
   engine_cv.notify_all();
 }

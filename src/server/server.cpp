@@ -158,7 +158,11 @@ int Server::bind() {
 }
 
 void Server::run() {
-  if (!impl_->http.listen_after_bind() && !impl_->stopping) fail("the server stopped");
+  const bool ok = impl_->http.listen_after_bind();
+  // Every connection thread has ended (httplib joins its pool): the engine is idle; it ends
+  // here, while the model (which may be destroyed right after run() returns) is still there.
+  impl_->stop_engine();
+  if (!ok && !impl_->stopping) fail("the server stopped");
 }
 
 void Server::stop() {

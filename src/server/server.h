@@ -68,7 +68,8 @@ class Server {
   // One line for the start-up message: model, backend, default method and its options, slots,
   // queue, context and threads per request. Needs the model (set_model()).
   std::string summary() const;
-  // Serves until stop() (from any thread or a signal-handling thread).
+  // Serves until stop() (from any thread or a signal-handling thread); the engine thread ends
+  // before it returns.
   void run();
   void stop();
 
