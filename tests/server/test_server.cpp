@@ -1233,6 +1233,43 @@ TEST_F(ServerE2E, BatchedRequestsGetTheirSoloAnswersOnTheQuantPath) {
   EXPECT_EQ(srv.metric("fastkv_generations_total"), 3.0 * cases.size());
 }
 
+// A running stream keeps flowing while another request's long prefill runs: the engine runs
+// a decode step from the prefill's per-layer hook (docs/server.md, inter-token latency bound).
+// Without the interleaving the stream would get no token until the prefill ended.
+TEST_F(ServerE2E, StreamsKeepFlowingDuringAnotherRequestsPrefill) {
+  const std::string smol = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (smol.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found (FASTKV_MODEL_PATH)";
+  ServeProcess srv({"--slots", "2", "-c", "4096"}, smol);
+  ASSERT_TRUE(srv.ok());
+  const json endless = {{"prompt", "Once upon a time"},
+                        {"max_tokens", 3000},
+                        {"ignore_eos", true},
+                        {"temperature", 0},
+                        {"stream", true}};
+  std::ofstream(srv.dir() + "/endless.json") << endless.dump();
+  const std::string out = srv.dir() + "/endless.out";
+  Child stream({"curl", "-sN", "--max-time", "300", "-H", "Content-Type: application/json",
+                "--data-binary", "@" + srv.dir() + "/endless.json", srv.url("/v1/completions")},
+               out, srv.dir() + "/endless.err");
+  auto chunks = [&] {
+    const std::string body = slurp(out);
+    size_t n = 0;
+    for (size_t at = body.find("data: {"); at != std::string::npos; at = body.find("data: {", at + 1)) ++n;
+    return n;
+  };
+  const auto until = Clock::now() + std::chrono::seconds(60);
+  while (chunks() < 3 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GE(chunks(), 3u) << slurp(out);
+  // About 3000 tokens over 30 layers: each layer takes far longer than one decode step.
+  const size_t before = chunks();
+  Http h = srv.post("/v1/completions", {{"prompt", long_prompt(180)}, {"max_tokens", 1}});
+  const size_t after = chunks();
+  ASSERT_EQ(h.status, 200) << h.body;
+  EXPECT_GT(h.j()["usage"]["prompt_tokens"].get<int>(), 2500);
+  std::printf("the stream got %zu chunks during the other request's prefill\n", after - before);
+  EXPECT_GE(after - before, 10u) << "the running stream stalled during the prefill";
+}
+
 // Waits (bounded) until the server has recorded `n` generations.
 void wait_for_generations(const ServeProcess& srv, int n) {
   const auto until = Clock::now() + std::chrono::seconds(60);
