@@ -1,6 +1,7 @@
 // Session: owns a KV cache and a compression policy over a loaded model, and offers
-// prefill -> logits of the last token, decode(token) -> logits, and generation with a sampler
-// and stop conditions.
+// prefill -> logits of the last token, decode(token) -> logits, a decode step of several
+// sessions together (decode_batch), and generation with a sampler and stop conditions
+// (generate; step by step: runtime/generation.h).
 #pragma once
 
 #include <cstdint>
@@ -57,14 +58,24 @@ class Session {
                                     const PrefillProgressFn& progress = {});
   // Appends `token` at position N + t and returns its logits [V].
   const std::vector<float>& decode(int32_t token);
+  // One decode step of several sessions of the same model together (Model::decode_batch: the
+  // linear layers run once on B rows, attention per session on its own cache): session b
+  // appends tokens[b]; afterwards sessions[b]->logits() is its row. On the quant backend each
+  // row equals what decode() gives (the integer-dot kernels compute every row alone); the
+  // f32 / bf16 GEMMs may differ from decode() in the last bits.
+  static void decode_batch(const std::vector<Session*>& sessions,
+                           const std::vector<int32_t>& tokens);
 
   // Prefill + sampling loop (the prompt must fit: runtime/context.h, check_prompt_fits). on_text
   // gets printable chunks as they are produced; returning false from it stops generation
-  // (finish_reason "stop").
+  // (finish_reason "stop"). The loop of runtime/generation.h with this session alone.
   GenerationResult generate(const std::vector<int32_t>& prompt, const GenerationParams& params,
                             const std::function<bool(const std::string&)>& on_text = {});
 
+  const Model& model() const { return model_; }
   const KVCache& cache() const { return cache_; }
+  // [V] the logits of the last prefill or decode step.
+  const std::vector<float>& logits() const { return logits_; }
   const PrefillStats& last_prefill() const { return stats_; }
   int64_t next_position() const { return next_pos_; }
 

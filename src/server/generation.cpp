@@ -1,63 +1,16 @@
-// Running an admitted request on its slot: one JSON response, or server-sent events written as
-// the tokens come; a client that goes away (or a stopping server) ends the generation at its
-// next token, and the slot and the cache are freed when it ends.
+// An admitted request's answer: it goes to the engine (engine.cpp), which generates it
+// together with the other running requests; this thread (the connection's) waits for its
+// events and writes one JSON response, or server-sent events as the pieces come. A client that
+// goes away (or a stopping server) ends the generation at its next step; the slot is freed when
+// the engine is done with it.
 #include <optional>
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 #include "common/error.h"
-#include "kernels/parallel.h"
 #include "server/server_impl.h"
 
 namespace fastkv::server {
 
 using json = nlohmann::json;
-
-namespace {
-// Thrown by the prefill's per-layer hook when the client has gone: it unwinds the prefill
-// between two layers (the Session and its cache are freed on the way out).
-struct PrefillCancelled {};
-}  // namespace
-
-GenerationResult Server::Impl::generate(Job& job,
-                                        const std::function<bool(const std::string&)>& on_piece,
-                                        bool* cancelled) {
-  kernels::set_threads(threads);
-  *cancelled = false;
-  GenerationResult r;
-  r.n_prompt = static_cast<int>(job.prompt.size());
-  // A long prefill (seconds) checks the client after every layer, so that one who left frees
-  // the slot within a layer's time rather than at the first token.
-  GenerationParams gen = job.req.gen;
-  gen.on_prefill_layer = [&](const PrefillProgress&) {
-    if (stopping || job.watch.closed()) throw PrefillCancelled{};
-  };
-  try {
-    Session session(*model, std::move(job.policy));
-    r = session.generate(job.prompt, gen, [&](const std::string& piece) {
-      job.lease->set_kv_bytes(session.cache().bytes());
-      if (stopping || job.watch.closed() || !on_piece(piece)) {
-        *cancelled = true;
-        return false;
-      }
-      return true;
-    });
-  } catch (const PrefillCancelled&) {  // the Session and its cache are gone
-    *cancelled = true;
-  }
-  job.lease->set_kv_bytes(0);
-#if defined(__GLIBC__)
-  // The prefill's buffers (activations, attention tiles: tens of MB for long prompts) were
-  // freed into this thread's malloc arena, which glibc keeps; hand the free pages back so that
-  // the server's RSS returns to its idle size between requests (a few ms per call).
-  malloc_trim(0);
-#endif
-  metrics.record_generation(r.n_prompt, static_cast<int64_t>(r.tokens.size()), r.ttft_s, r.decode_s,
-                            r.n_decode_steps, *cancelled);
-  return r;
-}
 
 void Server::Impl::handle_generation(const httplib::Request& http_req, httplib::Response& res,
                                      Endpoint ep) {
@@ -76,34 +29,37 @@ void Server::Impl::handle_generation(const httplib::Request& http_req, httplib::
     return;
   }
   if (!job->req.stream) {
-    bool cancelled = false;
-    GenerationResult r;
-    try {
-      r = generate(
-          *job, [](const std::string&) { return true; }, &cancelled);
-    } catch (const Error& e) {
-      send_error(res, ApiError(400, e.what()));
+    submit(job);
+    JobEvent e = job->next();
+    job->lease.reset();
+    if (e.kind == JobEvent::Kind::kError) {
+      send_error(res, e.bad_request ? ApiError(400, e.text)
+                                    : ApiError(500, "internal error: " + e.text, "", "",
+                                               "server_error"));
       return;
     }
-    job->lease.reset();
+    const GenerationResult& r = e.result;
     const json logprobs = job->req.logprobs ? logprobs_json(ep, r.logprobs, *tok) : json(nullptr);
     res.set_content(dump(completion_response(ep, job->meta, r, job->req, logprobs)),
                     "application/json");
     return;
   }
-  // Streamed: headers go out now; the provider runs the generation on this connection's
-  // thread and owns the slot until it finishes (or the response is dropped unsent).
+  // Streamed: headers go out now; the provider hands the job to the engine and writes its
+  // events on this connection's thread; the job owns the slot until the engine is done with it
+  // (or the response is dropped unsent).
   res.set_header("Cache-Control", "no-cache");
   res.set_chunked_content_provider("text/event-stream",
                                    [this, job, ep](size_t, httplib::DataSink& sink) {
-                                     stream(*job, ep, sink);
+                                     stream(job, ep, sink);
                                      job->lease.reset();
                                      sink.done();
                                      return true;
                                    });
 }
 
-void Server::Impl::stream(Job& job, Endpoint ep, httplib::DataSink& sink) {
+void Server::Impl::stream(const std::shared_ptr<Job>& job_ptr, Endpoint ep,
+                          httplib::DataSink& sink) {
+  Job& job = *job_ptr;
   bool open = true;
   auto send = [&](std::string_view s) {
     if (open && !sink.write(s.data(), s.size())) open = false;
@@ -121,29 +77,31 @@ void Server::Impl::stream(Job& job, Endpoint ep, httplib::DataSink& sink) {
     pending.clear();
     return j;
   };
-  if (job.req.logprobs) {
-    job.req.gen.on_logprobs = [&](const TokenLogprob& t) { pending.push_back(t); };
-  }
-  bool cancelled = false;
-  GenerationResult r;
-  try {
-    r = generate(
-        job,
-        [&](const std::string& piece) {
-          return send(sse_event(stream_chunk(ep, job.meta, piece, std::nullopt, take_logprobs())));
-        },
-        &cancelled);
-  } catch (const std::exception& e) {
-    send(sse_event(error_json(ApiError(500, e.what(), "", "", "server_error"))));
+  submit(job_ptr);
+  for (;;) {
+    JobEvent e = job.next();
+    if (e.kind == JobEvent::Kind::kError) {
+      send(sse_event(error_json(ApiError(500, e.text, "", "", "server_error"))));
+      send(kSseDone);
+      return;
+    }
+    pending.insert(pending.end(), e.logprobs.begin(), e.logprobs.end());
+    if (e.kind == JobEvent::Kind::kPiece) {
+      // A client that cannot be written to is dropped at the engine's next step.
+      if (!send(sse_event(stream_chunk(ep, job.meta, e.text, std::nullopt, take_logprobs())))) {
+        job.abandon();
+      }
+      continue;
+    }
+    if (e.cancelled) return;
+    const GenerationResult& r = e.result;
+    // Tokens whose text was cut by a stop string still carry their log-probabilities.
+    send(sse_event(stream_chunk(ep, job.meta, "", r.finish_reason,
+                                pending.empty() ? json(nullptr) : take_logprobs())));
+    if (job.req.include_usage) send(sse_event(usage_chunk(ep, job.meta, r)));
     send(kSseDone);
     return;
   }
-  if (cancelled) return;
-  // Tokens whose text was cut by a stop string still carry their log-probabilities.
-  send(sse_event(stream_chunk(ep, job.meta, "", r.finish_reason,
-                              pending.empty() ? json(nullptr) : take_logprobs())));
-  if (job.req.include_usage) send(sse_event(usage_chunk(ep, job.meta, r)));
-  send(kSseDone);
 }
 
 }  // namespace fastkv::server

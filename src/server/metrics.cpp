@@ -93,6 +93,12 @@ void Metrics::count_rejected_queue_full() {
   ++queue_full_;
 }
 
+void Metrics::count_decode_step(int rows) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++decode_steps_;
+  decode_rows_ += static_cast<uint64_t>(rows);
+}
+
 std::string Metrics::render(const LiveGauges& g) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
@@ -114,6 +120,12 @@ std::string Metrics::render(const LiveGauges& g) const {
   scalar(out, "fastkv_queue_rejections_total", "counter",
          "Requests answered 503 because the wait queue was full.",
          static_cast<double>(queue_full_));
+  scalar(out, "fastkv_decode_batch_steps_total", "counter",
+         "Batched decode calls run (one token for each of their rows).",
+         static_cast<double>(decode_steps_));
+  scalar(out, "fastkv_decode_batch_rows_total", "counter",
+         "Tokens decoded by batched steps (rows / steps = the mean batch size).",
+         static_cast<double>(decode_rows_));
   header(out, "fastkv_time_to_first_token_seconds", "histogram",
          "Prefill plus the first sampled token, per generation.");
   ttft_.render(out, "fastkv_time_to_first_token_seconds");

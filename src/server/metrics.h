@@ -45,6 +45,8 @@ class Metrics {
   void record_generation(int64_t prompt_tokens, int64_t completion_tokens, double ttft_s,
                          double decode_s, int decode_steps, bool cancelled);
   void count_rejected_queue_full();
+  // One batched decode step of the engine over `rows` running requests (rows >= 1).
+  void count_decode_step(int rows);
   std::string render(const LiveGauges& g) const;
 
  private:
@@ -52,6 +54,7 @@ class Metrics {
   std::map<std::pair<std::string, int>, uint64_t> requests_;
   uint64_t prompt_tokens_ = 0, completion_tokens_ = 0, generations_ = 0, cancelled_ = 0;
   uint64_t queue_full_ = 0;
+  uint64_t decode_steps_ = 0, decode_rows_ = 0;
   Histogram ttft_, decode_, per_token_;
 };
 

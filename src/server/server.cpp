@@ -35,6 +35,7 @@ int64_t unix_now() {
 Server::Impl::Impl(ServerOptions o) : opts(std::move(o)), pool(opts.slots, opts.queue) {
   if (opts.ctx_size < 0) fail("-c/--ctx-size must be >= 0, got ", opts.ctx_size);
   if (opts.threads < 0) fail("-t/--threads must be >= 0, got ", opts.threads);
+  if (opts.max_batch < 0) fail("--max-batch must be >= 0, got ", opts.max_batch);
   if (opts.max_body == 0) fail("--max-body must be > 0");
   char buf[32];
   std::snprintf(buf, sizeof buf, "%08llx",
@@ -56,13 +57,20 @@ void Server::Impl::set_model(const Model& m, std::optional<MethodDefaults> defau
   } catch (const Error& e) {
     tmpl_error = e.what();
   }
+  // One engine thread runs every request (prefills and batched decode steps), on all cores.
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = opts.threads > 0 ? opts.threads : std::max(1, cores / opts.slots);
+  threads = opts.threads > 0 ? opts.threads : cores;
   ctx = c;
   tok = &t;
   model = &m;
+  start_engine();
   // Publishes everything above to the request threads, which test `ready` first.
   ready.store(true, std::memory_order_release);
+}
+
+Server::Impl::~Impl() {
+  stopping = true;
+  stop_engine();
 }
 
 std::string Server::Impl::next_id_str(Endpoint ep) {
@@ -97,7 +105,7 @@ std::string Server::summary() const {
   return cat("model ", m.opts.model_id, " (", c.name.empty() ? c.arch : c.name, ", ", c.n_layer,
              " layers), backend ", kernels::backend_name(m.model->backend()), ", method ", method,
              ", slots ", m.opts.slots, ", queue ", m.opts.queue, ", context ", m.ctx,
-             ", threads per request ", m.threads);
+             ", threads ", m.threads, ", batch ", m.opts.max_batch > 0 ? m.opts.max_batch : m.opts.slots);
 }
 
 std::vector<std::string> Server::Impl::served_names() const {
@@ -150,7 +158,11 @@ int Server::bind() {
 }
 
 void Server::run() {
-  if (!impl_->http.listen_after_bind() && !impl_->stopping) fail("the server stopped");
+  const bool ok = impl_->http.listen_after_bind();
+  // Every connection thread has ended (httplib joins its pool): the engine is idle; it ends
+  // here, while the model (which may be destroyed right after run() returns) is still there.
+  impl_->stop_engine();
+  if (!ok && !impl_->stopping) fail("the server stopped");
 }
 
 void Server::stop() {

@@ -2,8 +2,10 @@
 //
 // Routes: POST /v1/completions, POST /v1/chat/completions (both may stream server-sent
 // events), GET /v1/models, GET /health, GET /metrics (Prometheus). Each request gets its own
-// Session (KV cache + compression policy, chosen per request by `kv_compression`); the Model
-// is shared read-only. `slots` requests generate at once, up to `queue` more wait in line,
+// Session (KV cache + compression policy, chosen per request by `kv_compression`); one engine
+// thread runs them all, decoding the running requests together one batched step at a time
+// (continuous batching; src/server/engine.cpp). `slots` requests generate at once, up to
+// `queue` more wait in line,
 // beyond that the answer is 503. A request whose client disconnects stops at its next token
 // (streamed or not) or leaves the queue, and its cache is freed when it ends. See
 // docs/server.md for the API.
@@ -28,7 +30,11 @@ struct ServerOptions {
   size_t max_body = 8388608;  // bytes; larger bodies get 413
   std::string api_key;        // non-empty: every route but /health needs the bearer key
   int ctx_size = 0;           // 0 = the model's training context
-  int threads = 0;            // OpenMP threads per request; 0 = cores / slots (>= 1)
+  int threads = 0;            // OpenMP threads of the engine; 0 = all cores
+  // Most running requests one decode step runs together (Model::decode_batch rows); more run
+  // in several calls. 0 = slots. 1: each alone, as a request served alone computes it (on the
+  // f32 / bf16 backends a batched GEMM may round differently from a lone one).
+  int max_batch = 0;
   std::string model_id;       // the name /v1/models and responses report
   // Other names a request's "model" may carry (the file's name); any other name gets 404.
   std::vector<std::string> model_names;
@@ -62,12 +68,15 @@ class Server {
   // One line for the start-up message: model, backend, default method and its options, slots,
   // queue, context and threads per request. Needs the model (set_model()).
   std::string summary() const;
-  // Serves until stop() (from any thread or a signal-handling thread).
+  // Serves until stop() (from any thread or a signal-handling thread); the engine thread ends
+  // before it returns.
   void run();
   void stop();
 
- private:
+  // The inside (src/server/server_impl.h, seen only by src/server/*.cpp).
   struct Impl;
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -5,7 +5,7 @@
       deploy/k8s/*.yaml parse as YAML (Debian's python3-yaml) and say what docs/deploy.md
       promises: a Deployment whose startup, readiness and liveness probes all GET /health on
       the container's port, with CPU and memory requests and limits (requests <= limits), that
-      runs `fastkv serve` on that port with threads x slots within its CPU limit, and a Service
+      runs `fastkv serve` on that port with its engine's threads (-t) within its CPU limit, and a Service
       whose selector picks the Deployment's pods and whose targetPort is that port. The body
       limits agree: the pods' --max-body, nginx's client_max_body_size and `fastkv serve`'s
       default --max-body (from the binary's --help). deploy/systemd/fastkv@.service passes
@@ -96,10 +96,10 @@ def check_k8s(source, serve_default_max_body, nginx_max_body):
         req, lim = res.get("requests", {}).get(kind), res.get("limits", {}).get(kind)
         check(req is not None and lim is not None and quantity(req) <= quantity(lim),
               f"resources: {kind} request {req} <= limit {lim}")
-    threads, slots = int(flag(args, "-t") or 0), int(flag(args, "--slots") or 2)
+    # One engine thread runs every slot's request (batched decoding) on -t OpenMP threads.
+    threads = int(flag(args, "-t") or 0)
     cpu = quantity(res.get("limits", {}).get("cpu", 0))
-    check(threads > 0 and threads * slots <= cpu,
-          f"-t {threads} x --slots {slots} threads fit the CPU limit {cpu}")
+    check(threads > 0 and threads <= cpu, f"-t {threads} threads fit the CPU limit {cpu}")
     max_body = int(flag(args, "--max-body") or serve_default_max_body)
     check(max_body == nginx_max_body == serve_default_max_body,
           f"body limits agree: pods' --max-body {max_body}, nginx client_max_body_size "

@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "io/gguf.h"
 #include "model/model.h"
+#include "runtime/generation.h"
 #include "runtime/session.h"
 #include "test_util.h"
 
@@ -405,6 +406,128 @@ TEST_F(SessionTest, PropagationsRecordWhereTheLiveSetShrank) {
   EXPECT_TRUE(std::is_sorted(gs.propagations[0].positions.begin(),
                              gs.propagations[0].positions.end()));
   EXPECT_LT(gs.propagations[0].positions.back(), N);
+}
+
+// Generations stepped together (runtime/generation.h driven by Session::decode_batch, as the
+// server's engine does) give what Session::generate gives each alone, on the quant backend
+// where a batched row is computed exactly as a lone one: same tokens, text, streamed chunks,
+// finish reasons and log-probabilities, greedy and sampled (each has its own sampler), with
+// stop strings, max_tokens and end of generation ending them at different steps.
+TEST(GenerationTest, SteppedTogetherEqualsGenerateAloneOnTheQuantPath) {
+  const std::string smol = test::find_model("SmolLM2-135M-Instruct.Q4_1.gguf");
+  if (smol.empty()) GTEST_SKIP() << "SmolLM2-135M-Instruct.Q4_1.gguf not found (FASTKV_MODEL_PATH)";
+  LoadOptions lo;
+  lo.backend = kernels::Backend::kQuant;  // what --backend auto picks for this file
+  auto m = Model::load(smol, lo);
+  const Tokenizer& tok = m->require_tokenizer();
+  struct Case {
+    std::string prompt;
+    GenerationParams gp;
+    std::string method;
+    MethodOptions opts;
+  };
+  std::vector<Case> cases(4);
+  cases[0].prompt = "The capital of France is";
+  cases[0].gp.max_tokens = 30;
+  cases[1].prompt = "Write a list of fruits:\n1.";
+  cases[1].gp.max_tokens = 40;
+  cases[1].gp.stop = {"4."};
+  cases[1].gp.logprobs = 3;
+  cases[2].prompt = "Once upon a time, in a small village by the sea, there lived";
+  cases[2].gp.max_tokens = 25;
+  cases[2].gp.sampling.temperature = 0.8f;
+  cases[2].gp.sampling.seed = 7;
+  cases[2].method = "snapkv";
+  cases[2].opts = {{"kv_budget", "8"}};
+  cases[3].prompt = "<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n";
+  cases[3].gp.max_tokens = 60;  // ends at the end-of-turn token
+  struct Out {
+    GenerationResult r;
+    std::vector<std::string> chunks;
+  };
+  auto policy = [&](const Case& c) {
+    return c.method.empty() ? nullptr
+                            : MethodRegistry::instance().create(c.method, c.opts, m->config().n_layer);
+  };
+  std::vector<Out> alone(cases.size()), together(cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Session s(*m, policy(cases[i]));
+    alone[i].r = s.generate(tok.encode(cases[i].prompt, true, true), cases[i].gp,
+                            [&, i](const std::string& t) {
+                              alone[i].chunks.push_back(t);
+                              return true;
+                            });
+  }
+  std::vector<std::unique_ptr<Session>> sessions;
+  std::vector<std::unique_ptr<Generation>> gens;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    sessions.push_back(std::make_unique<Session>(*m, policy(cases[i])));
+    gens.push_back(std::make_unique<Generation>(
+        *sessions[i], tok.encode(cases[i].prompt, true, true), cases[i].gp,
+        [&, i](const std::string& t) {
+          together[i].chunks.push_back(t);
+          return true;
+        }));
+    gens[i]->prefill();
+  }
+  int max_batch = 0;
+  for (;;) {
+    std::vector<Session*> ss;
+    std::vector<int32_t> tokens;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      if (gens[i]->done()) continue;
+      ss.push_back(sessions[i].get());
+      tokens.push_back(gens[i]->pending_token());
+      which.push_back(i);
+    }
+    if (ss.empty()) break;
+    max_batch = std::max(max_batch, static_cast<int>(ss.size()));
+    Session::decode_batch(ss, tokens);
+    for (size_t i : which) gens[i]->accept_decoded();
+  }
+  EXPECT_EQ(max_batch, 4);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    together[i].r = gens[i]->finish();
+    const GenerationResult &a = alone[i].r, &b = together[i].r;
+    EXPECT_FALSE(a.tokens.empty());
+    EXPECT_EQ(b.tokens, a.tokens);
+    EXPECT_EQ(b.text, a.text);
+    EXPECT_EQ(b.finish_reason, a.finish_reason);
+    EXPECT_EQ(b.n_decode_steps, a.n_decode_steps);
+    EXPECT_EQ(together[i].chunks, alone[i].chunks);
+    ASSERT_EQ(b.logprobs.size(), a.logprobs.size());
+    for (size_t t = 0; t < a.logprobs.size(); ++t) {
+      EXPECT_EQ(b.logprobs[t].logprob, a.logprobs[t].logprob);
+      EXPECT_EQ(b.logprobs[t].top, a.logprobs[t].top);
+    }
+    EXPECT_EQ(b.kv_bytes, a.kv_bytes);
+  }
+  // The cases end differently: a stop string, the end of a turn, max_tokens.
+  EXPECT_EQ(alone[1].r.finish_reason, "stop");
+  EXPECT_EQ(alone[3].r.finish_reason, "stop");
+  EXPECT_EQ(alone[0].r.finish_reason, "length");
+}
+
+TEST_F(SessionTest, GenerationStepsOutOfOrderAreErrors) {
+  Session s(*model_, nullptr);
+  Generation g(s, encode(kPrompt), greedy(2));
+  EXPECT_THROW(g.accept_decoded(), Error);  // nothing prefilled
+  g.prefill();
+  EXPECT_THROW(g.prefill(), Error);
+  s.decode(g.pending_token());
+  g.accept_decoded();
+  ASSERT_TRUE(g.done());
+  EXPECT_THROW(g.accept_decoded(), Error);  // max_tokens reached
+  EXPECT_EQ(g.finish().tokens.size(), 2u);
+  EXPECT_THROW(g.finish(), Error);
+  GenerationParams bad = greedy(-1);
+  EXPECT_THROW(Generation(s, encode(kPrompt), bad), Error);
+  Session other(*model_, nullptr);
+  s.prefill(encode(kPrompt));
+  EXPECT_THROW(Session::decode_batch({&s, &other}, {1}), Error);  // one token for two sessions
+  EXPECT_THROW(Session::decode_batch({}, {}), Error);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@ Starts `fastkv serve --port 0` on loopback with 2 slots and a queue of 4, then:
      some must get 503;
 then checks, from /metrics and the clients' own counts:
   - every slot and queue place is free and no KV cache is held;
+  - the engine decoded the two slots together at times (decode rows > steps), and every
+    decoded row is a counted token (tokens - generations <= rows <= tokens + generations);
   - no request was lost or duplicated: every answer the clients read is counted once by the
     server with the same status, response ids are unique, and every generation that ran is
     either one the clients read in full or one a client dropped;
@@ -394,12 +396,22 @@ def main():
                             f"{tally.dropped} dropped")
         if cancelled > tally.dropped:
             failures.append(f"{cancelled} cancelled generations for {tally.dropped} drops")
+        # Batched decoding: the two slots were decoded together at times, and every decoded
+        # row is a token counted (the first token of a generation comes from its prefill; a
+        # row may end in an end-of-generation token, which is not counted).
+        steps, rows = m["fastkv_decode_batch_steps_total"], m["fastkv_decode_batch_rows_total"]
+        tokens = m["fastkv_completion_tokens_total"]
+        if not rows > steps > 0:
+            failures.append(f"{rows} rows in {steps} decode steps: no step ran two requests")
+        if not (tokens - ran <= rows <= tokens + ran):
+            failures.append(f"{rows} decoded rows for {tokens} tokens in {ran} generations")
         if rss1 > rss_round1 + a.rss_slack_mib * 1024:
             failures.append(f"RSS grew from {rss_round1} KiB after the first round to {rss1} KiB "
                             f"after the second")
         print(f"requests read {sum(tally.answers.values())} "
               f"({', '.join(f'{p} {s}: {n}' for (p, s), n in sorted(tally.answers.items()))}), "
               f"dropped {tally.dropped}; generations {ran:.0f} ({cancelled:.0f} cancelled); "
+              f"decode steps {steps:.0f} of {rows / max(steps, 1):.2f} rows on average; "
               f"overflow {overflow.count(200)}x200 {overflow.count(503)}x503; "
               f"RSS {rss0} KiB after warm-up, {rss_round1} after round 1, {rss1} after round 2; "
               f"{time.time() - start:.1f} s")

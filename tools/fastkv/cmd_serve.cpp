@@ -36,6 +36,7 @@ struct ServeFlags {
 void serve(ServeFlags& f) {
   if (f.opts.slots < 1) fail("--slots must be >= 1, got ", f.opts.slots);
   if (f.opts.queue < 0) fail("--queue must be >= 0, got ", f.opts.queue);
+  if (f.opts.max_batch < 0) fail("--max-batch must be >= 0, got ", f.opts.max_batch);
   if (f.opts.port < 0 || f.opts.port > 65535)
     fail("--port must be in [0, 65535], got ", f.opts.port);
   f.method.collect();
@@ -176,7 +177,12 @@ void register_serve(CLI::App& app) {
                   "require 'Authorization: Bearer KEY' (every route but /health)");
   cmd->add_option("-c,--ctx-size", f->opts.ctx_size, "context size (0 = the model's)")
       ->capture_default_str();
-  cmd->add_option("-t,--threads", f->opts.threads, "threads per request (0 = cores / slots)")
+  cmd->add_option("-t,--threads", f->opts.threads,
+                  "threads of the engine that runs every request (0 = all cores)")
+      ->capture_default_str();
+  cmd->add_option("--max-batch", f->opts.max_batch,
+                  "most requests one decode step runs together (0 = --slots; 1 = each alone, "
+                  "the numerics of a request served alone on every backend)")
       ->capture_default_str();
   add_backend_option(cmd, f->backend);
   f->method.add_to(cmd);
