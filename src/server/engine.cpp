@@ -21,6 +21,7 @@
 #endif
 
 #include "common/error.h"
+#include "kernels/cancel.h"
 #include "kernels/parallel.h"
 #include "runtime/generation.h"
 #include "server/server_impl.h"
@@ -104,6 +105,16 @@ class Engine {
     return s_.stopping || job.abandoned.load() || job.watch.closed();
   }
 
+  // A prefill abandoned because its client went (between layers or inside one): the Session
+  // and its partial cache go, the request ends as cancelled.
+  void cancelled_prefill(Sequence& seq) {
+    GenerationResult r;
+    r.n_prompt = static_cast<int>(seq.job->prompt.size());
+    seq.gen.reset();
+    seq.session.reset();
+    done(seq, std::move(r), /*cancelled=*/true);
+  }
+
   // Prefills a new request (running decode steps of the others from its per-layer hook); it
   // joins the running ones unless it already ended.
   void start(std::shared_ptr<Job> job) {
@@ -135,13 +146,17 @@ class Engine {
       seq.session = std::make_unique<Session>(*s_.model, std::move(j.policy));
       seq.gen = std::make_unique<Generation>(*seq.session, j.prompt, std::move(gen),
                                              std::move(on_text));
+      // Inside a layer too: the attention tiles and the token blocks poll the same test
+      // (kernels/cancel.h), so a long prompt's slot frees within a tile's time, not a layer's.
+      // The decode steps run from the per-layer hook never poll it.
+      const kernels::CancelCheck client_gone = [this, &j] { return gone(j); };
+      kernels::ScopedCancelCheck scope(&client_gone);
       seq.gen->prefill();
     } catch (const PrefillCancelled&) {
-      GenerationResult r;
-      r.n_prompt = static_cast<int>(j.prompt.size());
-      seq.gen.reset();
-      seq.session.reset();
-      done(seq, std::move(r), /*cancelled=*/true);
+      cancelled_prefill(seq);
+      return;
+    } catch (const kernels::Cancelled&) {
+      cancelled_prefill(seq);
       return;
     } catch (const std::exception& e) {
       fail_job(seq, e);
