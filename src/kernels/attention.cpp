@@ -190,6 +190,19 @@ void attend_rows(const float* q, int g, const uint16_t* k, const uint16_t* v, in
   attend_rows_impl<false>(q, g, k, v, len, stride, d, out, window);
 }
 
+std::vector<int> window_first_keys(const Window& window, int n) {
+  std::vector<int> first;
+  if (!window.active()) return first;
+  first.resize(n);
+  for (int i = 0; i < n; ++i) {
+    const int64_t lowest = static_cast<int64_t>(window.key_pos[i]) - window.size + 1;
+    first[i] = static_cast<int>(
+        std::lower_bound(window.key_pos, window.key_pos + i, lowest,
+                         [](int32_t p, int64_t x) { return p < x; }) - window.key_pos);
+  }
+  return first;
+}
+
 void causal_attention(const float* q, const float* k, const float* v, int n, int H, int G, int d,
                       float* out, const Window& window) {
   // Blocks of kQBlock queries of one head against tiles of kKBlock keys: S = Q·Kᵀ and O += P·V
@@ -201,18 +214,8 @@ void causal_attention(const float* q, const float* k, const float* v, int n, int
   const int64_t kv_stride = static_cast<int64_t>(G) * d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const int n_qblocks = (n + kQBlock - 1) / kQBlock;
-  // first[i]: the first key token i sees (0 without a window; positions ascend, so the keys
-  // inside a window are the contiguous range first[i]..i).
-  std::vector<int> first;
-  if (window.active()) {
-    first.resize(n);
-    for (int i = 0; i < n; ++i) {
-      const int64_t lowest = static_cast<int64_t>(window.key_pos[i]) - window.size + 1;
-      first[i] = static_cast<int>(
-          std::lower_bound(window.key_pos, window.key_pos + i, lowest,
-                           [](int32_t p, int64_t x) { return p < x; }) - window.key_pos);
-    }
-  }
+  // first[i]: the first key token i sees (empty without a window)
+  const std::vector<int> first = window_first_keys(window, n);
   // A cancelled prefill (kernels/cancel.h) stops handing out blocks; the caller throws.
   CancelPoll cancel(cancel_check());
 #pragma omp parallel for collapse(2) schedule(dynamic, 1) if (worth_parallel(static_cast<int64_t>(n) * n * H * d))

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 #include <string>
 
 namespace fastkv::kernels {
@@ -20,6 +21,11 @@ struct Window {
   bool active() const { return size > 0; }
   bool visible(int64_t qpos, int32_t kpos) const { return !active() || qpos - kpos < size; }
 };
+
+// first[i] for the n live tokens of a prefill: the first key token i sees under `window`
+// (key_pos ascending, so the keys inside its window are the contiguous range first[i]..i).
+// Empty without a window (every token sees keys from 0).
+std::vector<int> window_first_keys(const Window& window, int n);
 
 // One query group against `len` key/value rows.
 //   q:   [g, d]    the g query heads that share this KV head (contiguous)

@@ -109,19 +109,10 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
   const int64_t n_pad = (static_cast<int64_t>(n) + kKeys - 1) / kKeys * kKeys;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const TilePrims& tp = prims_for(rows, d);
-  // first[i]: the first key token i sees (0 without a window; positions ascend, so the keys
-  // inside a window are the contiguous range first[i]..i). A block's key tiles start at the tile
-  // holding its first token's first key: tiles wholly before the band are never computed.
-  std::vector<int> first;
-  if (window.active()) {
-    first.resize(n);
-    for (int i = 0; i < n; ++i) {
-      const int64_t lowest = static_cast<int64_t>(window.key_pos[i]) - window.size + 1;
-      first[i] = static_cast<int>(
-          std::lower_bound(window.key_pos, window.key_pos + i, lowest,
-                           [](int32_t p, int64_t x) { return p < x; }) - window.key_pos);
-    }
-  }
+  // first[i]: the first key token i sees (window_first_keys; empty without a window). A block's
+  // key tiles start at the tile holding its first token's first key: tiles wholly before the
+  // band are never computed.
+  const std::vector<int> first = window_first_keys(window, n);
 
   // K and V of every KV head as bf16 [G, n_pad, d]: rows < n converted below, padding rows zero.
   thread_local std::vector<uint16_t> kb_buf, vb_buf;
