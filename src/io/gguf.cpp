@@ -158,6 +158,17 @@ void File::release_tensor_pages() const {
   madvise(static_cast<uint8_t*>(storage_->map) + start, storage_->map_size - start, MADV_DONTNEED);
 }
 
+void File::release_pages(const uint8_t* data, uint64_t bytes) const {
+  if (!storage_ || !storage_->map) return;
+  const auto* base = static_cast<const uint8_t*>(storage_->map);
+  if (data < base || data + bytes > base + storage_->map_size) return;
+  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (static_cast<uint64_t>(data - base) + page - 1) / page * page;
+  const uint64_t end = static_cast<uint64_t>(data - base + bytes) / page * page;
+  if (end <= begin) return;
+  madvise(static_cast<uint8_t*>(storage_->map) + begin, end - begin, MADV_DONTNEED);
+}
+
 // ---- Value ----------------------------------------------------------------------------------
 
 const char* value_type_name(ValueType t) {

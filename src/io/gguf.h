@@ -142,6 +142,9 @@ class File {
   // into its own buffers): their pages leave the resident set, and are read from the file
   // again if a tensor is read later. No effect on in-memory images.
   void release_tensor_pages() const;
+  // The same for the whole pages inside [data, data + bytes) (a tensor's bytes in the mapping),
+  // right after a layer copied them: the file's pages then never add to the copy's (peak RSS).
+  void release_pages(const uint8_t* data, uint64_t bytes) const;
 
  private:
   struct Storage;

@@ -45,6 +45,9 @@ class Linear {
   int in() const { return in_; }
   int out() const { return out_; }
   int64_t weight_bytes() const;
+  // Whether the layer holds its own copy of its quantised blocks (QuantLinear's interleaved
+  // groups), so the blocks it was built from are no longer read.
+  bool owns_blocks() const { return quant_ && quant_->interleaved_rows() > 0; }
 
  private:
   friend void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n);

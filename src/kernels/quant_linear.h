@@ -33,6 +33,17 @@
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
 //     the portable code. With n >= 2 (batched decode) multi-row kernels unpack each weight block
 //     once for up to 4 rows (8 a call); every row's result has exactly the bits it has with n = 1.
+//   Interleaved groups (Q8_0, Q4_0, Q4_1 where the dot kernels are AVX512-VNNI ones): at
+//     construction the rows are copied, 16 at a time, into a layout where lane r of a 64-byte
+//     vector is row r, so one dpbusd serves 16 output rows and no sum crosses lanes
+//     (quant_interleaved_avx512.inc). Group G (rows 16 G .. 16 G + 15) is nb group-blocks, one
+//     per block column b, each of 16 · block bytes: the 16 rows' f16 d (32 bytes), Q4_1 then their
+//     16 f16 m (32 bytes), then the quant bytes as 4-byte dwords, dword c of row r at 64 c + 4 r
+//     (Q4_0 / Q4_1: 4 dwords = the block's 16 nibble bytes; Q8_0: 8 dwords = its 32 int8). The
+//     last out % 16 rows follow the groups in the file's layout. The copy is the layer's own
+//     (the same bytes as the file's rows, so the file's pages can be dropped: Model does);
+//     the other kernels (portable, BW, the prefill tiles) read a group's rows through a
+//     per-row copy back to the file's layout.
 //   larger n (prefill): the weights are dequantised a tile of output rows at a time and
 //     multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile (about
 //     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable
@@ -122,6 +133,8 @@ class QuantLinear {
   QuantFormat format() const { return format_; }
   // The quantised weight bytes (out · in/B · block bytes) plus the bias.
   int64_t weight_bytes() const;
+  // Rows held in interleaved groups (a multiple of 16; 0 = the file's layout, read in place).
+  int interleaved_rows() const { return 16 * groups_; }
 
  private:
   const uint8_t* blocks_;  // [out, in/B] blocks (not owned)
@@ -129,6 +142,17 @@ class QuantLinear {
   int in_, out_;
   int64_t row_bytes_;        // in/B · block bytes
   std::vector<float> bias_;  // [out] or empty
+  // Interleaved groups (above): groups_ of them, then the out - 16 groups_ tail rows in the
+  // file's layout, all in packed_ (null when groups_ = 0: blocks_ is read in place).
+  int groups_ = 0;
+  struct AlignedFree {
+    void operator()(uint8_t* p) const;
+  };
+  std::unique_ptr<uint8_t[], AlignedFree> packed_;
+
+  // Row r in the file's layout: a pointer into the weights, or, for a row of an interleaved
+  // group, `scratch` ([row_bytes_]) filled with it.
+  const uint8_t* file_row(int r, uint8_t* scratch) const;
   struct Gemm;               // cached oneDNN primitives (bf16 tile path), null without bf16
   std::unique_ptr<Gemm> gemm_;
 

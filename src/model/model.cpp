@@ -71,7 +71,10 @@ kernels::Linear load_linear(const gguf::File& f, const std::string& name, int in
         f.error(cat("tensor '", name, "': rows of ", in, " elements are not whole ",
                     gguf::type_name(t.type), " blocks"));
       }
-      return kernels::Linear(t.data, *fmt, in, out, std::move(bias));
+      kernels::Linear layer(t.data, *fmt, in, out, std::move(bias));
+      // An interleaved copy (QuantLinear): the file's pages of the tensor are not read again.
+      if (layer.owns_blocks()) f.release_pages(t.data, t.nbytes);
+      return layer;
     }
     return kernels::Linear(load_matrix(f, name, in, out), in, out, std::move(bias), dense);
   }

@@ -334,7 +334,9 @@ TEST(QuantLinear, MatchesDoubleReference) {
     // the 32-weight formats 37 blocks (two of the AVX-512 kernels' 16-block steps and a tail).
     for (int k : {1, 2, B == 32 ? 13 : 5, B == 32 ? 37 : 3}) {
       const int in = B * k;
-      for (int out : {1, 3, 17}) {
+      // 17 and 32 rows: one and two interleaved groups where the VNNI kernel reads Q8_0, Q4_0
+      // and Q4_1 (every path, the GEMM tiles included, then reads the group's rows).
+      for (int out : {1, 3, 17, 32}) {
         const Weights ws = maker.make(f, in, out);
         std::vector<float> bias(out);
         for (int r = 0; r < out; ++r) bias[r] = 0.25f * static_cast<float>(r % 5) - 0.5f;
@@ -417,7 +419,9 @@ TEST(QuantLinear, Avx512BlockTailsAgreeWithPortable) {
   for (QuantFormat f : kAllFormats) {
     if (kernels::quant_block_weights(f) != 32) continue;
     for (int nb = 1; nb <= 48; ++nb) {
-      const int in = 32 * nb, out = 5, n = 2;
+      // 21 rows: where the VNNI kernel runs, Q8_0 / Q4_0 / Q4_1 take one interleaved group of 16
+      // (which has no 16-block steps: every nb) and 5 rows in the file's layout.
+      const int in = 32 * nb, out = 21, n = 2;
       const Weights ws = maker.make(f, in, out);
       const QuantLinear lin(ws.blocks.data(), f, in, out, {});
       const std::vector<float> x = make_acts(n, in, rng);
@@ -455,7 +459,8 @@ TEST(QuantLinear, MultiRowKernelsMatchSingleRowBitExactly) {
     const int B = kernels::quant_block_weights(f);
     const std::vector<int> sizes = B == 32 ? std::vector<int>{1, 3, 16, 17, 37} : std::vector<int>{1, 3};
     for (int k : sizes) {
-      const int in = B * k, out = 7;
+      // 23 rows: one interleaved group (VNNI: Q8_0, Q4_0, Q4_1) and 7 rows in the file's layout.
+      const int in = B * k, out = 23;
       const Weights ws = maker.make(f, in, out);
       std::vector<float> bias(out);
       for (int r = 0; r < out; ++r) bias[r] = 0.125f * static_cast<float>(r) - 0.25f;
@@ -539,14 +544,23 @@ TEST(QuantLinear, AutoFollowsTheEnvironment) {
   } else {
     EXPECT_STREQ(kernels::quant_kernel_name(), "portable");
   }
+  // The interleaved 16-row groups exist exactly where the VNNI kernel reads them: Q8_0, Q4_0
+  // and Q4_1 layers of at least 16 rows on an AVX512-VNNI CPU, the portable kernels not forced.
+  const bool vnni = std::string(kernels::quant_kernel_name()) == "avx512-vnni";
   std::mt19937 rng(9);
   BlockMaker maker(rng);
   for (QuantFormat f : kAllFormats) {
     const int in = 2 * kernels::quant_block_weights(f) + (f == QuantFormat::kQ8_0 ? 32 : 0);
-    const Weights ws = maker.make(f, in, 9);
-    const QuantLinear lin(ws.blocks.data(), f, in, 9, {});
+    constexpr int out = 25;  // one group of 16 and 9 rows in the file's layout
+    const Weights ws = maker.make(f, in, out);
+    const QuantLinear lin(ws.blocks.data(), f, in, out, {});
+    const bool grouped = vnni && (f == QuantFormat::kQ8_0 || f == QuantFormat::kQ4_0 ||
+                                  f == QuantFormat::kQ4_1);
+    EXPECT_EQ(lin.interleaved_rows(), grouped ? 16 : 0) << kernels::quant_format_name(f);
+    EXPECT_EQ(QuantLinear(ws.blocks.data(), f, in, 15, {}).interleaved_rows(), 0)
+        << kernels::quant_format_name(f) << ": fewer than 16 rows stay in the file's layout";
     const std::vector<float> x = make_acts(2, in, rng);
-    std::vector<float> a(18), b(18);
+    std::vector<float> a(2 * out), b(2 * out);
     lin.forward_dot(x.data(), 2, a.data(), QuantIsa::kAuto);
     lin.forward_dot(x.data(), 2, b.data(), avx ? QuantIsa::kAvx512 : QuantIsa::kPortable);
     EXPECT_EQ(a, b) << kernels::quant_format_name(f);
