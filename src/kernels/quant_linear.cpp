@@ -1126,11 +1126,62 @@ void QuantLinear::forward_gemm(const float* x, int n, float* y, bool allow_bf16)
   }
 }
 
+// The bf16 dequantiser of whole interleaved groups (null where there is none: no AVX512-BF16,
+// the portable kernels forced, or a format without groups).
+using GroupToBf16 = void (*)(const uint8_t* g, int nb, uint16_t* dst, int64_t ld);
+
+GroupToBf16 pick_group_to_bf16(QuantFormat f) {
+#ifdef FASTKV_AVX512_KERNELS
+  if (!cpu_has_avx512bf16() || portable_forced()) return nullptr;
+  switch (f) {
+    case QuantFormat::kQ8_0:
+      return &bf16x::dequantize_group_bf16<QuantFormat::kQ8_0>;
+    case QuantFormat::kQ4_0:
+      return &bf16x::dequantize_group_bf16<QuantFormat::kQ4_0>;
+    case QuantFormat::kQ4_1:
+      return &bf16x::dequantize_group_bf16<QuantFormat::kQ4_1>;
+    default:
+      return nullptr;
+  }
+#else
+  (void)f;
+  return nullptr;
+#endif
+}
+
+void QuantLinear::dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const {
+  if (r0 < 0 || rows < 0 || r0 + rows > out_) {
+    fail("QuantLinear: rows [", r0, ", ", r0 + rows, ") outside [0, ", out_, ")");
+  }
+  static const RowToBf16 to_bf16_row = pick_row_to_bf16();
+  const GroupToBf16 group_to_bf16 = packed_ ? pick_group_to_bf16(format_) : nullptr;
+  // Units: a whole interleaved group inside [r0, r0 + rows) where group_to_bf16 exists (16 rows
+  // at once, no copy back to the file's layout), else one row.
+  const int g0 = group_to_bf16 ? (r0 + kGroupRows - 1) / kGroupRows : 0;
+  const int g1 = group_to_bf16 ? std::min(groups_, (r0 + rows) / kGroupRows) : 0;
+  const int whole = std::max(0, g1 - g0);                   // groups done whole
+  const int lead = whole ? kGroupRows * g0 - r0 : rows;     // rows before them
+  const int rest = rows - lead - kGroupRows * whole;        // rows after them
+  const int units = lead + whole + rest;
+#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(rows) * in_ * 4))
+  for (int u = 0; u < units; ++u) {
+    if (u >= lead && u < lead + whole) {
+      const int g = g0 + (u - lead);
+      group_to_bf16(packed_.get() + g * kGroupRows * row_bytes_, in_ / kBlock,
+                    dst + static_cast<int64_t>(kGroupRows * g - r0) * in_, in_);
+      continue;
+    }
+    const int r = u < lead ? r0 + u : kGroupRows * g1 + (u - lead - whole);
+    thread_local std::vector<uint8_t> scratch;  // [row_bytes] a row of a group, file layout
+    if (packed_) scratch.resize(static_cast<size_t>(row_bytes_));
+    to_bf16_row(format_, file_row(r, scratch.data()), in_, dst + static_cast<int64_t>(r - r0) * in_);
+  }
+}
+
 // Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
 // of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
 // and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
-  static const RowToBf16 to_bf16_row = pick_row_to_bf16();
   const int64_t count = static_cast<int64_t>(n) * in_;
   thread_local std::vector<uint16_t> xb;      // [n, in] bf16 activations
   thread_local std::vector<uint16_t> tile;    // [rows, in] bf16 weights of one tile
@@ -1156,12 +1207,7 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   dnnl::stream stream(onednn_engine());
   for (int r0 = 0; r0 < out_; r0 += tile_rows) {
     const int rows = std::min(tile_rows, out_ - r0);
-#pragma omp parallel for schedule(static) if (worth_parallel(static_cast <int64_t>(rows) * in_ * 4))
-    for (int r = 0; r < rows; ++r) {
-      thread_local std::vector<uint8_t> scratch;  // [row_bytes] a row of a group, file layout
-      if (packed_) scratch.resize(static_cast<size_t>(row_bytes_));
-      to_bf16_row(format_, file_row(r0 + r, scratch.data()), in_, tp + static_cast<size_t>(r) * in_);
-    }
+    dequantize_rows_bf16(r0, rows, tp);
     auto p = gemm_->get(n, rows, in_, out_);
     dnnl::memory src(p->src, onednn_engine(), xbp);
     dnnl::memory wei(p->wei, onednn_engine(), tp);

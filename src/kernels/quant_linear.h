@@ -133,6 +133,10 @@ class QuantLinear {
   QuantFormat format() const { return format_; }
   // The quantised weight bytes (out · in/B · block bytes) plus the bias.
   int64_t weight_bytes() const;
+  // dst[rows, in] = the bf16 weights of rows [r0, r0 + rows), as the prefill tiles take them
+  // (quant_dequantize_row_bf16 of each row in the file's layout, bit for bit; whole interleaved
+  // groups are decoded 16 rows at once).
+  void dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const;
   // Rows held in interleaved groups (a multiple of 16; 0 = the file's layout, read in place).
   int interleaved_rows() const { return 16 * groups_; }
 

@@ -535,6 +535,41 @@ TEST(QuantLinear, Bf16DequantMatchesPortableBitExactly) {
 
 // kAuto runs the AVX-512 kernel where the CPU has AVX-512BW, unless FASTKV_PORTABLE_KERNELS=1
 // (CTest runs this binary a second time with it set: QuantLinearPortableKernels).
+// The prefill tiles' rows of a layer (dequantize_rows_bf16) are each row's bf16 as the row
+// dequantiser gives it from the file's bytes, bit for bit: over ranges that start and end inside
+// and between the interleaved groups (whole groups are decoded 16 rows at once where the layer
+// has them), for every format, rows of 1, 5 and 37 blocks (K-quants 1 and 3 super-blocks).
+TEST(QuantLinear, TileRowsAreTheRowDequantiserBits) {
+  std::mt19937 rng(41);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    const int B = kernels::quant_block_weights(f);
+    for (int k : B == 32 ? std::vector<int>{1, 5, 37} : std::vector<int>{1, 3}) {
+      const int in = B * k, out = 53;  // three groups of 16 and 5 rows
+      const Weights ws = maker.make(f, in, out);
+      const QuantLinear lin(ws.blocks.data(), f, in, out, {});
+      const int64_t row_bytes = static_cast<int64_t>(in / B) * kernels::quant_block_bytes(f);
+      std::vector<uint16_t> want(static_cast<size_t>(out) * in);
+      for (int r = 0; r < out; ++r) {
+        kernels::quant_dequantize_row_bf16(f, ws.blocks.data() + r * row_bytes, in,
+                                           want.data() + static_cast<size_t>(r) * in);
+      }
+      for (const auto& [r0, rows] : std::vector<std::pair<int, int>>{
+               {0, 53}, {0, 16}, {3, 40}, {16, 32}, {17, 1}, {31, 22}, {48, 5}, {10, 0}}) {
+        std::vector<uint16_t> got(static_cast<size_t>(rows) * in + 1, 0xFFFF);
+        lin.dequantize_rows_bf16(r0, rows, got.data());
+        ASSERT_EQ(std::memcmp(got.data(), want.data() + static_cast<size_t>(r0) * in,
+                              static_cast<size_t>(rows) * in * sizeof(uint16_t)),
+                  0)
+            << kernels::quant_format_name(f) << " in=" << in << " rows [" << r0 << ", "
+            << r0 + rows << ") interleaved rows " << lin.interleaved_rows();
+        EXPECT_EQ(got.back(), 0xFFFF) << "wrote past the rows";
+      }
+      EXPECT_THROW(lin.dequantize_rows_bf16(50, 4, want.data()), Error);
+    }
+  }
+}
+
 TEST(QuantLinear, AutoFollowsTheEnvironment) {
   const char* env = std::getenv("FASTKV_PORTABLE_KERNELS");
   const bool forced = env != nullptr && std::string(env) == "1";
