@@ -17,8 +17,9 @@
 #   POLL     llama-bench --poll values [0,50]: 50 (its default) spins its workers between graph
 #            nodes, 0 lets them sleep; on a shared machine spinning collapses under load (as
 #            OMP_WAIT_POLICY=ACTIVE does for fastkv), so both are reported
-#   WAIT     fastkv's OMP_WAIT_POLICY values [PASSIVE,ACTIVE]: PASSIVE is fastkv's default,
-#            ACTIVE spins like llama.cpp's polling
+#   WAIT     fastkv's OMP_WAIT_POLICY values [PASSIVE,ACTIVE]: PASSIVE sleeps at once, ACTIVE
+#            spins like llama.cpp's polling, `default` leaves OMP_WAIT_POLICY unset (fastkv then
+#            spins briefly, GOMP_SPINCOUNT=10000: tools/fastkv/main.cpp)
 #   REPACK   llama-bench --repack value [0]; empty omits the flag (the Feb-2025 llama.cpp snapshot
 #            has no --repack: it repacks Q4_0 / Q4_1 / Q8_0 for AMX whenever the CPU has AMX)
 # For each model it writes OUT_DIR/NAME.llama.md (llama-bench's markdown, tg and pp at -p/-n, and
@@ -82,7 +83,9 @@ run_fastkv() {
   : > "$OUT/$name.fastkv.txt"
   for policy in ${WAIT//,/ }; do
     echo "# OMP_WAIT_POLICY=$policy" >> "$OUT/$name.fastkv.txt"
-    OMP_WAIT_POLICY=$policy /usr/bin/time -v -o "$OUT/$name.fastkv-$policy.time" \
+    local env_wait=(env OMP_WAIT_POLICY="$policy")
+    [ "$policy" = default ] && env_wait=(env -u OMP_WAIT_POLICY)
+    "${env_wait[@]}" /usr/bin/time -v -o "$OUT/$name.fastkv-$policy.time" \
       "$FASTKV" bench -m "$m" -p "$P" -n "$N" -r "$R" -t "$T" --methods full \
       --json "$OUT/$name.fastkv-$policy.json" >> "$OUT/$name.fastkv.txt"
   done

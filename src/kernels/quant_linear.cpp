@@ -1038,7 +1038,8 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
   // rows it would have been given. A chunk is contiguous, so each thread streams long runs of
   // rows. Measured on the 1B Q4_0 model's decode (`fastkv bench -p 64 -n 128 -r 2`, ACTIVE
   // waiting, 2 threads, alternating, Intel Xeon, session 8): dynamic chunks of 64 KiB 32.3-33.4
-  // tok/s, 256 KiB 34.3-36.0, static halves 36.2-37.0, guided 36.4-37.1.
+  // tok/s, 256 KiB 34.3-36.0, static halves 36.2-37.0, guided 36.4-37.1; on 1B Q4_K_M (rows,
+  // not groups: `-p 16`, two rounds) dynamic chunks of 56 rows 26.6-27.2, guided 34.4-34.8.
   constexpr int64_t kChunkBytes = 64 << 10;
   const int64_t unit_bytes = layers[0]->row_bytes_ * (group_dots[0] ? kGroupRows : 1);
   const int chunk = static_cast<int>(

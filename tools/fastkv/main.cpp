@@ -20,13 +20,16 @@ int main(int argc, char** argv) {
   // the kernel for the next, which halved SmolLM2's decode (65-71 vs 126-145 tokens/s on the
   // idle machine, docs/benchmarks.md "Waiting between parallel regions"); workers that spin
   // without end (ACTIVE) collapse as soon as other processes want the cores (1.0 vs 17.3
-  // tokens/s at a load average of 2). A short spin (GOMP_SPINCOUNT=1000, about 10 us) keeps
+  // tokens/s at a load average of 2). A short spin (GOMP_SPINCOUNT=10000, about 0.1 ms) keeps
   // them warm from one region to the next during a generation and lets them sleep between
   // requests: measured as fast as ACTIVE when idle, and no slower than PASSIVE beside two busy
-  // processes. libgomp reads these when it is loaded, before main, so set the default and
-  // start again; a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is left as it is.
+  // processes (1000 spins were enough before the interleaved kernels made the regions shorter:
+  // SmolLM2 decode idle 276-316 tok/s with 1000 against 315-346 with 10000 and 320-329
+  // ACTIVE; beside two busy processes 84-86 against 101-105; docs/benchmarks.md "Waiting
+  // between parallel regions"). libgomp reads these when it is loaded, before main, so set the
+  // default and start again; a user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is left as it is.
   if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
-    setenv("GOMP_SPINCOUNT", "1000", 1);
+    setenv("GOMP_SPINCOUNT", "10000", 1);
     execv("/proc/self/exe", argv);  // returns only on failure: then carry on as we are
   }
   // Keep freed memory in the process for the next request instead of handing it back to the
