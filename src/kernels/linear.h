@@ -48,6 +48,8 @@ class Linear {
   // Whether the layer holds its own copy of its quantised blocks (QuantLinear's interleaved
   // groups), so the blocks it was built from are no longer read.
   bool owns_blocks() const { return quant_ && quant_->interleaved_rows() > 0; }
+  // The quantised layer of a kQuant layer, else null.
+  const QuantLinear* quant() const { return quant_.get(); }
 
  private:
   friend void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n);

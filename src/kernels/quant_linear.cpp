@@ -957,6 +957,12 @@ QuantLinear::QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int 
   }
 }
 
+void QuantLinear::copy_row(int r, uint8_t* dst) const {
+  if (r < 0 || r >= out_) fail("QuantLinear: row ", r, " outside [0, ", out_, ")");
+  const uint8_t* src = file_row(r, dst);
+  if (src != dst) std::memcpy(dst, src, static_cast<size_t>(row_bytes_));
+}
+
 void QuantLinear::AlignedFree::operator()(uint8_t* p) const { std::free(p); }
 
 const uint8_t* QuantLinear::file_row(int r, uint8_t* scratch) const {

@@ -137,6 +137,10 @@ class QuantLinear {
   // (quant_dequantize_row_bf16 of each row in the file's layout, bit for bit; whole interleaved
   // groups are decoded 16 rows at once).
   void dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const;
+  // dst[in / B · block bytes] = row r's blocks in the file's layout (copied back from its
+  // interleaved group where it has one): a tied embedding table reads its rows here, so the
+  // file's pages of the table need not come back (r outside [0, out) throws fastkv::Error).
+  void copy_row(int r, uint8_t* dst) const;
   // Rows held in interleaved groups (a multiple of 16; 0 = the file's layout, read in place).
   int interleaved_rows() const { return 16 * groups_; }
 

@@ -424,6 +424,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
   // A tied LM head reads the whole table once here, into its own (backend) layout.
   w.lm_head = load_linear(f, c.tied_embeddings ? kTokenEmbdName : kOutputName, D, c.n_vocab, {},
                           opts.backend, dense);
+  if (c.tied_embeddings && w.lm_head.owns_blocks()) w.token_embd.tied = w.lm_head.quant();
   w.layers.resize(c.n_layer);
   m->rope_.resize(c.n_layer);
   for (int l = 0; l < c.n_layer; ++l) {
@@ -480,6 +481,13 @@ void Model::check_token(int32_t t) const {
 
 void EmbeddingTable::row(int32_t token, float* out) const {
   if (token < 0 || token >= rows) fail("embedding row ", token, " is outside [0, ", rows, ")");
+  if (tied != nullptr) {
+    thread_local std::vector<uint8_t> bytes;  // [row_bytes] the row in the file's layout
+    bytes.resize(row_bytes);
+    tied->copy_row(token, bytes.data());
+    gguf::dequantize_row(type, bytes.data(), out, dim);
+    return;
+  }
   gguf::dequantize_row(type, data + static_cast<uint64_t>(token) * row_bytes, out, dim);
 }
 

@@ -52,6 +52,10 @@ struct EmbeddingTable {
   gguf::TensorType type = gguf::TensorType::F32;
   uint64_t row_bytes = 0;         // bytes_for(type, D)
   int rows = 0, dim = 0;          // V, D
+  // Where the table is also the (tied) LM head and that layer holds its own copy of the blocks
+  // (QuantLinear's interleaved groups): rows are read from that copy, not from the mapping, so
+  // the file's pages of the table (dropped at load) do not come back as tokens are looked up.
+  const kernels::QuantLinear* tied = nullptr;
   // out[D] = row `token` in f32.
   void row(int32_t token, float* out) const;
 };

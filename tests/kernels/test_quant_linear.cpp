@@ -677,6 +677,26 @@ TEST(QuantLinear, EmbeddingRowsOfEveryFormat) {
       }
     }
     EXPECT_THROW(t.row(rows, row.data()), Error);
+    // Tied to an LM head that holds its own (interleaved where the VNNI kernel runs) copy of
+    // the blocks: every row has the bits of the row read from the table's own bytes.
+    const int vocab = 37;  // two groups of 16 and 5 rows
+    const Weights wide = maker.make(f, dim, vocab);
+    const QuantLinear head(wide.blocks.data(), f, dim, vocab, {});
+    EmbeddingTable own = t, tied = t;
+    own.data = tied.data = wide.blocks.data();
+    own.rows = tied.rows = vocab;
+    tied.tied = &head;
+    std::vector<float> want(dim), got(dim);
+    for (int r = 0; r < vocab; ++r) {
+      own.row(r, want.data());
+      tied.row(r, got.data());
+      ASSERT_EQ(std::memcmp(got.data(), want.data(), dim * sizeof(float)), 0)
+          << kernels::quant_format_name(f) << " row " << r << " interleaved rows "
+          << head.interleaved_rows();
+    }
+    EXPECT_THROW(tied.row(vocab, got.data()), Error);
+    std::vector<uint8_t> bytes(static_cast<size_t>(t.row_bytes));
+    EXPECT_THROW(head.copy_row(-1, bytes.data()), Error);
   }
 }
 
