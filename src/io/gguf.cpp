@@ -152,10 +152,9 @@ struct File::Storage {
 
 void File::release_tensor_pages() const {
   if (!storage_ || !storage_->map || data_offset_ >= size_) return;
-  const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  const uint64_t start = (data_offset_ + page - 1) / page * page;  // keep the metadata pages
-  if (start >= storage_->map_size) return;
-  madvise(static_cast<uint8_t*>(storage_->map) + start, storage_->map_size - start, MADV_DONTNEED);
+  // From the first whole page of the data section (the metadata pages stay) to the end.
+  release_pages(static_cast<const uint8_t*>(storage_->map) + data_offset_,
+                storage_->map_size - data_offset_);
 }
 
 void File::release_pages(const uint8_t* data, uint64_t bytes) const {
@@ -163,8 +162,11 @@ void File::release_pages(const uint8_t* data, uint64_t bytes) const {
   const auto* base = static_cast<const uint8_t*>(storage_->map);
   if (data < base || data + bytes > base + storage_->map_size) return;
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  const uint64_t begin = (static_cast<uint64_t>(data - base) + page - 1) / page * page;
-  const uint64_t end = static_cast<uint64_t>(data - base + bytes) / page * page;
+  const uint64_t first = static_cast<uint64_t>(data - base), last = first + bytes;
+  const uint64_t begin = (first + page - 1) / page * page;
+  // The mapping's last page is whole to madvise (the length rounds up) even where the file ends
+  // inside it; a page other ranges share is kept.
+  const uint64_t end = last == storage_->map_size ? last : last / page * page;
   if (end <= begin) return;
   madvise(static_cast<uint8_t*>(storage_->map) + begin, end - begin, MADV_DONTNEED);
 }

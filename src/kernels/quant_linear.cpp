@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "common/error.h"
@@ -488,11 +489,15 @@ struct DotKernels {
   RowsDot many;
 };
 
+// The kernel kAuto stands for: AVX-512 where it runs and the portable kernels are not forced.
+QuantIsa resolve_isa(QuantIsa isa) {
+  if (isa != QuantIsa::kAuto) return isa;
+  return quant_avx512_available() && !portable_forced() ? QuantIsa::kAvx512 : QuantIsa::kPortable;
+}
+
 template <QuantFormat F>
 DotKernels pick_dot_kernels(QuantIsa isa) {
-  if (isa == QuantIsa::kAuto) {
-    isa = quant_avx512_available() && !portable_forced() ? QuantIsa::kAvx512 : QuantIsa::kPortable;
-  }
+  isa = resolve_isa(isa);
   if (isa == QuantIsa::kAvx512 || isa == QuantIsa::kAvx512Bw) {
 #ifdef FASTKV_AVX512_KERNELS
     if (isa == QuantIsa::kAvx512 && cpu_has_avx512vnni()) return {&vnni::row_dot<F>, &vnni::rows_dot<F>};
@@ -568,18 +573,26 @@ void deinterleave_row(QuantFormat f, const uint8_t* g, int nb, int r, uint8_t* d
 // (1..4); null where none runs (no AVX512-VNNI, or a format without the layout).
 using GroupDot = void (*)(const uint8_t* g, int nb, const ActRow* acts, int n, float* out);
 
-GroupDot pick_group_dot(QuantFormat f) {
-#ifdef FASTKV_AVX512_KERNELS
+// pick(std::integral_constant<QuantFormat, F>{}) for the interleaved format F = f; a null
+// function pointer of pick's type for any other format.
+template <typename Pick>
+auto for_interleaved_format(QuantFormat f, Pick pick) {
+  using Fn = decltype(pick(std::integral_constant<QuantFormat, QuantFormat::kQ8_0>{}));
   switch (f) {
     case QuantFormat::kQ8_0:
-      return &vnni::group_dot_n<QuantFormat::kQ8_0>;
+      return pick(std::integral_constant<QuantFormat, QuantFormat::kQ8_0>{});
     case QuantFormat::kQ4_0:
-      return &vnni::group_dot_n<QuantFormat::kQ4_0>;
+      return pick(std::integral_constant<QuantFormat, QuantFormat::kQ4_0>{});
     case QuantFormat::kQ4_1:
-      return &vnni::group_dot_n<QuantFormat::kQ4_1>;
+      return pick(std::integral_constant<QuantFormat, QuantFormat::kQ4_1>{});
     default:
-      return nullptr;
+      return Fn{nullptr};
   }
+}
+
+GroupDot pick_group_dot(QuantFormat f) {
+#ifdef FASTKV_AVX512_KERNELS
+  return for_interleaved_format(f, [](auto F) -> GroupDot { return &vnni::group_dot_n<F()>; });
 #else
   (void)f;
   return nullptr;
@@ -588,10 +601,7 @@ GroupDot pick_group_dot(QuantFormat f) {
 
 // Whether the dot kernels `isa` resolves to are the AVX512-VNNI ones (which read groups).
 bool isa_is_vnni(QuantIsa isa) {
-  if (isa == QuantIsa::kAuto) {
-    isa = quant_avx512_available() && !portable_forced() ? QuantIsa::kAvx512 : QuantIsa::kPortable;
-  }
-  return isa == QuantIsa::kAvx512 && cpu_has_avx512vnni();
+  return resolve_isa(isa) == QuantIsa::kAvx512 && cpu_has_avx512vnni();
 }
 
 // Activations quantised to q8 blocks, the calling thread's buffers (reused across calls; sized
@@ -1019,9 +1029,7 @@ void QuantLinear::forward_dot_group(const QuantLinear* const* layers, float* con
   const int total = first_unit[count];
   thread_local QuantActs acts;
   // The AVX-512 block quantiser (same results) wherever the dot kernels are AVX-512 ones.
-  const bool avx512_acts = isa == QuantIsa::kAuto
-                               ? quant_avx512_available() && !portable_forced()
-                               : isa != QuantIsa::kPortable;
+  const bool avx512_acts = resolve_isa(isa) != QuantIsa::kPortable;
   // The multi-row AVX-512 kernels of the 32-weight formats read q_r (not the interleaved
   // kernel: only the tail rows of its layers need it).
   bool regroup = false;
@@ -1140,16 +1148,8 @@ using GroupToBf16 = void (*)(const uint8_t* g, int nb, uint16_t* dst, int64_t ld
 GroupToBf16 pick_group_to_bf16(QuantFormat f) {
 #ifdef FASTKV_AVX512_KERNELS
   if (!cpu_has_avx512bf16() || portable_forced()) return nullptr;
-  switch (f) {
-    case QuantFormat::kQ8_0:
-      return &bf16x::dequantize_group_bf16<QuantFormat::kQ8_0>;
-    case QuantFormat::kQ4_0:
-      return &bf16x::dequantize_group_bf16<QuantFormat::kQ4_0>;
-    case QuantFormat::kQ4_1:
-      return &bf16x::dequantize_group_bf16<QuantFormat::kQ4_1>;
-    default:
-      return nullptr;
-  }
+  return for_interleaved_format(
+      f, [](auto F) -> GroupToBf16 { return &bf16x::dequantize_group_bf16<F()>; });
 #else
   (void)f;
   return nullptr;
