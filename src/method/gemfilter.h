@@ -9,6 +9,7 @@
 // filter_layer default: round(13 × L / 32) (the paper's layer 13 of 32), clamped to L - 1.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ class GemFilterMethod : public CompressionMethod {
   // On a hybrid model the filter runs at the first global layer at or after filter_layer: a
   // local layer's last query never sees most of the prompt (docs/fastkv.md, "Hybrid models").
   LayerDecision on_layer(const LayerInput& in) override;
+  // The filter scores with the last query alone (last_query_dot_scores).
+  int queries_read(int, int n) const override { return std::min(n, 1); }
   const GemFilterConfig& config() const { return cfg_; }
 
  private:

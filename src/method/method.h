@@ -74,6 +74,12 @@ class CompressionMethod {
   // H2O-style policies need the attention each key received from all queries; asked per layer
   // with its live-token count n, so a layer that will keep everything skips that extra pass.
   virtual bool wants_attention_column_sums(int layer, int n) const { return false; }
+  // How many of the last query rows on_layer() reads from in.q at a layer of n live tokens
+  // (rows n - r .. n - 1; r <= n). The prefill lets the attention output overwrite the queries
+  // when r is small, keeping only those r rows aside for the policy (model.cpp, "Activations"),
+  // so a policy must never read a row before them. The default, n, is always safe: every row
+  // stays (and the attention output gets a buffer of its own).
+  virtual int queries_read(int layer, int n) const { return n; }
 };
 
 // Keeps everything: the uncompressed baseline.
@@ -81,6 +87,7 @@ class FullMethod : public CompressionMethod {
  public:
   std::string name() const override { return "full"; }
   LayerDecision on_layer(const LayerInput& in) override;
+  int queries_read(int, int) const override { return 0; }
 };
 
 // Registry of methods by name ("full", "fastkv", ...), each with its option schema.

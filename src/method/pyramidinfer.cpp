@@ -34,6 +34,10 @@ double PyramidInferConfig::rho(int layer, int n_layer) const {
   return (1.0 - decay) * (c + 1.0) / 2.0 + decay;
 }
 
+int PyramidInferMethod::queries_read(int, int n) const {
+  return std::min(n, static_cast<int>(n * cfg_.recent_ratio));
+}
+
 PyramidInferResult pyramidinfer_select(const PyramidInferConfig& cfg, const float* q,
                                        const float* k, int n, int H, int G, int d, int layer,
                                        int n_layer) {

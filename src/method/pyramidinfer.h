@@ -55,6 +55,8 @@ class PyramidInferMethod : public CompressionMethod {
   explicit PyramidInferMethod(PyramidInferConfig cfg) : cfg_(cfg) {}
   std::string name() const override { return "pyramidinfer"; }
   LayerDecision on_layer(const LayerInput& in) override;
+  // The R = int(n × recent_ratio) recent queries score the keys (recent_query_scores).
+  int queries_read(int, int n) const override;
 
  private:
   PyramidInferConfig cfg_;

@@ -13,6 +13,7 @@
 // finish() may add to the decision afterwards (FastKV: token-selective propagation).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,6 +48,9 @@ class ScorerMethod : public CompressionMethod {
       : name_(std::move(name)), budget_(budget) {}
   std::string name() const override { return name_; }
   LayerDecision on_layer(const LayerInput& in) override;
+  // score() reads at most the observation window's queries (grouped_window_key_scores,
+  // snapkv_scores; H2O none), so the rest may be overwritten.
+  int queries_read(int, int n) const override { return std::min(n, budget_.window); }
   const BudgetConfig& budget() const { return budget_; }
 
  protected:

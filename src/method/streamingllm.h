@@ -28,6 +28,7 @@ class StreamingLLMMethod : public CompressionMethod {
   explicit StreamingLLMMethod(StreamingLLMConfig cfg) : cfg_(cfg) {}
   std::string name() const override { return "streamingllm"; }
   LayerDecision on_layer(const LayerInput& in) override;
+  int queries_read(int, int) const override { return 0; }  // positions only
 
  private:
   StreamingLLMConfig cfg_;

@@ -127,19 +127,30 @@ namespace detail {
 //          each as large as a few rows of the residual stream per token, are never all
 //          allocated at once):
 //     attention phase (qkv, attention, select, store cache):
-//       attn [n, H*d] at 0, q [n, H*d], k [n, G*d], v [n, G*d] after it
-//     output projection (q, k, v dead): attn, then proj [B, D] after it
+//       q [n, H*d] at 0, k [n, G*d], v [n, G*d] after it; the attention output attn [n, H*d]
+//       is written over q (each query block's rows are read before its output is written, in
+//       both attention kernels) unless the policy reads more than half of the queries
+//       (CompressionMethod::queries_read), then into attn_own [n, H*d]
+//     output projection (q, k, v dead): attn, then proj [B, D] at n*H*d (over k, v)
 //     MLP (attn dead too): gate [B, F], up [B, F], proj [B, D]
+//   q_tail, attn_tail [r, H*d]: the last r = queries_read rows of q kept aside while attn
+//          overwrites them, swapped back in for the policy, and the attention output of those
+//          rows meanwhile (an n-token prefill at 16K saves n*H*d*4 = 128 MiB on a 1B Llama)
+// Decode (n = B rows) writes attn into attn_own: attend_rows makes no promise about its output
+// overlapping its query.
 struct Activations {
   std::vector<float> hidden;  // [n, D]
   std::vector<float> xnorm;   // [B, D]
   std::vector<float> work;    // the parts above
+  std::vector<float> attn_own;           // [n, H*d] when attn cannot go over q
+  std::vector<float> q_tail, attn_tail;  // [r, H*d] (above)
   float *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;  // attention phase, in work
   float *gate = nullptr, *up = nullptr;  // MLP phase, in work
   float* oproj = nullptr;                // [B, D] output projection phase, in work
   float* mproj = nullptr;                // [B, D] MLP phase, in work
   std::vector<int32_t> pos;   // [n] original positions
   std::vector<float> colsum;  // [H, n] attention column sums, for policies that want them
+  int64_t qd_max = 0;         // the widest layer's H*d
 
   void resize(int n, const ModelConfig& c) {
     int64_t qd = 0, kvd = 0, ff = 0;
@@ -148,24 +159,30 @@ struct Activations {
       kvd = std::max<int64_t>(kvd, static_cast<int64_t>(lc.n_head_kv) * lc.head_dim);
       ff = std::max<int64_t>(ff, lc.d_ff);
     }
+    qd_max = qd;
     // Blocks of any live count up to n have at most min(n, kBlockRows) rows (TSP shrinks n
     // during the pass; block_rows of a smaller count can be larger).
     const int64_t N = n, B = std::min(n, kBlockRows), D = c.d_model;
     hidden.resize(static_cast<size_t>(N * D));
     xnorm.resize(static_cast<size_t>(B * D));
-    const int64_t attention_phase = N * (2 * qd + 2 * kvd);
+    const int64_t attention_phase = N * (qd + 2 * kvd);
     const int64_t output_phase = N * qd + B * D;
     const int64_t mlp_phase = B * (2 * ff + D);
     work.resize(static_cast<size_t>(std::max({attention_phase, output_phase, mlp_phase})));
     float* w = work.data();
-    attn = w;
-    q = w + N * qd;
+    q = w;
     k = q + N * qd;
     v = k + N * kvd;
+    attn = q;
     oproj = w + N * qd;
     gate = w;
     up = w + B * ff;
     mproj = w + 2 * B * ff;
+  }
+  // attn = attn_own sized for `rows` rows of the widest layer.
+  void own_attention_output(int rows) {
+    attn_own.resize(static_cast<size_t>(rows * qd_max));
+    attn = attn_own.data();
   }
 };
 
@@ -214,6 +231,39 @@ void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights
     }
   }
 }
+
+// The last `rows` rows of q while the attention output overwrites q (Activations): the
+// constructor points attn at q and keeps those rows of q aside (rows < 0: attn gets a buffer
+// of its own instead, q stays whole); after the attention, queries_in() swaps them back into
+// q (the attention's rows to attn_tail) for the policy, and attention_in() restores attn.
+class QueryTail {
+ public:
+  QueryTail(Activations& a, int rows, int n, const LayerConfig& lc)
+      : a_(a), rows_(std::max(rows, 0)),
+        qd_(static_cast<int64_t>(lc.n_head) * lc.head_dim),
+        first_(static_cast<int64_t>(n - rows_) * qd_) {
+    if (rows < 0) {
+      a.own_attention_output(n);
+      return;
+    }
+    a.attn = a.q;
+    a.q_tail.assign(a.q + first_, a.q + first_ + rows_ * qd_);
+  }
+  void queries_in() const {
+    if (rows_ == 0) return;
+    a_.attn_tail.assign(a_.q + first_, a_.q + first_ + rows_ * qd_);
+    std::copy(a_.q_tail.begin(), a_.q_tail.end(), a_.q + first_);
+  }
+  void attention_in() const {
+    if (rows_ == 0) return;
+    std::copy(a_.attn_tail.begin(), a_.attn_tail.end(), a_.q + first_);
+  }
+
+ private:
+  Activations& a_;
+  int rows_;
+  int64_t qd_, first_;
+};
 
 // attn[n, H, d] = causal attention of the n live tokens (within the layer's window, if any;
 // both kernels skip the key tiles before a query block's band).
@@ -590,7 +640,13 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     // norm -> qkv -> rope
     project_qkv(c, lc, lw, rope_[l], n, a, /*poll_cancel=*/true);
     lap.to(sec.qkv);
-    // attention over the layer's full K/V of its n live tokens (+ what the policy needs); a
+    // what the policy needs of the queries: the column sums (H2O; none for a local layer: its
+    // cache is its window, whatever the policy would choose), and its last `reads` rows
+    const float* colsum =
+        lc.local() ? nullptr : column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
+    const int reads = std::clamp(policy.queries_read(l, n), 0, n);
+    const QueryTail tail(a, 2 * reads <= n ? reads : -1, n, lc);
+    // attention over the layer's full K/V of its n live tokens (over q, see Activations); a
     // cancelled prefill leaves the kernels early, with their output unfinished: throw before
     // anything reads it
     attention(lc, bf16_path_, n, a);
@@ -600,12 +656,13 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
                   a.q, a.k, a.v, a.pos.data()};
     in.pass = pass;
     in.window = lc.window;
-    // (none for a local layer: its cache is its window, whatever the policy would choose)
-    in.attn_colsum =
-        lc.local() ? nullptr : column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
+    in.attn_colsum = colsum;
     lap.to(sec.attention);
-    // select: what this layer's cache keeps, and which tokens go on
+    // select: what this layer's cache keeps, and which tokens go on (the policy reads the
+    // queries' last rows as they were; attn gets them back after)
+    tail.queries_in();
     LayerDecision dec = policy.on_layer(in);
+    tail.attention_in();
     lap.to(sec.select);
     st.scoring_flops += static_cast<double>(dec.scoring_flops);
     if (dec.restart) {  // two-pass policies: prefill() restarts
@@ -723,6 +780,7 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
   if (cache.n_layer() != c.n_layer) fail("decode needs a cache filled by prefill");
   Activations a;
   a.resize(1, c);
+  a.own_attention_output(1);
   a.pos = {static_cast<int32_t>(pos)};
   embed(&token, 1, a.hidden.data());
   for (int l = 0; l < c.n_layer; ++l) {
@@ -785,6 +843,7 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
   // attention runs per sequence against its own cache.
   Activations a;
   a.resize(B, c);
+  a.own_attention_output(B);
   a.pos.resize(B);
   for (int b = 0; b < B; ++b) a.pos[b] = static_cast<int32_t>(positions[b]);
   embed(tokens.data(), B, a.hidden.data());

@@ -4,11 +4,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
+#include <set>
+#include <string>
 #include <numeric>
 
 #include "cache/kv_cache.h"
 #include "common/error.h"
 #include "method/fastkv.h"
+#include "method/method_list.h"
 #include "model/model.h"
 #include "test_util.h"
 
@@ -100,6 +104,98 @@ TEST(PrefillOutputs, FlopModelMatchesTheEngineCounters) {
   EXPECT_DOUBLE_EQ(m.prefill_flops(ks.live_tokens), ks.linear_flops + ks.attention_flops);
   EXPECT_GT(m.full_prefill_flops(200), m.prefill_flops(ks.live_tokens));
   EXPECT_THROW(m.prefill_flops({1, 2}), Error);
+}
+
+// Another method seen through queries_read(): `rows` < 0 says every row (the default), else
+// `rows`; everything else is the wrapped method's.
+class DeclaresQueries : public CompressionMethod {
+ public:
+  DeclaresQueries(std::unique_ptr<CompressionMethod> m, int rows) : m_(std::move(m)), rows_(rows) {}
+  std::string name() const override { return m_->name(); }
+  void begin(int n_prompt, int n_layer) override { m_->begin(n_prompt, n_layer); }
+  LayerDecision on_layer(const LayerInput& in) override { return m_->on_layer(in); }
+  bool wants_attention_column_sums(int layer, int n) const override {
+    return m_->wants_attention_column_sums(layer, n);
+  }
+  int queries_read(int, int n) const override { return rows_ < 0 ? n : rows_; }
+
+ private:
+  std::unique_ptr<CompressionMethod> m_;
+  int rows_;
+};
+
+std::unique_ptr<CompressionMethod> method(const std::string& spec, int n_layer) {
+  std::vector<MethodSpec> specs = parse_method_list(spec);
+  resolve_methods(specs, {}, n_layer, nullptr);
+  return create_policy(specs.at(0), n_layer);
+}
+
+// What a prefill decided and computed: every layer's cached positions per head, the
+// propagations, and the logits.
+struct Outcome {
+  std::vector<std::vector<std::vector<int32_t>>> cached;  // [layer][head] positions
+  std::vector<std::vector<int32_t>> propagated;
+  std::vector<float> logits;
+  bool operator==(const Outcome&) const = default;
+};
+
+Outcome run(const Model& m, const std::vector<int32_t>& prompt, CompressionMethod& p) {
+  KVCache cache;
+  Outcome o;
+  const PrefillOutput out = m.prefill(prompt, p, cache);
+  for (int l = 0; l < m.config().n_layer; ++l) {
+    o.cached.emplace_back();
+    for (int h = 0; h < cache.layer(l).n_heads(); ++h) {
+      o.cached.back().push_back(cache.layer(l).positions(h));
+    }
+  }
+  for (const auto& step : out.stats.propagations) o.propagated.push_back(step.positions);
+  o.logits = out.logits;
+  return o;
+}
+
+// The prefill writes the attention output over the queries where a method reads only their
+// last rows (model.cpp, "Activations"), keeping those rows aside for it. Every registered
+// method decides and computes exactly (bit for bit) what it does when every query row stays,
+// so each one's queries_read() covers all it reads; a method that claims fewer rows than it
+// reads (FastKV claiming none) sees attention outputs and decides otherwise, so this check
+// would catch one.
+TEST(PrefillOutputs, AttentionOverTheQueriesChangesNothingForEveryMethod) {
+  const std::vector<std::string> specs = {
+      "full", "fastkv:tsp_layer=1:tsp_rate=0.3:retain_rate=0.2", "snapkv:retain_rate=0.2",
+      "adakv:retain_rate=0.2", "h2o:retain_rate=0.2", "streamingllm:retain_rate=0.2",
+      "gemfilter:filter_layer=1:retain_rate=0.2", "pyramidinfer:recent_ratio=0.2:decay=0.5"};
+  std::set<std::string> covered;
+  for (const std::string& s : specs) covered.insert(s.substr(0, s.find(':')));
+  for (const std::string& name : MethodRegistry::instance().names()) {
+    EXPECT_TRUE(covered.count(name)) << name << " is registered but not checked here";
+  }
+  // Both attention kernels: the f32 reference's and the bf16 path's.
+  for (const auto& [file, backend] :
+       {std::pair{"models/tiny-llama-gqa.gguf", kernels::Backend::kF32},
+        std::pair{"models/tiny-llama-gqa.gguf", kernels::Backend::kBf16},
+        std::pair{"models/stories260K.gguf", kernels::Backend::kBf16}}) {
+    LoadOptions lo;
+    lo.backend = backend;
+    const std::unique_ptr<Model> m = Model::load(test::shared_path(file), lo);
+    const int L = m->config().n_layer;
+    const std::vector<int32_t> prompt = tokens(300);
+    for (const std::string& spec : specs) {
+      SCOPED_TRACE(std::string(file) + " " + kernels::backend_name(backend) + " " + spec);
+      auto inner = method(spec, L);
+      ASSERT_LT(inner->queries_read(1, 300), 150) << "the prefill would keep every query";
+      DeclaresQueries all(method(spec, L), -1);
+      const Outcome over_q = run(*m, prompt, *inner);
+      const Outcome whole = run(*m, prompt, all);
+      EXPECT_TRUE(over_q == whole);
+      if (spec != "full") {  // it dropped something: the comparison saw a decision
+        EXPECT_LT(over_q.cached.back().front().size(), prompt.size());
+      }
+    }
+    DeclaresQueries lying(method(specs[1], L), 0);
+    DeclaresQueries honest(method(specs[1], L), -1);
+    EXPECT_FALSE(run(*m, prompt, lying) == run(*m, prompt, honest)) << file;
+  }
 }
 
 }  // namespace
