@@ -540,11 +540,6 @@ bool interleavable(QuantFormat f) {
   return f != QuantFormat::kQ5_0 && f != QuantFormat::kQ5_1;
 }
 
-// The K-quants (256-weight super-blocks).
-constexpr bool is_k_quant(QuantFormat f) {
-  return f == QuantFormat::kQ4_K || f == QuantFormat::kQ5_K || f == QuantFormat::kQ6_K;
-}
-
 // Where a block's bytes go in a group-block (quant_linear.h, "Interleaved groups"): its `heads`
 // f16 fields (d; d, m; d, dmin) at byte head_at, and its `dwords` 4-byte words of quants (with
 // the K-quants' scales, Q5_K's qh) from byte quant_at on. Every byte of the block is in one of
@@ -1190,14 +1185,8 @@ using GroupToBf16 = void (*)(const uint8_t* g, int nb, uint16_t* dst, int64_t ld
 GroupToBf16 pick_group_to_bf16(QuantFormat f) {
 #ifdef FASTKV_AVX512_KERNELS
   if (!cpu_has_avx512bf16() || portable_forced()) return nullptr;
-  // None for the K-quants: their rows go through file_row and the row decoder.
-  return for_interleaved_format(f, [](auto F) -> GroupToBf16 {
-    if constexpr (is_k_quant(F())) {
-      return nullptr;
-    } else {
-      return &bf16x::dequantize_group_bf16<F()>;
-    }
-  });
+  return for_interleaved_format(
+      f, [](auto F) -> GroupToBf16 { return &bf16x::dequantize_group_bf16<F()>; });
 #else
   (void)f;
   return nullptr;

@@ -45,8 +45,10 @@
 //     qh, 32 of qs; Q6_K: 32 of ql, 16 of qh, 4 of scales). The last out % 16 rows follow the
 //     groups in the file's layout. The copy is the layer's own (the same bytes as the file's
 //     rows, moved, so the file's pages can be dropped: Model does); the other kernels (portable,
-//     BW, the prefill tiles) read a group's rows through a per-row copy back to the file's
-//     layout (the tiles decode whole groups of the 32-weight formats 16 rows at once instead).
+//     BW, the f32 prefill tiles) read a group's rows through a per-row copy back to the file's
+//     layout; the bf16 prefill tiles (AVX512-BF16) decode whole groups 16 rows at once
+//     (K-quants: each group-block transposed back to 16 file-layout blocks, then the row
+//     decoder).
 //   larger n (prefill): the weights are dequantised a tile of output rows at a time and
 //     multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile (about
 //     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable
@@ -138,8 +140,7 @@ class QuantLinear {
   int64_t weight_bytes() const;
   // dst[rows, in] = the bf16 weights of rows [r0, r0 + rows), as the prefill tiles take them
   // (quant_dequantize_row_bf16 of each row in the file's layout, bit for bit; whole interleaved
-  // groups of Q8_0 / Q4_0 / Q4_1 are decoded 16 rows at once, K-quant groups row by row through
-  // the copy back to the file's layout).
+  // groups are decoded 16 rows at once).
   void dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const;
   // dst[in / B · block bytes] = row r's blocks in the file's layout (copied back from its
   // interleaved group where it has one): a tied embedding table reads its rows here, so the
