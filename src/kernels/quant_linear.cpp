@@ -534,38 +534,68 @@ DotKernels pick_dot_kernels(QuantFormat f, QuantIsa isa) {
 
 constexpr int kGroupRows = 16;
 
-// The formats with an interleaved layout, and the bytes before a block's quants (d; d, m).
+// The formats with an interleaved layout: those the VNNI group kernel reads
+// (quant_interleaved_avx512.inc), all but Q5_0 / Q5_1 (no group kernel written for them).
 bool interleavable(QuantFormat f) {
-  return f == QuantFormat::kQ8_0 || f == QuantFormat::kQ4_0 || f == QuantFormat::kQ4_1;
+  return f != QuantFormat::kQ5_0 && f != QuantFormat::kQ5_1;
 }
-int head_bytes(QuantFormat f) { return f == QuantFormat::kQ4_1 ? 4 : 2; }
 
-// 16 rows (row r at src + r · row_bytes, nb blocks each, file layout) into one group at dst
-// (nb · 16 · block bytes).
-void interleave_group(QuantFormat f, const uint8_t* src, int64_t row_bytes, int nb, uint8_t* dst) {
-  const int bytes = quant_block_bytes(f), hb = head_bytes(f), dwords = (bytes - hb) / 4;
-  for (int b = 0; b < nb; ++b) {
+// Where a block's bytes go in a group-block (quant_linear.h, "Interleaved groups"): its `heads`
+// f16 fields (d; d, m; d, dmin) at byte head_at, and its `dwords` 4-byte words of quants (with
+// the K-quants' scales, Q5_K's qh) from byte quant_at on. Every byte of the block is in one of
+// them: Q8_0 / Q4_0 { d } then 8 / 4 dwords; Q4_1, Q4_K, Q5_K { d, m or dmin } then 4, 35, 43
+// dwords; Q6_K's d is its last 2 bytes, after 52 dwords (ql, qh, scales).
+struct GroupLayout {
+  int heads, head_at, quant_at, dwords;
+};
+GroupLayout group_layout(QuantFormat f) {
+  const int bytes = quant_block_bytes(f);
+  switch (f) {
+    case QuantFormat::kQ8_0:
+    case QuantFormat::kQ4_0:
+      return {1, 0, 2, (bytes - 2) / 4};
+    case QuantFormat::kQ6_K:
+      return {1, bytes - 2, 0, (bytes - 2) / 4};
+    default:  // Q4_1, Q4_K, Q5_K
+      return {2, 0, 4, (bytes - 4) / 4};
+  }
+}
+
+// 16 rows (row r at src + r · row_bytes, cols blocks each, file layout) into one group at dst
+// (cols · 16 · block bytes): per block, field h of row r at 32 h + 2 r, then dword c of row r
+// at 32 heads + 64 c + 4 r.
+void interleave_group(QuantFormat f, const uint8_t* src, int64_t row_bytes, int cols, uint8_t* dst) {
+  const int bytes = quant_block_bytes(f);
+  const GroupLayout L = group_layout(f);
+  for (int b = 0; b < cols; ++b) {
     uint8_t* gb = dst + static_cast<int64_t>(b) * kGroupRows * bytes;
-    uint8_t* quants = gb + kGroupRows * hb;
+    uint8_t* quants = gb + 2 * kGroupRows * L.heads;
     for (int r = 0; r < kGroupRows; ++r) {
       const uint8_t* blk = src + r * row_bytes + static_cast<int64_t>(b) * bytes;
-      std::memcpy(gb + 2 * r, blk, 2);                                 // d
-      if (hb == 4) std::memcpy(gb + 2 * kGroupRows + 2 * r, blk + 2, 2);  // m
-      for (int c = 0; c < dwords; ++c) std::memcpy(quants + 64 * c + 4 * r, blk + hb + 4 * c, 4);
+      for (int h = 0; h < L.heads; ++h) {
+        std::memcpy(gb + 2 * kGroupRows * h + 2 * r, blk + L.head_at + 2 * h, 2);
+      }
+      for (int c = 0; c < L.dwords; ++c) {
+        std::memcpy(quants + 64 * c + 4 * r, blk + L.quant_at + 4 * c, 4);
+      }
     }
   }
 }
 
-// Row r (0..15) of the group at g back into the file's layout at dst (nb blocks).
-void deinterleave_row(QuantFormat f, const uint8_t* g, int nb, int r, uint8_t* dst) {
-  const int bytes = quant_block_bytes(f), hb = head_bytes(f), dwords = (bytes - hb) / 4;
-  for (int b = 0; b < nb; ++b) {
+// Row r (0..15) of the group at g back into the file's layout at dst (cols blocks).
+void deinterleave_row(QuantFormat f, const uint8_t* g, int cols, int r, uint8_t* dst) {
+  const int bytes = quant_block_bytes(f);
+  const GroupLayout L = group_layout(f);
+  for (int b = 0; b < cols; ++b) {
     const uint8_t* gb = g + static_cast<int64_t>(b) * kGroupRows * bytes;
-    const uint8_t* quants = gb + kGroupRows * hb;
+    const uint8_t* quants = gb + 2 * kGroupRows * L.heads;
     uint8_t* blk = dst + static_cast<int64_t>(b) * bytes;
-    std::memcpy(blk, gb + 2 * r, 2);
-    if (hb == 4) std::memcpy(blk + 2, gb + 2 * kGroupRows + 2 * r, 2);
-    for (int c = 0; c < dwords; ++c) std::memcpy(blk + hb + 4 * c, quants + 64 * c + 4 * r, 4);
+    for (int h = 0; h < L.heads; ++h) {
+      std::memcpy(blk + L.head_at + 2 * h, gb + 2 * kGroupRows * h + 2 * r, 2);
+    }
+    for (int c = 0; c < L.dwords; ++c) {
+      std::memcpy(blk + L.quant_at + 4 * c, quants + 64 * c + 4 * r, 4);
+    }
   }
 }
 
@@ -585,6 +615,12 @@ auto for_interleaved_format(QuantFormat f, Pick pick) {
       return pick(std::integral_constant<QuantFormat, QuantFormat::kQ4_0>{});
     case QuantFormat::kQ4_1:
       return pick(std::integral_constant<QuantFormat, QuantFormat::kQ4_1>{});
+    case QuantFormat::kQ4_K:
+      return pick(std::integral_constant<QuantFormat, QuantFormat::kQ4_K>{});
+    case QuantFormat::kQ5_K:
+      return pick(std::integral_constant<QuantFormat, QuantFormat::kQ5_K>{});
+    case QuantFormat::kQ6_K:
+      return pick(std::integral_constant<QuantFormat, QuantFormat::kQ6_K>{});
     default:
       return Fn{nullptr};
   }
@@ -956,11 +992,11 @@ QuantLinear::QuantLinear(const uint8_t* blocks, QuantFormat format, int in, int 
     // is written below.
     packed_.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64)));
     if (!packed_) fail("QuantLinear: out of memory for ", bytes, " bytes of interleaved weights");
-    const int nb = in / kBlock;
+    const int cols = in / bw;  // blocks (super-blocks) of a row
     uint8_t* dst = packed_.get();
 #pragma omp parallel for schedule(static) if (worth_parallel(bytes))
     for (int g = 0; g < groups_; ++g) {
-      interleave_group(format, blocks + g * group_bytes, row_bytes_, nb, dst + g * group_bytes);
+      interleave_group(format, blocks + g * group_bytes, row_bytes_, cols, dst + g * group_bytes);
     }
     std::memcpy(dst + groups_ * group_bytes, blocks + groups_ * group_bytes,
                 static_cast<size_t>(bytes - groups_ * group_bytes));
@@ -979,7 +1015,8 @@ const uint8_t* QuantLinear::file_row(int r, uint8_t* scratch) const {
   if (!packed_) return blocks_ + r * row_bytes_;
   if (r >= kGroupRows * groups_) return packed_.get() + r * row_bytes_;  // a tail row
   const int g = r / kGroupRows;
-  deinterleave_row(format_, packed_.get() + g * kGroupRows * row_bytes_, in_ / kBlock,
+  deinterleave_row(format_, packed_.get() + g * kGroupRows * row_bytes_,
+                   in_ / quant_block_weights(format_),
                    r % kGroupRows, scratch);
   return scratch;
 }

@@ -33,17 +33,22 @@
 //     portable scalar code, chosen at run time; FASTKV_PORTABLE_KERNELS=1 in the environment forces
 //     the portable code. With n >= 2 (batched decode) multi-row kernels unpack each weight block
 //     once for up to 4 rows (8 a call); every row's result has exactly the bits it has with n = 1.
-//   Interleaved groups (Q8_0, Q4_0, Q4_1 where the dot kernels are AVX512-VNNI ones): at
-//     construction the rows are copied, 16 at a time, into a layout where lane r of a 64-byte
-//     vector is row r, so one dpbusd serves 16 output rows and no sum crosses lanes
-//     (quant_interleaved_avx512.inc). Group G (rows 16 G .. 16 G + 15) is nb group-blocks, one
-//     per block column b, each of 16 · block bytes: the 16 rows' f16 d (32 bytes), Q4_1 then their
-//     16 f16 m (32 bytes), then the quant bytes as 4-byte dwords, dword c of row r at 64 c + 4 r
-//     (Q4_0 / Q4_1: 4 dwords = the block's 16 nibble bytes; Q8_0: 8 dwords = its 32 int8). The
-//     last out % 16 rows follow the groups in the file's layout. The copy is the layer's own
-//     (the same bytes as the file's rows, so the file's pages can be dropped: Model does);
-//     the other kernels (portable, BW, the prefill tiles) read a group's rows through a
-//     per-row copy back to the file's layout.
+//   Interleaved groups (Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K where the dot kernels are
+//     AVX512-VNNI ones; not Q5_0 / Q5_1): at construction the rows are copied, 16 at a time,
+//     into a layout where lane r of a 64-byte vector is row r, so one dpbusd serves 16 output
+//     rows and no sum crosses lanes (quant_interleaved_avx512.inc). Group G (rows 16 G ..
+//     16 G + 15) is one group-block per block column b (K-quants: per super-block), each of
+//     16 · block bytes: the block's f16 fields, field h of the 16 rows at 32 h (d; Q4_1 d, m;
+//     Q4_K / Q5_K d, dmin; Q6_K its trailing d), then all its other bytes as 4-byte dwords, dword
+//     c of row r at 32 · fields + 64 c + 4 r (Q4_0 / Q4_1: 4 dwords = the block's 16 nibble
+//     bytes; Q8_0: 8 dwords = its 32 int8; Q4_K: 3 of scales, 32 of qs; Q5_K: 3 of scales, 8 of
+//     qh, 32 of qs; Q6_K: 32 of ql, 16 of qh, 4 of scales). The last out % 16 rows follow the
+//     groups in the file's layout. The copy is the layer's own (the same bytes as the file's
+//     rows, moved, so the file's pages can be dropped: Model does); the other kernels (portable,
+//     BW, the f32 prefill tiles) read a group's rows through a per-row copy back to the file's
+//     layout; the bf16 prefill tiles (AVX512-BF16) decode whole groups 16 rows at once
+//     (K-quants: each group-block transposed back to 16 file-layout blocks, then the row
+//     decoder).
 //   larger n (prefill): the weights are dequantised a tile of output rows at a time and
 //     multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile (about
 //     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable

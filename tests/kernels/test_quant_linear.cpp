@@ -334,8 +334,8 @@ TEST(QuantLinear, MatchesDoubleReference) {
     // the 32-weight formats 37 blocks (two of the AVX-512 kernels' 16-block steps and a tail).
     for (int k : {1, 2, B == 32 ? 13 : 5, B == 32 ? 37 : 3}) {
       const int in = B * k;
-      // 17 and 32 rows: one and two interleaved groups where the VNNI kernel reads Q8_0, Q4_0
-      // and Q4_1 (every path, the GEMM tiles included, then reads the group's rows).
+      // 17 and 32 rows: one and two interleaved groups where the VNNI kernel reads Q8_0, Q4_0,
+      // Q4_1 and the K-quants (every path, the GEMM tiles included, then reads the group's rows).
       for (int out : {1, 3, 17, 32}) {
         const Weights ws = maker.make(f, in, out);
         std::vector<float> bias(out);
@@ -459,7 +459,7 @@ TEST(QuantLinear, MultiRowKernelsMatchSingleRowBitExactly) {
     const int B = kernels::quant_block_weights(f);
     const std::vector<int> sizes = B == 32 ? std::vector<int>{1, 3, 16, 17, 37} : std::vector<int>{1, 3};
     for (int k : sizes) {
-      // 23 rows: one interleaved group (VNNI: Q8_0, Q4_0, Q4_1) and 7 rows in the file's layout.
+      // 23 rows: one interleaved group (VNNI: all but Q5_0, Q5_1) and 7 rows in the file's layout.
       const int in = B * k, out = 23;
       const Weights ws = maker.make(f, in, out);
       std::vector<float> bias(out);
@@ -579,8 +579,9 @@ TEST(QuantLinear, AutoFollowsTheEnvironment) {
   } else {
     EXPECT_STREQ(kernels::quant_kernel_name(), "portable");
   }
-  // The interleaved 16-row groups exist exactly where the VNNI kernel reads them: Q8_0, Q4_0
-  // and Q4_1 layers of at least 16 rows on an AVX512-VNNI CPU, the portable kernels not forced.
+  // The interleaved 16-row groups exist exactly where the VNNI kernel reads them: Q8_0, Q4_0,
+  // Q4_1 and the K-quants' layers of at least 16 rows on an AVX512-VNNI CPU, the portable
+  // kernels not forced.
   const bool vnni = std::string(kernels::quant_kernel_name()) == "avx512-vnni";
   std::mt19937 rng(9);
   BlockMaker maker(rng);
@@ -589,8 +590,7 @@ TEST(QuantLinear, AutoFollowsTheEnvironment) {
     constexpr int out = 25;  // one group of 16 and 9 rows in the file's layout
     const Weights ws = maker.make(f, in, out);
     const QuantLinear lin(ws.blocks.data(), f, in, out, {});
-    const bool grouped = vnni && (f == QuantFormat::kQ8_0 || f == QuantFormat::kQ4_0 ||
-                                  f == QuantFormat::kQ4_1);
+    const bool grouped = vnni && f != QuantFormat::kQ5_0 && f != QuantFormat::kQ5_1;
     EXPECT_EQ(lin.interleaved_rows(), grouped ? 16 : 0) << kernels::quant_format_name(f);
     EXPECT_EQ(QuantLinear(ws.blocks.data(), f, in, 15, {}).interleaved_rows(), 0)
         << kernels::quant_format_name(f) << ": fewer than 16 rows stay in the file's layout";
