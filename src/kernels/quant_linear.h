@@ -53,8 +53,9 @@
 //     multiplied by a GEMM: where the CPU has native bf16 (AMX / AVX512-BF16) the tile (about
 //     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable
 //     ones) and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as
-//     the bf16 backend), the tile handed over plain unless oneDNN wants another layout;
-//     elsewhere an f32 tile (about 1 MiB) goes to OpenBLAS sgemm (exact f32 weights).
+//     the bf16 backend), the tile handed over plain unless oneDNN wants another layout (AMX's
+//     BA16a64b2a: Q8_0 / Q4_0 / Q4_1 groups are decoded straight into it, dequantize_rows_blocked;
+//     other tiles are reordered into it by oneDNN); elsewhere an f32 tile (about 1 MiB) goes to OpenBLAS sgemm (exact f32 weights).
 #pragma once
 
 #include <cstdint>
@@ -142,6 +143,13 @@ class QuantLinear {
   // (quant_dequantize_row_bf16 of each row in the file's layout, bit for bit; whole interleaved
   // groups are decoded 16 rows at once).
   void dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const;
+  // dst = the bf16 weights of rows [r0, r0 + rows) as the [K = in, N = rows] weights of a oneDNN
+  // matmul in AMX's blocked layout BA16a64b2a: element (k, n) of the tile (weight k of row r0 + n)
+  // at ((n / 64) · (in / 32) + k / 32) · 2048 + ((k % 32) / 2) · 128 + (n % 64) · 2 + k % 2,
+  // each with the bits dequantize_rows_bf16 gives it. Only from interleaved groups with an
+  // AVX512-BF16 writer, r0 and rows multiples of 64, every row in a group; returns false (and
+  // writes nothing) otherwise.
+  bool dequantize_rows_blocked(int r0, int rows, uint16_t* dst) const;
   // dst[in / B · block bytes] = row r's blocks in the file's layout (copied back from its
   // interleaved group where it has one): a tied embedding table reads its rows here, so the
   // file's pages of the table need not come back (r outside [0, out) throws fastkv::Error).

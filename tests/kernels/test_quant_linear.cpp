@@ -36,6 +36,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/bf16.h"
@@ -566,6 +567,57 @@ TEST(QuantLinear, TileRowsAreTheRowDequantiserBits) {
         EXPECT_EQ(got.back(), 0xFFFF) << "wrote past the rows";
       }
       EXPECT_THROW(lin.dequantize_rows_bf16(50, 4, want.data()), Error);
+    }
+  }
+}
+
+// The prefill's AMX tiles written straight from the groups (dequantize_rows_blocked, oneDNN's
+// BA16a64b2a layout) hold every weight with the row decoder's bits at the layout's offset; the
+// writer runs exactly where groups and the AVX512-BF16 writer exist, for whole 64-row ranges of
+// grouped rows, and refuses (writing nothing) everywhere else.
+TEST(QuantLinear, BlockedTilesAreTheRowDequantiserBits) {
+  const char* env = std::getenv("FASTKV_PORTABLE_KERNELS");
+  const bool forced = env != nullptr && std::string(env) == "1";
+  std::mt19937 rng(43);
+  BlockMaker maker(rng);
+  for (QuantFormat f : kAllFormats) {
+    const int B = kernels::quant_block_weights(f);
+    for (int k : B == 32 ? std::vector<int>{1, 6} : std::vector<int>{1, 2}) {
+      const int in = B * k, out = 200;  // 12 groups (three whole 64-row tiles), 8 tail rows
+      const Weights ws = maker.make(f, in, out);
+      const QuantLinear lin(ws.blocks.data(), f, in, out, {});
+      // (the 32-weight formats; K-quant tiles go through the plain tile and oneDNN's reorder)
+      const bool writer = lin.interleaved_rows() > 0 && kernels::quant_bf16_dequant_available() &&
+                          !forced && B == 32;
+      const int64_t row_bytes = static_cast<int64_t>(in / B) * kernels::quant_block_bytes(f);
+      std::vector<uint16_t> want(static_cast<size_t>(out) * in);
+      for (int r = 0; r < out; ++r) {
+        kernels::quant_dequantize_row_bf16(f, ws.blocks.data() + r * row_bytes, in,
+                                           want.data() + static_cast<size_t>(r) * in);
+      }
+      for (const auto& [r0, rows, ok] : std::vector<std::tuple<int, int, bool>>{
+               {0, 64, true}, {0, 192, true}, {64, 128, true}, {128, 64, true}, {0, 200, false},
+               {32, 64, false}, {64, 100, false}, {192, 64, false}, {0, 0, false}}) {
+        std::vector<uint16_t> got(static_cast<size_t>(std::max(rows, 1)) * in + 1, 0xFFFF);
+        const std::string what = std::string(kernels::quant_format_name(f)) + " in=" +
+                                 std::to_string(in) + " rows [" + std::to_string(r0) + ", " +
+                                 std::to_string(r0 + rows) + ")";
+        ASSERT_EQ(lin.dequantize_rows_blocked(r0, rows, got.data()), writer && ok) << what;
+        if (!(writer && ok)) {
+          EXPECT_EQ(std::count(got.begin(), got.end(), 0xFFFF), static_cast<long>(got.size()))
+              << what << ": wrote although it refused";
+          continue;
+        }
+        for (int n = 0; n < rows; ++n) {
+          for (int j = 0; j < in; ++j) {
+            const int64_t at = (static_cast<int64_t>(n / 64) * (in / 32) + j / 32) * 2048 +
+                               ((j % 32) / 2) * 128 + (n % 64) * 2 + j % 2;
+            ASSERT_EQ(got[at], want[static_cast<size_t>(r0 + n) * in + j])
+                << what << " weight " << j << " of row " << r0 + n;
+          }
+        }
+        EXPECT_EQ(got.back(), 0xFFFF) << what << ": wrote past the tile";
+      }
     }
   }
 }

@@ -7,7 +7,8 @@
 cd "$(dirname "$0")/../../.."
 B=${BUILD:-build}
 LLAMA=${LLAMA:-/work/llama-feb/build/bin}
-for m in /work/big/llama-1b-q4_0.gguf /work/big/llama-1b-q8_0.gguf models/SmolLM2-135M-Instruct.Q4_1.gguf; do
+# FILES overrides the list (session 9 adds the Q4_K_M file).
+for m in ${FILES:-/work/big/llama-1b-q4_0.gguf /work/big/llama-1b-q8_0.gguf models/SmolLM2-135M-Instruct.Q4_1.gguf}; do
   echo "== $m"
   for round in 1 2 3; do
     echo -n "round $round llama.cpp tg128: "
