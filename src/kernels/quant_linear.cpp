@@ -874,7 +874,7 @@ struct QuantLinear::Gemm {
     const dnnl::memory::desc amx_layout({K, R}, dt::bf16, tag::BA16a64b2a);
     if (pd_any.weights_desc() == amx_layout) {
       p->amx_pd.emplace(pd_any);
-      p->amx.emplace(pd_any);
+      p->amx.emplace(plain ? dnnl::matmul(pd_any) : p->prim);  // p->prim is pd_any's already
       p->wei_amx = amx_layout;
     }
     by_shape.emplace(std::make_pair(n, rows), p);
