@@ -1271,16 +1271,35 @@ void QuantLinear::dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const {
   }
 }
 
+// A growing 64-byte aligned buffer (kept between calls, like the thread_local vectors).
+class AlignedBytes {
+ public:
+  ~AlignedBytes() { std::free(p_); }
+  void reserve(size_t bytes) {
+    if (bytes <= size_) return;
+    std::free(p_);
+    size_ = (bytes + 63) / 64 * 64;
+    p_ = static_cast<uint8_t*>(std::aligned_alloc(64, size_));
+    if (!p_) fail("QuantLinear: out of memory for a ", size_, "-byte weight tile");
+  }
+  uint8_t* data() const { return p_; }
+
+ private:
+  uint8_t* p_ = nullptr;
+  size_t size_ = 0;
+};
+
 // Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
 // of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
 // and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   const int64_t count = static_cast<int64_t>(n) * in_;
-  thread_local std::vector<uint16_t> xb;      // [n, in] bf16 activations
-  thread_local std::vector<uint16_t> tile;    // [rows, in] bf16 weights of one tile
+  // 64-byte aligned, as the blocked tile below
+  thread_local AlignedBytes xb;               // [n, in] bf16 activations
+  thread_local AlignedBytes tile;             // [rows, in] bf16 weights of one tile
   thread_local std::vector<uint8_t> pad_buf;  // oneDNN scratchpad of the calling thread
-  xb.resize(static_cast<size_t>(count));
-  uint16_t* xbp = xb.data();
+  xb.reserve(sizeof(uint16_t) * static_cast<size_t>(count));
+  uint16_t* xbp = reinterpret_cast<uint16_t*>(xb.data());
   constexpr int64_t kChunk = 8192;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for if (worth_parallel(count * 4))
@@ -1301,10 +1320,13 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
     auto p = gemm_->get(n, rows, in_, out_);
     dnnl::memory src(p->src, onednn_engine(), xbp);
     dnnl::memory wei;
-    thread_local std::vector<uint8_t> blocked;  // the tile in the matmul's weight layout
+    // The tile in the matmul's weight layout, 64-byte aligned (a std::vector's data sat 16 bytes
+    // past a cache line: every 64-byte store of the blocked writer and every AMX tile load of
+    // the matmul then crossed two lines).
+    thread_local AlignedBytes blocked;
     const size_t blocked_bytes = std::max(p->amx ? p->wei_amx.get_size() : 0,
                                           p->to_blocked ? p->wei_blocked.get_size() : 0);
-    if (blocked.size() < blocked_bytes) blocked.resize(blocked_bytes);
+    blocked.reserve(blocked_bytes);
     const bool amx =
         p->amx && dequantize_rows_blocked(r0, rows, reinterpret_cast<uint16_t*>(blocked.data()));
     if (amx) {
@@ -1312,9 +1334,10 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
       // tokens (docs/benchmarks.md, session 9)
       wei = dnnl::memory(p->wei_amx, onednn_engine(), blocked.data());
     } else {
-      tile.resize(static_cast<size_t>(tile_rows) * in_);
-      dequantize_rows_bf16(r0, rows, tile.data());
-      wei = dnnl::memory(p->wei, onednn_engine(), tile.data());
+      tile.reserve(sizeof(uint16_t) * static_cast<size_t>(tile_rows) * in_);
+      uint16_t* tp = reinterpret_cast<uint16_t*>(tile.data());
+      dequantize_rows_bf16(r0, rows, tp);
+      wei = dnnl::memory(p->wei, onednn_engine(), tp);
       if (p->to_blocked) {
         dnnl::memory wb(p->wei_blocked, onednn_engine(), blocked.data());
         p->to_blocked->execute(stream, wei, wb);
