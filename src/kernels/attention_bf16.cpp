@@ -23,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/aligned.h"
 #include "kernels/attention.h"
 #include "kernels/cancel.h"
 #include "kernels/onednn_engine.h"
@@ -81,8 +82,9 @@ const TilePrims& prims_for(int rows, int d) {
 // Per-thread scratch of one work item (sizes fixed per model, reused across calls).
 struct Scratch {
   std::vector<uint8_t> qk_pad, pv_pad;  // oneDNN scratchpads
-  std::vector<uint16_t> qb, p;
-  std::vector<float> s, o, acc, m, l;
+  aligned_vector<uint16_t> qb, p;  // oneDNN reads these and the two below as tiles
+  aligned_vector<float> s, o;
+  std::vector<float> acc, m, l;
   void resize(int rows, int d) {
     qb.resize(static_cast<size_t>(rows) * d);
     p.resize(static_cast<size_t>(rows) * kKeys);
@@ -115,7 +117,7 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
   const std::vector<int> first = window_first_keys(window, n);
 
   // K and V of every KV head as bf16 [G, n_pad, d]: rows < n converted below, padding rows zero.
-  thread_local std::vector<uint16_t> kb_buf, vb_buf;
+  thread_local aligned_vector<uint16_t> kb_buf, vb_buf;  // cache-line aligned (common/aligned.h)
   kb_buf.resize(static_cast<size_t>(G) * n_pad * d);
   vb_buf.resize(kb_buf.size());
   uint16_t* kb = kb_buf.data();

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/aligned.h"
 #include "common/error.h"
 #include "common/bf16.h"
 #include "kernels/onednn_engine.h"
@@ -124,7 +125,7 @@ std::string OneDnnLinear::impl_name(int n) const {
 
 void OneDnnLinear::forward(const float* x, int n, float* y) const {
   if (n <= 0) return;
-  thread_local std::vector<uint16_t> xb;
+  thread_local aligned_vector<uint16_t> xb;  // cache-line aligned (common/aligned.h)
   xb.resize(static_cast<size_t>(n) * in_);
   const int64_t count = static_cast<int64_t>(n) * in_;
   uint16_t* dst = xb.data();  // the calling thread's buffer (workers have their own thread_local)

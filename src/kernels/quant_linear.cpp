@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "common/aligned.h"
 #include "common/error.h"
 #include "kernels/gemm_onednn.h"
 #include "kernels/onednn_engine.h"
@@ -1271,35 +1272,17 @@ void QuantLinear::dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const {
   }
 }
 
-// A growing 64-byte aligned buffer (kept between calls, like the thread_local vectors).
-class AlignedBytes {
- public:
-  ~AlignedBytes() { std::free(p_); }
-  void reserve(size_t bytes) {
-    if (bytes <= size_) return;
-    std::free(p_);
-    size_ = (bytes + 63) / 64 * 64;
-    p_ = static_cast<uint8_t*>(std::aligned_alloc(64, size_));
-    if (!p_) fail("QuantLinear: out of memory for a ", size_, "-byte weight tile");
-  }
-  uint8_t* data() const { return p_; }
-
- private:
-  uint8_t* p_ = nullptr;
-  size_t size_ = 0;
-};
-
 // Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
 // of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
 // and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   const int64_t count = static_cast<int64_t>(n) * in_;
-  // 64-byte aligned, as the blocked tile below
-  thread_local AlignedBytes xb;               // [n, in] bf16 activations
-  thread_local AlignedBytes tile;             // [rows, in] bf16 weights of one tile
+  // cache-line aligned (common/aligned.h), as the blocked tile below
+  thread_local aligned_vector<uint16_t> xb;    // [n, in] bf16 activations
+  thread_local aligned_vector<uint16_t> tile;  // [rows, in] bf16 weights of one tile
   thread_local std::vector<uint8_t> pad_buf;  // oneDNN scratchpad of the calling thread
-  xb.reserve(sizeof(uint16_t) * static_cast<size_t>(count));
-  uint16_t* xbp = reinterpret_cast<uint16_t*>(xb.data());
+  xb.resize(static_cast<size_t>(count));
+  uint16_t* xbp = xb.data();
   constexpr int64_t kChunk = 8192;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for if (worth_parallel(count * 4))
@@ -1310,9 +1293,14 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   // one matmul, which packs the activations again, so fewer tiles cost less. Measured on the
   // 1B Q4_0 model at 512 tokens, prefill CPU seconds against the bf16 backend's 5.2-5.8 s:
   // 6.0 s with 4 MiB tiles, 5.6-5.9 s with 8 MiB, 5.4-5.7 s with 16 MiB (docs/benchmarks.md);
-  // 1 MiB tiles were about 10% slower again than 4 MiB. The tile buffer is one per calling
-  // thread.
-  constexpr int tile_elems = 8 << 20;
+  // 1 MiB tiles were about 10% slower again than 4 MiB. Session 9 (buffers cache-line aligned):
+  // 32 MiB (16M weights), so that a 1B Llama's MLP layers are one tile each. A tile narrower
+  // than its layer writes y with a row stride oneDNN 2.6 has no AMX kernel for (it runs
+  // gemm:jit); one tile a layer runs AMX on the layout dequantize_rows_blocked writes. 1B Q4_0
+  // prefill against the bf16 backend, alternated: 0.90-0.92x with 16 MiB tiles, 0.97-0.98x with
+  // 32 MiB at 512 tokens; 0.86-0.88x and 0.97x at 2,048 (docs/benchmarks.md, session 9). The
+  // tile buffers are one per calling thread.
+  constexpr int tile_elems = 16 << 20;
   const int tile_rows = std::min(out_, std::max(64, tile_elems / in_ / 64 * 64));
   dnnl::stream stream(onednn_engine());
   for (int r0 = 0; r0 < out_; r0 += tile_rows) {
@@ -1320,13 +1308,13 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
     auto p = gemm_->get(n, rows, in_, out_);
     dnnl::memory src(p->src, onednn_engine(), xbp);
     dnnl::memory wei;
-    // The tile in the matmul's weight layout, 64-byte aligned (a std::vector's data sat 16 bytes
-    // past a cache line: every 64-byte store of the blocked writer and every AMX tile load of
-    // the matmul then crossed two lines).
-    thread_local AlignedBytes blocked;
+    // The tile in the matmul's weight layout, cache-line aligned (a plain std::vector's data sat
+    // 16 bytes past a line: every 64-byte store of the blocked writer and every tile load of the
+    // matmul then crossed two lines; common/aligned.h).
+    thread_local aligned_vector<uint8_t> blocked;
     const size_t blocked_bytes = std::max(p->amx ? p->wei_amx.get_size() : 0,
                                           p->to_blocked ? p->wei_blocked.get_size() : 0);
-    blocked.reserve(blocked_bytes);
+    if (blocked.size() < blocked_bytes) blocked.resize(blocked_bytes);
     const bool amx =
         p->amx && dequantize_rows_blocked(r0, rows, reinterpret_cast<uint16_t*>(blocked.data()));
     if (amx) {
@@ -1334,8 +1322,8 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
       // tokens (docs/benchmarks.md, session 9)
       wei = dnnl::memory(p->wei_amx, onednn_engine(), blocked.data());
     } else {
-      tile.reserve(sizeof(uint16_t) * static_cast<size_t>(tile_rows) * in_);
-      uint16_t* tp = reinterpret_cast<uint16_t*>(tile.data());
+      tile.resize(static_cast<size_t>(tile_rows) * in_);
+      uint16_t* tp = tile.data();
       dequantize_rows_bf16(r0, rows, tp);
       wei = dnnl::memory(p->wei, onednn_engine(), tp);
       if (p->to_blocked) {
