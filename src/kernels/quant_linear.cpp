@@ -842,7 +842,11 @@ struct QuantLinear::Gemm {
     const dnnl::memory::dim N = n, R = rows, K = in, O = out;
     dnnl::memory::desc src({N, K}, dt::bf16, tag::ab);
     dnnl::memory::desc wei({K, R}, dt::bf16, tag::ba);
-    dnnl::memory::desc dst({N, R}, dt::f32, dnnl::memory::dims{O, 1});
+    // dst: y's columns [r0, r0 + rows) with row stride out when the tile is the whole layer,
+    // else a dense [n, rows] block that forward_gemm_bf16 copies into y (oneDNN 2.6 runs no AMX
+    // kernel on a strided dst)
+    dnnl::memory::desc dst = R == O ? dnnl::memory::desc({N, R}, dt::f32, dnnl::memory::dims{O, 1})
+                                    : dnnl::memory::desc({N, R}, dt::f32, tag::ab);
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     // The weights as the plain tile (tag ba) when oneDNN runs the same implementation on it as
@@ -1300,7 +1304,11 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   // prefill against the bf16 backend, alternated: 0.90-0.92x with 16 MiB tiles, 0.97-0.98x with
   // 32 MiB at 512 tokens; 0.86-0.88x and 0.97x at 2,048 (docs/benchmarks.md, session 9). The
   // tile buffers are one per calling thread.
-  constexpr int tile_elems = 16 << 20;
+  // Session 10: a tile narrower than its layer (an 8B Llama's MLP, 58.7M weights) multiplies
+  // into a dense [n, rows] block, which AMX's kernel writes, copied into y's columns after: 8B
+  // Q4_0 prefill at 512 tokens 5.8-6.0 s against 6.2 s with gemm:jit on the strided tiles; on
+  // 1B and 8B, tiles of 2M, 16M and 32M weights gave the same time within the noise.
+  constexpr int tile_elems = kGemmTileWeights;
   const int tile_rows = std::min(out_, std::max(64, tile_elems / in_ / 64 * 64));
   dnnl::stream stream(onednn_engine());
   for (int r0 = 0; r0 < out_; r0 += tile_rows) {
@@ -1332,7 +1340,10 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
         wei = wb;
       }
     }
-    dnnl::memory dst(p->dst, onednn_engine(), y + r0);
+    const bool dense = rows < out_;
+    thread_local aligned_vector<float> ydense;  // [n, rows] when dense
+    if (dense && ydense.size() < static_cast<size_t>(n) * rows) ydense.resize(static_cast<size_t>(n) * rows);
+    dnnl::memory dst(p->dst, onednn_engine(), dense ? ydense.data() : y + r0);
     const dnnl::memory::desc pad_md = (amx ? *p->amx_pd : p->pd).scratchpad_desc();
     if (pad_buf.size() < pad_md.get_size()) pad_buf.resize(pad_md.get_size());
     dnnl::memory pad(pad_md, onednn_engine(), pad_buf.data());
@@ -1341,6 +1352,14 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
                              {DNNL_ARG_DST, dst},
                              {DNNL_ARG_SCRATCHPAD, pad}});
     stream.wait();
+    if (dense) {
+      const float* yd = ydense.data();
+#pragma omp parallel for if (worth_parallel(static_cast<int64_t>(n) * rows))
+      for (int i = 0; i < n; ++i) {
+        std::memcpy(y + static_cast<int64_t>(i) * out_ + r0, yd + static_cast<int64_t>(i) * rows,
+                    sizeof(float) * rows);
+      }
+    }
   }
   if (!bias_.empty()) {
     for (int i = 0; i < n; ++i) {

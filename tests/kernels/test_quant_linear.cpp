@@ -818,5 +818,41 @@ TEST(QuantLinear, GemmPrimitiveCacheIsBounded) {
   EXPECT_EQ(first, again);
 }
 
+// A layer wider than one GEMM tile (an 8B Llama's MLP) is split into tiles of output rows, each
+// multiplied into a dense block and copied into its columns of y: every column has the bits of
+// the same rows as a layer of their own, which is one tile written straight into y.
+TEST(QuantLinear, LayersWiderThanOneTileGiveEachTilesColumns) {
+  if (!QuantLinear::gemm_uses_bf16()) GTEST_SKIP() << "no native bf16: the sgemm path has no such tiles";
+  std::mt19937 rng(23);
+  BlockMaker maker(rng);
+  for (QuantFormat f : {QuantFormat::kQ4_0, QuantFormat::kQ6_K}) {
+    const int in = 4096;
+    const int tile = QuantLinear::kGemmTileWeights / in / 64 * 64;  // rows of the first tile
+    const int out = tile + 64 + 16;  // two tiles, the last one with a 16-row tail
+    const Weights ws = maker.make(f, in, out);
+    const QuantLinear whole(ws.blocks.data(), f, in, out, {});
+    const int64_t row_bytes = static_cast<int64_t>(in / kernels::quant_block_weights(f)) *
+                              kernels::quant_block_bytes(f);
+    const QuantLinear head(ws.blocks.data(), f, in, tile, {});
+    const QuantLinear rest(ws.blocks.data() + tile * row_bytes, f, in, out - tile, {});
+    for (int n : {24, 70}) {
+      const std::vector<float> x = make_acts(n, in, rng);
+      std::vector<float> y(static_cast<size_t>(n) * out, NAN);
+      std::vector<float> yh(static_cast<size_t>(n) * tile), yr(static_cast<size_t>(n) * (out - tile));
+      whole.forward_gemm(x.data(), n, y.data());
+      head.forward_gemm(x.data(), n, yh.data());
+      rest.forward_gemm(x.data(), n, yr.data());
+      for (int i = 0; i < n; ++i) {
+        for (int j = 0; j < out; ++j) {
+          const float want = j < tile ? yh[static_cast<size_t>(i) * tile + j]
+                                      : yr[static_cast<size_t>(i) * (out - tile) + (j - tile)];
+          ASSERT_EQ(y[static_cast<size_t>(i) * out + j], want)
+              << kernels::quant_format_name(f) << " n=" << n << " row " << i << " column " << j;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fastkv
