@@ -1221,7 +1221,7 @@ GroupToBlocked pick_group_to_blocked(QuantFormat f) {
                   F() == QuantFormat::kQ4_1) {
       return &bf16x::dequantize_group_blocked<F()>;
     } else {
-      return nullptr;  // K-quants: the plain tile and oneDNN's reorder
+      return &bf16x::dequantize_k_group_blocked<F()>;
     }
   });
 #else

@@ -586,9 +586,9 @@ TEST(QuantLinear, BlockedTilesAreTheRowDequantiserBits) {
       const int in = B * k, out = 200;  // 12 groups (three whole 64-row tiles), 8 tail rows
       const Weights ws = maker.make(f, in, out);
       const QuantLinear lin(ws.blocks.data(), f, in, out, {});
-      // (the 32-weight formats; K-quant tiles go through the plain tile and oneDNN's reorder)
+      // (every format with groups: Q8_0, Q4_0, Q4_1 and the K-quants)
       const bool writer = lin.interleaved_rows() > 0 && kernels::quant_bf16_dequant_available() &&
-                          !forced && B == 32;
+                          !forced;
       const int64_t row_bytes = static_cast<int64_t>(in / B) * kernels::quant_block_bytes(f);
       std::vector<uint16_t> want(static_cast<size_t>(out) * in);
       for (int r = 0; r < out; ++r) {
