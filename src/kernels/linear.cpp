@@ -61,8 +61,12 @@ void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x,
     quant[count] = o.layer->quant_.get();
     ys[count++] = o.y;
   }
-  if (count == static_cast<int>(outs.size()) && n <= kQuantDotMaxRows) {
-    QuantLinear::forward_dot_group(quant, ys, count, x, n);
+  if (count == static_cast<int>(outs.size())) {
+    if (n <= kQuantDotMaxRows) {
+      QuantLinear::forward_dot_group(quant, ys, count, x, n);
+    } else {
+      QuantLinear::forward_gemm_group(quant, ys, count, x, n);
+    }
     return;
   }
   for (const LinearOut& o : outs) o.layer->forward(x, n, o.y);

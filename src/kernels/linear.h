@@ -69,8 +69,10 @@ struct LinearOut {
 // Several layers that read the same input (Q/K/V; gate/up): outs[i].y[n, out_i] = x[n, in] ·
 // W_iᵀ (+ b_i). Where every layer is kQuant and n takes the integer-dot path (decode), x is
 // quantised once and one parallel loop runs over the output rows of all of them: one fork/join
-// instead of one per layer, the per-token overhead that dominates small models' decode. Otherwise
-// each layer's forward runs in turn. Each layer's weights stay where they are (no fused copy).
+// instead of one per layer, the per-token overhead that dominates small models' decode. Where
+// every layer is kQuant and n takes the GEMM path (prefill), x is rounded to bf16 once for all
+// of them (QuantLinear::forward_gemm_group). Otherwise each layer's forward runs in turn. Each
+// layer's weights stay where they are (no fused copy).
 void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n);
 
 }  // namespace fastkv::kernels

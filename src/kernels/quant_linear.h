@@ -128,6 +128,12 @@ class QuantLinear {
   // The dequantise + GEMM path for any n: bf16 oneDNN where gemm_uses_bf16() and allow_bf16,
   // else f32 sgemm (allow_bf16 = false lets tests cover the sgemm code on a bf16 CPU).
   void forward_gemm(const float* x, int n, float* y, bool allow_bf16 = true) const;
+  // The GEMM path of `count` (<= kMaxSharedInput) layers that read the same x[n, in]: where the
+  // GEMM is bf16 (every layer), x is rounded to bf16 once for all of them, else each layer's
+  // forward_gemm runs. ys[i] is layer i's [n, out_i]; the results are each layer's forward_gemm
+  // bits.
+  static void forward_gemm_group(const QuantLinear* const* layers, float* const* ys, int count,
+                                 const float* x, int n);
   // Row-count shapes whose oneDNN primitives the bf16 GEMM path holds: at most 32, the least
   // recently used dropped first (0 without native bf16).
   size_t cached_gemm_shapes() const;
@@ -182,6 +188,8 @@ class QuantLinear {
   std::unique_ptr<Gemm> gemm_;
 
   void forward_gemm_bf16(const float* x, int n, float* y) const;
+  // The same from activations already rounded to bf16: xb [n, in_].
+  void gemm_bf16_from(const uint16_t* xb, int n, float* y) const;
 };
 
 }  // namespace fastkv::kernels

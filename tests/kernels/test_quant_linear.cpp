@@ -754,8 +754,9 @@ TEST(QuantLinear, EmbeddingRowsOfEveryFormat) {
 
 // forward_shared_input (Q/K/V, gate/up): with every layer quantised and a decode-sized n, one
 // quantisation of x and one parallel loop over all output rows give each layer exactly what its
-// own forward gives (the same integer dots, in the same order per row); with a dense layer among
-// them, or a prefill-sized n, each layer's own forward runs.
+// own forward gives (the same integer dots, in the same order per row); with a prefill-sized n,
+// x rounded to bf16 once (where the GEMM is bf16) gives each layer its own forward's bits; with a
+// dense layer among them, each layer's own forward runs.
 TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
   std::mt19937 rng(13);
   BlockMaker maker(rng);
@@ -794,6 +795,11 @@ TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
   std::vector<float> x(in), a(7), b(2);
   EXPECT_THROW(kernels::forward_shared_input({{&q, a.data()}, {&narrow, b.data()}}, x.data(), 1),
                Error);
+  const int np = kernels::kQuantDotMaxRows + 9;  // the GEMM path
+  std::vector<float> xp(static_cast<size_t>(np) * in), ap(static_cast<size_t>(np) * 7),
+      bp(static_cast<size_t>(np) * 2);
+  EXPECT_THROW(
+      kernels::forward_shared_input({{&q, ap.data()}, {&narrow, bp.data()}}, xp.data(), np), Error);
 }
 
 // The prefill path keeps oneDNN primitives per row count: a server sees ever new prompt lengths,
