@@ -123,19 +123,22 @@ std::string OneDnnLinear::impl_name(int n) const {
   return impl_->get(n, in_, out_)->pd.impl_info_str();
 }
 
-void OneDnnLinear::forward(const float* x, int n, float* y) const {
-  if (n <= 0) return;
-  thread_local aligned_vector<uint16_t> xb;  // cache-line aligned (common/aligned.h)
-  xb.resize(static_cast<size_t>(n) * in_);
-  const int64_t count = static_cast<int64_t>(n) * in_;
-  uint16_t* dst = xb.data();  // the calling thread's buffer (workers have their own thread_local)
+const uint16_t* matmul_input_bf16(const float* x, int64_t count) {
+  thread_local aligned_vector<uint16_t> xb;  // the calling thread's (workers have their own)
+  xb.resize(static_cast<size_t>(count));
+  uint16_t* dst = xb.data();
   constexpr int64_t kChunk = 8192;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
 #pragma omp parallel for if (worth_parallel(count * 4))
   for (int64_t c = 0; c < chunks; ++c) {
     to_bf16(x + c * kChunk, 1.0f, dst + c * kChunk, std::min(kChunk, count - c * kChunk));
   }
-  forward_bf16(dst, n, y);
+  return dst;
+}
+
+void OneDnnLinear::forward(const float* x, int n, float* y) const {
+  if (n <= 0) return;
+  forward_bf16(matmul_input_bf16(x, static_cast<int64_t>(n) * in_), n, y);
 }
 
 void OneDnnLinear::forward_bf16(const uint16_t* xb, int n, float* y) const {

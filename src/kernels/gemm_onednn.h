@@ -19,6 +19,11 @@ namespace fastkv::kernels {
 // Whether oneDNN picks a native bf16 kernel (AMX or AVX512-BF16) on this CPU.
 bool cpu_has_native_bf16();
 
+// x[count] rounded to bf16 (to_bf16, in parallel chunks) into the calling thread's buffer, cache-
+// line aligned (common/aligned.h): the src of a bf16 matmul. Valid until the next call on this
+// thread. Layers that read the same input round it once (forward_shared_input).
+const uint16_t* matmul_input_bf16(const float* x, int64_t count);
+
 class OneDnnLinear {
  public:
   // w: [out, in] row-major f32; bias: [out] or nullptr.

@@ -871,7 +871,8 @@ struct QuantLinear::Gemm {
                                         std::string(pd_any.impl_info_str()));
     const dnnl::matmul::primitive_desc& pd = plain ? *pd_plain : pd_any;
     auto p = std::make_shared<Prim>(
-        Prim{pd, dnnl::matmul(pd), src, wei, dst, tick, pd.weights_desc(), std::nullopt});
+        Prim{pd, dnnl::matmul(pd), src, wei, dst, tick, pd.weights_desc(), std::nullopt,
+             std::nullopt, std::nullopt, dnnl::memory::desc()});
     if (p->wei_blocked != wei) {
       p->to_blocked.emplace(dnnl::reorder::primitive_desc(onednn_engine(), wei, onednn_engine(),
                                                           p->wei_blocked));
@@ -1279,25 +1280,6 @@ void QuantLinear::dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const {
 // Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
 // of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
 // and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
-namespace {
-
-// x[count] rounded to bf16 into the calling thread's buffer (cache-line aligned, as the blocked
-// tile of gemm_bf16_from; common/aligned.h), valid until its next call on this thread.
-const uint16_t* activations_bf16(const float* x, int64_t count) {
-  thread_local aligned_vector<uint16_t> xb;  // [n, in] bf16 activations
-  xb.resize(static_cast<size_t>(count));
-  uint16_t* xbp = xb.data();
-  constexpr int64_t kChunk = 8192;
-  const int64_t chunks = (count + kChunk - 1) / kChunk;
-#pragma omp parallel for if (worth_parallel(count * 4))
-  for (int64_t c = 0; c < chunks; ++c) {
-    to_bf16(x + c * kChunk, 1.0f, xbp + c * kChunk, std::min(kChunk, count - c * kChunk));
-  }
-  return xbp;
-}
-
-}  // namespace
-
 void QuantLinear::forward_gemm_group(const QuantLinear* const* layers, float* const* ys,
                                      int count, const float* x, int n) {
   if (n <= 0 || count <= 0) return;
@@ -1316,12 +1298,12 @@ void QuantLinear::forward_gemm_group(const QuantLinear* const* layers, float* co
   }
   // Measured on a 2,048-token prefill: the rounding is 4-4.5% of the profile when each of Q, K,
   // V (gate, up) rounds the same input again (docs/benchmarks.md, session 11).
-  const uint16_t* xb = activations_bf16(x, static_cast<int64_t>(n) * layers[0]->in_);
+  const uint16_t* xb = matmul_input_bf16(x, static_cast<int64_t>(n) * layers[0]->in_);
   for (int i = 0; i < count; ++i) layers[i]->gemm_bf16_from(xb, n, ys[i]);
 }
 
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
-  gemm_bf16_from(activations_bf16(x, static_cast<int64_t>(n) * in_), n, y);
+  gemm_bf16_from(matmul_input_bf16(x, static_cast<int64_t>(n) * in_), n, y);
 }
 
 void QuantLinear::gemm_bf16_from(const uint16_t* xbp, int n, float* y) const {

@@ -755,8 +755,9 @@ TEST(QuantLinear, EmbeddingRowsOfEveryFormat) {
 // forward_shared_input (Q/K/V, gate/up): with every layer quantised and a decode-sized n, one
 // quantisation of x and one parallel loop over all output rows give each layer exactly what its
 // own forward gives (the same integer dots, in the same order per row); with a prefill-sized n,
-// x rounded to bf16 once (where the GEMM is bf16) gives each layer its own forward's bits; with a
-// dense layer among them, each layer's own forward runs.
+// x rounded to bf16 once (where the GEMM is bf16) gives each layer its own forward's bits, as it
+// does for layers on oneDNN's bf16 matmul; with an f32 layer among them, each layer's own forward
+// runs. Layers of different input widths throw.
 TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
   std::mt19937 rng(13);
   BlockMaker maker(rng);
@@ -764,13 +765,18 @@ TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
   const Weights wq = maker.make(QuantFormat::kQ8_0, in, 7);
   const Weights wk = maker.make(QuantFormat::kQ4_K, in, 3);
   const Weights wv = maker.make(QuantFormat::kQ4_1, in, 5);
-  std::vector<float> bias(3);
+  std::vector<float> bias(3), bias_v(5);
   for (int i = 0; i < 3; ++i) bias[i] = 0.25f * static_cast<float>(i + 1);
+  for (int i = 0; i < 5; ++i) bias_v[i] = -0.5f * static_cast<float>(i + 1);
   const kernels::Linear q(wq.blocks.data(), QuantFormat::kQ8_0, in, 7, {});
   const kernels::Linear k(wk.blocks.data(), QuantFormat::kQ4_K, in, 3, bias);
   const kernels::Linear v(wv.blocks.data(), QuantFormat::kQ4_1, in, 5, {});
   const kernels::Linear dense(std::vector<float>(wv.w.begin(), wv.w.end()), in, 5, {},
                               kernels::Backend::kF32);
+  const kernels::Linear bf16_q(std::vector<float>(wq.w.begin(), wq.w.end()), in, 7, {},
+                               kernels::Backend::kBf16);
+  const kernels::Linear bf16_v(std::vector<float>(wv.w.begin(), wv.w.end()), in, 5, bias_v,
+                               kernels::Backend::kBf16);
   for (int n : {1, 3, kernels::kQuantDotMaxRows, kernels::kQuantDotMaxRows + 9}) {
     const std::vector<float> x = make_acts(n, in, rng);
     std::vector<float> yq(static_cast<size_t>(n) * 7), yk(static_cast<size_t>(n) * 3),
@@ -788,6 +794,13 @@ TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
     dense.forward(x.data(), n, ed.data());
     EXPECT_EQ(yq, eq) << n;
     EXPECT_EQ(yd, ed) << n;
+    // Layers on oneDNN's bf16 matmul: x rounded once gives each its own forward's bits.
+    std::vector<float> b1(yq.size()), b2(yv.size()), e1(yq.size()), e2(yv.size());
+    kernels::forward_shared_input({{&bf16_q, b1.data()}, {&bf16_v, b2.data()}}, x.data(), n);
+    bf16_q.forward(x.data(), n, e1.data());
+    bf16_v.forward(x.data(), n, e2.data());
+    EXPECT_EQ(b1, e1) << n;
+    EXPECT_EQ(b2, e2) << n;
   }
   // Layers of different widths cannot share an input.
   const Weights w2 = maker.make(QuantFormat::kQ8_0, 64, 2);
@@ -800,6 +813,11 @@ TEST(QuantLinear, SharedInputMatchesSeparateForwards) {
       bp(static_cast<size_t>(np) * 2);
   EXPECT_THROW(
       kernels::forward_shared_input({{&q, ap.data()}, {&narrow, bp.data()}}, xp.data(), np), Error);
+  const kernels::Linear bf16_narrow(std::vector<float>(w2.w.begin(), w2.w.end()), 64, 2, {},
+                                    kernels::Backend::kBf16);
+  EXPECT_THROW(kernels::forward_shared_input({{&bf16_q, ap.data()}, {&bf16_narrow, bp.data()}},
+                                             xp.data(), np),
+               Error);
 }
 
 // The prefill path keeps oneDNN primitives per row count: a server sees ever new prompt lengths,
