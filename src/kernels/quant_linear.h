@@ -54,8 +54,8 @@
 //     16 MiB of bf16; AVX512-BF16 decoders for every format, bit-identical to the portable
 //     ones) and the activations are rounded to bf16 for a oneDNN matmul (f32 accumulation, as
 //     the bf16 backend), the tile handed over plain unless oneDNN wants another layout (AMX's
-//     BA16a64b2a: Q8_0 / Q4_0 / Q4_1 groups are decoded straight into it, dequantize_rows_blocked;
-//     other tiles are reordered into it by oneDNN); elsewhere an f32 tile (about 1 MiB) goes to OpenBLAS sgemm (exact f32 weights).
+//     BA16a64b2a: interleaved groups, Q8_0 / Q4_0 / Q4_1 and the K-quants, are decoded straight
+//     into it, dequantize_rows_blocked; other tiles are reordered into it by oneDNN); elsewhere an f32 tile (about 1 MiB) goes to OpenBLAS sgemm (exact f32 weights).
 #pragma once
 
 #include <cstdint>
