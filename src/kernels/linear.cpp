@@ -56,10 +56,10 @@ void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x,
   const QuantLinear* quant[kMax];
   float* ys[kMax];
   int count = 0, bf16 = 0;
+  const int in = outs.size() > 0 ? outs.begin()->layer->in_ : 0;
   for (const LinearOut& o : outs) {
-    if (o.layer->in_ != outs.begin()->layer->in_) {
-      fail("Linear: layers of ", outs.begin()->layer->in_, " and ", o.layer->in_,
-           " inputs cannot share an input");
+    if (o.layer->in_ != in) {
+      fail("Linear: layers sharing an input need the same width, got ", in, " and ", o.layer->in_);
     }
     if (o.layer->fast_) ++bf16;
     if (!o.layer->quant_) continue;
@@ -68,7 +68,7 @@ void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x,
   }
   if (n > 0 && bf16 == static_cast<int>(outs.size())) {
     // every layer on oneDNN's bf16 matmul: x rounded once for all of them
-    const uint16_t* xb = matmul_input_bf16(x, static_cast<int64_t>(n) * outs.begin()->layer->in_);
+    const uint16_t* xb = matmul_input_bf16(x, static_cast<int64_t>(n) * in);
     for (const LinearOut& o : outs) o.layer->fast_->forward_bf16(xb, n, o.y);
     return;
   }

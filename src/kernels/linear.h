@@ -70,9 +70,10 @@ struct LinearOut {
 // W_iᵀ (+ b_i). Where every layer is kQuant and n takes the integer-dot path (decode), x is
 // quantised once and one parallel loop runs over the output rows of all of them: one fork/join
 // instead of one per layer, the per-token overhead that dominates small models' decode. Where
-// every layer is kQuant and n takes the GEMM path (prefill), x is rounded to bf16 once for all
-// of them (QuantLinear::forward_gemm_group). Otherwise each layer's forward runs in turn. Each
-// layer's weights stay where they are (no fused copy).
+// every layer is kQuant and n takes the GEMM path (prefill), or every layer is kBf16, x is
+// rounded to bf16 once for all of them (QuantLinear::forward_gemm_group, matmul_input_bf16).
+// Otherwise each layer's forward runs in turn. Each layer's weights stay where they are (no fused
+// copy). Layers of different input widths throw fastkv::Error.
 void forward_shared_input(std::initializer_list<LinearOut> outs, const float* x, int n);
 
 }  // namespace fastkv::kernels

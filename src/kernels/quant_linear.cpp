@@ -1277,9 +1277,6 @@ void QuantLinear::dequantize_rows_bf16(int r0, int rows, uint16_t* dst) const {
   }
 }
 
-// Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
-// of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
-// and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
 void QuantLinear::forward_gemm_group(const QuantLinear* const* layers, float* const* ys,
                                      int count, const float* x, int n) {
   if (n <= 0 || count <= 0) return;
@@ -1287,8 +1284,8 @@ void QuantLinear::forward_gemm_group(const QuantLinear* const* layers, float* co
   bool shared = true;
   for (int i = 0; i < count; ++i) {
     if (layers[i]->in_ != layers[0]->in_) {
-      fail("QuantLinear: layers of ", layers[0]->in_, " and ", layers[i]->in_,
-           " inputs cannot share an input");
+      fail("QuantLinear: layers sharing an input need the same width, got ", layers[0]->in_,
+           " and ", layers[i]->in_);
     }
     shared = shared && layers[i]->gemm_;
   }
@@ -1296,12 +1293,15 @@ void QuantLinear::forward_gemm_group(const QuantLinear* const* layers, float* co
     for (int i = 0; i < count; ++i) layers[i]->forward_gemm(x, n, ys[i]);
     return;
   }
-  // Measured on a 2,048-token prefill: the rounding is 4-4.5% of the profile when each of Q, K,
-  // V (gate, up) rounds the same input again (docs/benchmarks.md, session 11).
+  // Measured on a 2,048-token prefill: the rounding was 4-5% of the profile with each of Q, K,
+  // V (gate, up) rounding the same input again, 4.2% with this (docs/benchmarks.md, session 11).
   const uint16_t* xb = matmul_input_bf16(x, static_cast<int64_t>(n) * layers[0]->in_);
   for (int i = 0; i < count; ++i) layers[i]->gemm_bf16_from(xb, n, ys[i]);
 }
 
+// Where the CPU has native bf16 (AMX here): the activations rounded to bf16 once, then per tile
+// of output rows the weights dequantised to f32 and rounded to bf16 (in parallel over rows),
+// and one oneDNN matmul (all threads) writes y's columns [r0, r0 + rows).
 void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
   gemm_bf16_from(matmul_input_bf16(x, static_cast<int64_t>(n) * in_), n, y);
 }
