@@ -205,33 +205,44 @@ std::vector<int> window_first_keys(const Window& window, int n) {
 
 void causal_attention(const float* q, const float* k, const float* v, int n, int H, int G, int d,
                       float* out, const Window& window) {
+  causal_attention(q, 0, n, k, v, H, G, d, out, window);
+}
+
+void causal_attention(const float* q, int first_query, int count, const float* k, const float* v,
+                      int H, int G, int d, float* out, const Window& window) {
   // Blocks of kQBlock queries of one head against tiles of kKBlock keys: S = Q·Kᵀ and O += P·V
   // are small GEMMs (OpenBLAS, single-threaded inside the parallel loop); the softmax runs
-  // online across key tiles, so only a kQBlock × kKBlock score tile exists at a time.
+  // online across key tiles, so only a kQBlock × kKBlock score tile exists at a time. The key
+  // tiles are aligned to kKBlock, so a query tile that starts where the whole call's does (a
+  // multiple of kQBlock) makes the same products and gives the same output.
   constexpr int kQBlock = 64, kKBlock = 256;
   const int g = H / G;
   const int64_t q_stride = static_cast<int64_t>(H) * d;
   const int64_t kv_stride = static_cast<int64_t>(G) * d;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  const int n_qblocks = (n + kQBlock - 1) / kQBlock;
+  const int n = first_query + count;  // tokens whose keys the block's queries may see
+  const int n_qblocks = (count + kQBlock - 1) / kQBlock;
   // first[i]: the first key token i sees (empty without a window)
   const std::vector<int> first = window_first_keys(window, n);
   // A cancelled prefill (kernels/cancel.h) stops handing out blocks; the caller throws.
   CancelPoll cancel(cancel_check());
-#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (worth_parallel(static_cast<int64_t>(n) * n * H * d))
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (worth_parallel(static_cast<int64_t>(count) * n * H * d))
   for (int h = 0; h < H; ++h) {
     for (int qb = 0; qb < n_qblocks; ++qb) {
       if (cancel.stop()) continue;
-      const int i0 = qb * kQBlock, qn = std::min(kQBlock, n - i0);
-      const float* qh = q + i0 * q_stride + static_cast<int64_t>(h) * d;
+      const int r0 = qb * kQBlock, qn = std::min(kQBlock, count - r0);  // rows of q and out
+      const int i0 = first_query + r0;                                  // their first token
+      const float* qh = q + r0 * q_stride + static_cast<int64_t>(h) * d;
       const float* kh = k + static_cast<int64_t>(h / g) * d;
       const float* vh = v + static_cast<int64_t>(h / g) * d;
-      float* oh = out + i0 * q_stride + static_cast<int64_t>(h) * d;
+      float* oh = out + r0 * q_stride + static_cast<int64_t>(h) * d;
       std::vector<float> s(static_cast<size_t>(kQBlock) * kKBlock);
       std::vector<float> acc(static_cast<size_t>(kQBlock) * d, 0.0f);
       std::vector<float> m(kQBlock, -std::numeric_limits<float>::infinity()), l(kQBlock, 0.0f);
       const int keys = i0 + qn;  // keys visible to the last query of the block
-      const int j_begin = first.empty() ? 0 : first[i0];  // nothing before it is visible
+      // the tile (aligned to kKBlock) holding the first key the block sees: nothing before it
+      // is visible, and aligned tiles are the same for a query wherever its block starts
+      const int j_begin = first.empty() ? 0 : first[i0] / kKBlock * kKBlock;
       for (int j0 = j_begin; j0 < keys; j0 += kKBlock) {
         const int kn = std::min(kKBlock, keys - j0);
         // S[qn, kn] = Q · Kᵀ × scale
@@ -270,17 +281,23 @@ void causal_attention(const float* q, const float* k, const float* v, int n, int
 
 void causal_attention_column_sums(const float* q, const float* k, int n, int H, int G, int d,
                                   float* colsum) {
+  std::fill(colsum, colsum + static_cast<int64_t>(H) * n, 0.0f);
+  add_causal_attention_column_sums(q, 0, n, k, H, G, d, colsum, n);
+}
+
+void add_causal_attention_column_sums(const float* q, int first, int count, const float* k, int H,
+                                      int G, int d, float* colsum, int64_t stride) {
   const int g = H / G;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-  std::fill(colsum, colsum + static_cast<int64_t>(H) * n, 0.0f);
+  const int64_t n = first + count;
   // Heads are independent: each thread owns whole rows of colsum.
-#pragma omp parallel for schedule(dynamic, 1) if (worth_parallel(static_cast<int64_t>(n) * n * H * d))
+#pragma omp parallel for schedule(dynamic, 1) if (worth_parallel(static_cast<int64_t>(count) * n * H * d))
   for (int h = 0; h < H; ++h) {
     const int kvh = h / g;
-    float* cs = colsum + static_cast<int64_t>(h) * n;
+    float* cs = colsum + static_cast<int64_t>(h) * stride;
     std::vector<float> s(kTile);
-    for (int i = 0; i < n; ++i) {
-      const float* qi = q + (static_cast<int64_t>(i) * H + h) * d;
+    for (int i = first; i < first + count; ++i) {
+      const float* qi = q + (static_cast<int64_t>(i - first) * H + h) * d;
       // Pass 1: log-sum-exp of this query's scores over keys 0..i (online, in tiles).
       float m = -std::numeric_limits<float>::infinity(), l = 0;
       for (int t0 = 0; t0 <= i; t0 += kTile) {

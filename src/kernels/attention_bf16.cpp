@@ -2,7 +2,11 @@
 // oneDNN bf16 matmuls (AMX where the CPU has it), with the online softmax in f32 between them.
 //
 // Per layer, K and V are converted once to bf16 in a per-KV-head layout, zero-padded to whole
-// key tiles:   kb, vb: [G, n_pad, d]   (n_pad = n rounded up to kKeys)
+// key tiles (KeysValuesBf16, filled a block of tokens at a time by the prefill):
+//   kb, vb: [G, n_pad, d]   (n_pad = n rounded up to kKeys)
+// A call attends the queries of a block of tokens [first, first + count) to the keys added so
+// far; each query's work is the same wherever its block starts (its key tiles are aligned to
+// kKeys; a tile it sees nothing of adds zeros), so blocks give the whole call's output.
 // Work items are (KV head, block of kQueries tokens); the g query heads of that KV head share
 // every K/V tile, so a block is R = kQueries · g rows:
 //   qb:  [R, d]        bf16(q · 1/sqrt(d)), row t·g + hh = token i0 + t, query head kvh·g + hh
@@ -24,6 +28,7 @@
 #include <vector>
 
 #include "common/aligned.h"
+#include "common/error.h"
 #include "kernels/attention.h"
 #include "kernels/cancel.h"
 #include "kernels/onednn_engine.h"
@@ -102,44 +107,76 @@ std::string causal_attention_bf16_impl(int H, int G, int d) {
   return prims_for(kQueries * (H / G), d).impl;
 }
 
+void KeysValuesBf16::reset(int n, int G, int d) {
+  n_ = n;
+  G_ = G;
+  d_ = d;
+  added_ = 0;
+  n_pad_ = (static_cast<int64_t>(n) + kKeys - 1) / kKeys * kKeys;
+  k_.reset(static_cast<size_t>(G) * n_pad_ * d);  // zero pages: the padding stays zero
+  v_.reset(k_.size());
+}
+
+void KeysValuesBf16::add(const float* k, const float* v, int count) {
+  if (count < 0 || added_ + count > n_) {
+    fail("KeysValuesBf16: adding ", count, " tokens to ", added_, " of ", n_);
+  }
+  const int G = G_, d = d_, i0 = added_;
+  const int64_t kv_stride = static_cast<int64_t>(G) * d;
+  uint16_t* kb = k_.data();
+  uint16_t* vb = v_.data();
+#pragma omp parallel for collapse(2) if (worth_parallel(static_cast<int64_t>(count) * kv_stride * 4))
+  for (int h = 0; h < G; ++h) {
+    for (int i = 0; i < count; ++i) {
+      const int64_t dst = (h * n_pad_ + i0 + i) * d;
+      to_bf16(k + i * kv_stride + static_cast<int64_t>(h) * d, 1.0f, kb + dst, d);
+      to_bf16(v + i * kv_stride + static_cast<int64_t>(h) * d, 1.0f, vb + dst, d);
+    }
+  }
+  added_ += count;
+}
+
+void KeysValuesBf16::release() {
+  k_.release();
+  v_.release();
+  n_ = added_ = 0;
+  n_pad_ = 0;
+}
+
 void causal_attention_bf16(const float* q, const float* k, const float* v, int n, int H, int G,
                            int d, float* out, const Window& window) {
+  KeysValuesBf16 kv;
+  kv.reset(n, G, d);
+  kv.add(k, v, n);
+  causal_attention_bf16(q, 0, n, kv, H, out, window);
+}
+
+void causal_attention_bf16(const float* q, int first_query, int count, const KeysValuesBf16& kv,
+                           int H, float* out, const Window& window) {
+  const int G = kv.heads(), d = kv.head_dim();
+  const int n = first_query + count;  // tokens whose keys the block's queries may see
+  if (first_query < 0 || count < 0 || n > kv.added()) {
+    fail("causal_attention_bf16: queries [", first_query, ", ", n, ") need their keys, ",
+         kv.added(), " added");
+  }
   const int g = H / G;
   const int rows = kQueries * g;
   const int64_t q_stride = static_cast<int64_t>(H) * d;
-  const int64_t kv_stride = static_cast<int64_t>(G) * d;
-  const int64_t n_pad = (static_cast<int64_t>(n) + kKeys - 1) / kKeys * kKeys;
+  const int64_t n_pad = kv.padded();
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
   const TilePrims& tp = prims_for(rows, d);
   // first[i]: the first key token i sees (window_first_keys; empty without a window). A block's
   // key tiles start at the tile holding its first token's first key: tiles wholly before the
   // band are never computed.
   const std::vector<int> first = window_first_keys(window, n);
+  // oneDNN reads the keys and values in place (a matmul's inputs are const)
+  uint16_t* kb = const_cast<uint16_t*>(kv.k());
+  uint16_t* vb = const_cast<uint16_t*>(kv.v());
 
-  // K and V of every KV head as bf16 [G, n_pad, d]: rows < n converted below, padding rows zero.
-  thread_local aligned_vector<uint16_t> kb_buf, vb_buf;  // cache-line aligned (common/aligned.h)
-  kb_buf.resize(static_cast<size_t>(G) * n_pad * d);
-  vb_buf.resize(kb_buf.size());
-  uint16_t* kb = kb_buf.data();
-  uint16_t* vb = vb_buf.data();
-  for (int h = 0; h < G; ++h) {
-    const int64_t pad_begin = (h * n_pad + n) * d, pad_end = (h + 1) * n_pad * d;
-    std::fill(kb + pad_begin, kb + pad_end, 0);
-    std::fill(vb + pad_begin, vb + pad_end, 0);
-  }
-#pragma omp parallel for collapse(2) if (worth_parallel(static_cast<int64_t>(n) * kv_stride * 4))
-  for (int h = 0; h < G; ++h) {
-    for (int i = 0; i < n; ++i) {
-      const int64_t dst = (h * n_pad + i) * d;
-      to_bf16(k + i * kv_stride + static_cast<int64_t>(h) * d, 1.0f, kb + dst, d);
-      to_bf16(v + i * kv_stride + static_cast<int64_t>(h) * d, 1.0f, vb + dst, d);
-    }
-  }
-
-  const int n_qblocks = (n + kQueries - 1) / kQueries;
+  const int n_qblocks = (count + kQueries - 1) / kQueries;
   // A cancelled prefill (kernels/cancel.h) stops handing out blocks; the caller throws.
   CancelPoll cancel(cancel_check());
-#pragma omp parallel if (worth_parallel(static_cast<int64_t>(n) * n * H * d))
+#pragma omp parallel if (worth_parallel(static_cast<int64_t>(count) * n * H * d))
   {
     thread_local Scratch sc;
     sc.resize(rows, d);
@@ -160,12 +197,13 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
       for (int kvh = 0; kvh < G; ++kvh) {
         if (cancel.stop()) continue;
         const int qb = n_qblocks - 1 - qb_rev;
-        const int i0 = qb * kQueries, qn = std::min(kQueries, n - i0);
-        // Q block: row t·g + hh <- q[i0 + t, kvh·g + hh] / sqrt(d); rows past qn are zero.
+        const int r0 = qb * kQueries, qn = std::min(kQueries, count - r0);  // rows of q, out
+        const int i0 = first_query + r0;                                     // their first token
+        // Q block: row t·g + hh <- q[r0 + t, kvh·g + hh] / sqrt(d); rows past qn are zero.
         for (int t = 0; t < kQueries; ++t) {
           uint16_t* dst = sc.qb.data() + static_cast<int64_t>(t) * g * d;
           if (t < qn) {
-            to_bf16(q + (i0 + t) * q_stride + static_cast<int64_t>(kvh) * g * d, scale, dst,
+            to_bf16(q + (r0 + t) * q_stride + static_cast<int64_t>(kvh) * g * d, scale, dst,
                     static_cast<int64_t>(g) * d);
           } else {
             std::fill(dst, dst + static_cast<int64_t>(g) * d, 0);
@@ -219,7 +257,7 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
         }
         for (int r = 0; r < qn * g; ++r) {
           const int t = r / g, hh = r % g;
-          float* dst = out + (i0 + t) * q_stride + static_cast<int64_t>(kvh * g + hh) * d;
+          float* dst = out + (r0 + t) * q_stride + static_cast<int64_t>(kvh * g + hh) * d;
           const float* src = sc.acc.data() + static_cast<int64_t>(r) * d;
           const float inv = 1.0f / sc.l[r];
           for (int j = 0; j < d; ++j) dst[j] = src[j] * inv;

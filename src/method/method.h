@@ -75,10 +75,10 @@ class CompressionMethod {
   // with its live-token count n, so a layer that will keep everything skips that extra pass.
   virtual bool wants_attention_column_sums(int layer, int n) const { return false; }
   // How many of the last query rows on_layer() reads from in.q at a layer of n live tokens
-  // (rows n - r .. n - 1; r <= n). The prefill lets the attention output overwrite the queries
-  // when r is small, keeping only those r rows aside for the policy (model.cpp, "Activations"),
-  // so a policy must never read a row before them. The default, n, is always safe: every row
-  // stays (and the attention output gets a buffer of its own).
+  // (rows n - r .. n - 1; r <= n). The prefill keeps only those r rows of the layer's queries
+  // for the policy (model.cpp, "Activations"; the others read as zeros), so a policy must never
+  // read a row before them. The default, n, is always safe: every row is kept (at 16K tokens of
+  // a 1B Llama that is 128 MiB more).
   virtual int queries_read(int layer, int n) const { return n; }
 };
 

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "common/error.h"
+#include "common/page_buffer.h"
 #include "kernels/attention.h"
 #include "kernels/cancel.h"
 #include "kernels/gemm_onednn.h"
@@ -102,10 +103,10 @@ class Lap {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-// The per-token work outside attention (norms, projections, MLP) runs over blocks of at most
-// kBlockRows tokens, so its buffers (the widest: the MLP's F per token) do not grow with the
-// prompt. The blocks of n tokens are equal (ceil(n / kBlockRows) of them): a short last block
-// would take a different GEMM path (QuantLinear's integer dots at <= 24 rows).
+// The prefill's per-token work (norms, projections, each block's attention, MLP) runs over
+// blocks of at most kBlockRows tokens, so its buffers (the widest: the MLP's F per token) do not
+// grow with the prompt. The blocks of n tokens are equal (ceil(n / kBlockRows) of them): a short
+// last block would take a different GEMM path (QuantLinear's integer dots at <= 24 rows).
 constexpr int kBlockRows = 1024;
 
 // Rows per block for n tokens: n split into ceil(n / kBlockRows) blocks of equal size (the last
@@ -121,33 +122,35 @@ namespace detail {
 
 // Activations of one layer for n live tokens (all row-major, token-major), sized for the widest
 // layer (H*d, G*d and F may differ per layer). With B = min(n, kBlockRows) rows a block:
-//   hidden [n, D] residual stream, for the whole pass
-//   xnorm  [B, D] normed input of the current block
-//   work   one buffer whose parts live in turn (so the attention-phase and MLP-phase buffers,
-//          each as large as a few rows of the residual stream per token, are never all
-//          allocated at once):
-//     attention phase (qkv, attention, select, store cache):
-//       q [n, H*d] at 0, k [n, G*d], v [n, G*d] after it; the attention output attn [n, H*d]
-//       is written over q (each query block's rows are read before its output is written, in
-//       both attention kernels) unless the policy reads more than half of the queries
-//       (CompressionMethod::queries_read), then into attn_own [n, H*d]
-//     output projection (q, k, v dead): attn, then proj [B, D] at n*H*d (over k, v)
-//     MLP (attn dead too): gate [B, F], up [B, F], proj [B, D]
-//   q_tail, attn_tail [r, H*d]: the last r = queries_read rows of q kept aside while attn
-//          overwrites them, swapped back in for the policy, and the attention output of those
-//          rows meanwhile (an n-token prefill at 16K saves n*H*d*4 = 128 MiB on a 1B Llama)
-// Decode (n = B rows) writes attn into attn_own: attend_rows makes no promise about its output
-// overlapping its query.
+//   hidden  [n, D]     residual stream, for the whole pass
+//   xnorm   [B, D]     normed input of the current block
+//   work    one buffer whose parts live in turn (the attention half's and the MLP's buffers are
+//           never all allocated at once):
+//     attention half (per block of tokens: Q/K/V, attention, o_proj; then select, store cache):
+//       k [n, G*d], v [n, G*d]  every live token's keys and values
+//       qb [B, H*d]             the block's queries, then its attention output written over
+//                               them (each query block's rows are read before its output is
+//                               written, in both attention kernels)
+//       oproj [B, D]            the block's output projection
+//     MLP (k, v dead): gate [B, F], up [B, F], mproj [B, D]
+//   queries [n, H*d]  the query rows a policy reads (its last queries_read rows), written as
+//                     their block passes; the pages of rows never written cost no memory
+//                     (PageBuffer), so the whole q of an n-token layer (128 MiB at 16K on a 1B
+//                     Llama) is never held
+//   kv      the bf16 attention's K/V [G, n_pad, d], during a layer's attention only
+//   colsum  [H, n]     H2O's attention column sums, when the policy wants them
+// Decode and decode_batch (n = B rows) write the attention output into attn_own [n, H*d]:
+// attend_rows makes no promise about its output overlapping its query.
 struct Activations {
   std::vector<float> hidden;  // [n, D]
   std::vector<float> xnorm;   // [B, D]
   std::vector<float> work;    // the parts above
-  std::vector<float> attn_own;           // [n, H*d] when attn cannot go over q
-  std::vector<float> q_tail, attn_tail;  // [r, H*d] (above)
-  float *q = nullptr, *k = nullptr, *v = nullptr, *attn = nullptr;  // attention phase, in work
-  float *gate = nullptr, *up = nullptr;  // MLP phase, in work
-  float* oproj = nullptr;                // [B, D] output projection phase, in work
-  float* mproj = nullptr;                // [B, D] MLP phase, in work
+  PageBuffer<float> queries;  // [n, H*d], rows a policy reads
+  kernels::KeysValuesBf16 kv;
+  std::vector<float> attn_own;           // [n, H*d] decode's attention output
+  float *k = nullptr, *v = nullptr, *qb = nullptr, *oproj = nullptr;  // attention half, in work
+  float* attn = nullptr;                 // decode: attn_own
+  float *gate = nullptr, *up = nullptr, *mproj = nullptr;  // MLP, in work
   std::vector<int32_t> pos;   // [n] original positions
   std::vector<float> colsum;  // [H, n] attention column sums, for policies that want them
   int64_t qd_max = 0;         // the widest layer's H*d
@@ -165,16 +168,14 @@ struct Activations {
     const int64_t N = n, B = std::min(n, kBlockRows), D = c.d_model;
     hidden.resize(static_cast<size_t>(N * D));
     xnorm.resize(static_cast<size_t>(B * D));
-    const int64_t attention_phase = N * (qd + 2 * kvd);
-    const int64_t output_phase = N * qd + B * D;
-    const int64_t mlp_phase = B * (2 * ff + D);
-    work.resize(static_cast<size_t>(std::max({attention_phase, output_phase, mlp_phase})));
+    const int64_t attention_half = 2 * N * kvd + B * (qd + D);
+    const int64_t mlp = B * (2 * ff + D);
+    work.resize(static_cast<size_t>(std::max(attention_half, mlp)));
     float* w = work.data();
-    q = w;
-    k = q + N * qd;
+    k = w;
     v = k + N * kvd;
-    attn = q;
-    oproj = w + N * qd;
+    qb = v + N * kvd;
+    oproj = qb + B * qd;
     gate = w;
     up = w + B * ff;
     mproj = w + 2 * B * ff;
@@ -191,111 +192,115 @@ struct Activations {
 namespace {
 using detail::Activations;
 
-// norm -> Q/K/V projections (+bias) (+QK-norm) -> RoPE at the tokens' original positions.
-//   xnorm = rmsnorm(hidden)               [n, D]
-//   q = xnorm · Wqᵀ (+bq)                 [n, H, d]   k, v likewise [n, G, d]
-//   q[i, h] = rmsnorm(q[i, h]) · q_norm   per head, when qk_norm (k likewise)
+// norm -> Q/K/V projections (+bias) (+QK-norm) -> RoPE at the tokens' original positions, for
+// the m tokens [i0, i0 + m):
+//   xnorm = rmsnorm(hidden[i0 : i0 + m])        [m, D]
+//   qb = xnorm · Wqᵀ (+bq)                      [m, H, d]
+//   k[i0 : i0 + m], v[i0 : i0 + m] likewise     [m, G, d]
+//   q[i, h] = rmsnorm(q[i, h]) · q_norm         per head, when qk_norm (k likewise)
 //   q[i, h], k[i, g] rotated by RoPE at pos[i]
 //   q *= attn_scale · sqrt(d) when the layer's query scale is not the kernels' 1/sqrt(d)
-// The norm and projections run in blocks of block_rows(n) tokens (xnorm holds one block).
-// poll_cancel (prefill only): this thread's cancel check is polled before every block
-// (kernels/cancel.h; throws kernels::Cancelled). Decode steps never poll: a server runs other
-// requests' decode steps from inside a prefill, and those must not be abandoned half-way.
 void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw,
-                 const kernels::RopeTable& rope, int n, Activations& a, bool poll_cancel = false) {
+                 const kernels::RopeTable& rope, int i0, int m, Activations& a) {
   const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim,
                 kvd = static_cast<int64_t>(lc.n_head_kv) * lc.head_dim;
-  const int B = block_rows(n);
-  for (int i0 = 0; i0 < n; i0 += B) {
-    if (poll_cancel) kernels::throw_if_cancelled();
-    const int m = std::min(B, n - i0);
-    kernels::rmsnorm(a.hidden.data() + static_cast<int64_t>(i0) * c.d_model, lw.attn_norm.data(),
-                     m, c.d_model, c.rms_eps, a.xnorm.data());
-    kernels::forward_shared_input(
-        {{&lw.wq, a.q + i0 * qd}, {&lw.wk, a.k + i0 * kvd}, {&lw.wv, a.v + i0 * kvd}},
-        a.xnorm.data(), m);
-  }
+  float* q = a.qb;
+  float* k = a.k + i0 * kvd;
+  float* v = a.v + i0 * kvd;
+  kernels::rmsnorm(a.hidden.data() + static_cast<int64_t>(i0) * c.d_model, lw.attn_norm.data(), m,
+                   c.d_model, c.rms_eps, a.xnorm.data());
+  kernels::forward_shared_input({{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}}, a.xnorm.data(), m);
   if (lc.qk_norm) {
-    kernels::rmsnorm(a.q, lw.q_norm.data(), n * lc.n_head, lc.head_dim, c.rms_eps, a.q);
-    kernels::rmsnorm(a.k, lw.k_norm.data(), n * lc.n_head_kv, lc.head_dim, c.rms_eps, a.k);
+    kernels::rmsnorm(q, lw.q_norm.data(), m * lc.n_head, lc.head_dim, c.rms_eps, q);
+    kernels::rmsnorm(k, lw.k_norm.data(), m * lc.n_head_kv, lc.head_dim, c.rms_eps, k);
   }
-#pragma omp parallel for if (kernels::worth_parallel(static_cast<int64_t>(n) * (qd + kvd) * 4))
-  for (int i = 0; i < n; ++i) {
-    rope.apply(a.q + i * qd, lc.n_head, a.k + i * kvd, lc.n_head_kv, lc.head_dim, a.pos[i]);
+#pragma omp parallel for if (kernels::worth_parallel(static_cast<int64_t>(m) * (qd + kvd) * 4))
+  for (int i = 0; i < m; ++i) {
+    rope.apply(q + i * qd, lc.n_head, k + i * kvd, lc.n_head_kv, lc.head_dim, a.pos[i0 + i]);
   }
   if (lc.attn_scale > 0) {
     const float q_scale =
         static_cast<float>(lc.attn_scale * std::sqrt(static_cast<double>(lc.head_dim)));
     if (q_scale != 1.0f) {
-      for (int64_t i = 0; i < static_cast<int64_t>(n) * qd; ++i) a.q[i] *= q_scale;
+      for (int64_t i = 0; i < static_cast<int64_t>(m) * qd; ++i) q[i] *= q_scale;
     }
   }
-}
-
-// The last `rows` rows of q while the attention output overwrites q (Activations): the
-// constructor points attn at q and keeps those rows of q aside (rows < 0: attn gets a buffer
-// of its own instead, q stays whole); after the attention, queries_in() swaps them back into
-// q (the attention's rows to attn_tail) for the policy, and attention_in() restores attn.
-class QueryTail {
- public:
-  QueryTail(Activations& a, int rows, int n, const LayerConfig& lc)
-      : a_(a), rows_(std::max(rows, 0)),
-        qd_(static_cast<int64_t>(lc.n_head) * lc.head_dim),
-        first_(static_cast<int64_t>(n - rows_) * qd_) {
-    if (rows < 0) {
-      a.own_attention_output(n);
-      return;
-    }
-    a.attn = a.q;
-    a.q_tail.assign(a.q + first_, a.q + first_ + rows_ * qd_);
-  }
-  void queries_in() const {
-    if (rows_ == 0) return;
-    a_.attn_tail.assign(a_.q + first_, a_.q + first_ + rows_ * qd_);
-    std::copy(a_.q_tail.begin(), a_.q_tail.end(), a_.q + first_);
-  }
-  void attention_in() const {
-    if (rows_ == 0) return;
-    std::copy(a_.attn_tail.begin(), a_.attn_tail.end(), a_.q + first_);
-  }
-
- private:
-  Activations& a_;
-  int rows_;
-  int64_t qd_, first_;
-};
-
-// attn[n, H, d] = causal attention of the n live tokens (within the layer's window, if any;
-// both kernels skip the key tiles before a query block's band).
-void attention(const LayerConfig& lc, bool bf16_path, int n, Activations& a) {
-  kernels::Window window;
-  window.size = lc.window;
-  window.key_pos = a.pos.data();
-  if (bf16_path) {
-    kernels::causal_attention_bf16(a.q, a.k, a.v, n, lc.n_head, lc.n_head_kv, lc.head_dim,
-                                   a.attn, window);
-  } else {
-    kernels::causal_attention(a.q, a.k, a.v, n, lc.n_head, lc.n_head_kv, lc.head_dim, a.attn,
-                              window);
-  }
-}
-
-// The policy's declared need (H2O): colsum[H, n] = attention each key receives, summed over
-// the queries that see it. Computed only when the policy asks for it at this layer; returns
-// nullptr otherwise. Adds its FLOPs to *flops.
-const float* column_sums_if_wanted(const CompressionMethod& policy, int layer, const LayerConfig& lc, int n,
-                                   Activations& a, double* flops) {
-  if (!policy.wants_attention_column_sums(layer, n)) return nullptr;
-  a.colsum.resize(static_cast<size_t>(lc.n_head) * n);
-  kernels::causal_attention_column_sums(a.q, a.k, n, lc.n_head, lc.n_head_kv,
-                                        lc.head_dim, a.colsum.data());
-  *flops += 4.0 * lc.n_head * lc.head_dim * (static_cast<double>(n) * (n + 1) / 2);
-  return a.colsum.data();
 }
 
 // out[m, D] = rmsnorm(out) · w when the post-norm w is present (empty = none), in place.
 void post_norm(const std::vector<float>& w, const ModelConfig& c, int m, float* out) {
   if (!w.empty()) kernels::rmsnorm(out, w.data(), m, c.d_model, c.rms_eps, out);
+}
+
+// o_proj (+post-norm) -> residual for the m tokens [i0, i0 + m), attn: their [m, H*d] rows:
+//   hidden[i0 : i0 + m] += post_attn_norm(attn · Woᵀ)
+void output_projection(const ModelConfig& c, const LayerWeights& lw, int i0, int m,
+                       const float* attn, Activations& a) {
+  lw.wo.forward(attn, m, a.oproj);
+  post_norm(lw.post_attn_norm, c, m, a.oproj);
+  kernels::add_inplace(a.hidden.data() + static_cast<int64_t>(i0) * c.d_model, a.oproj,
+                       static_cast<int64_t>(m) * c.d_model);
+}
+
+// What the attention half of a prefill layer hands to the policy beside K and V.
+struct PolicyNeeds {
+  int reads = 0;         // the last `reads` query rows go to a.queries
+  bool colsum = false;   // H2O's column sums into a.colsum
+};
+
+// The attention half of a prefill layer over its n live tokens, a block of block_rows(n) tokens
+// at a time:
+//   norm -> Q/K/V -> RoPE (project_qkv)
+//   qb = causal attention of the block's queries to the keys of every token up to its own
+//        (within the layer's window, if any), over qb
+//   o_proj (+post-norm) -> residual (output_projection)
+// A token's attention reads only the keys up to its own, which its block and the earlier ones
+// have projected, and o_proj changes hidden rows that no later block reads: so each block goes
+// all the way through, and the layer's whole q never exists. The block's query rows that the
+// policy reads are kept aside first (a.queries), and added to the column sums when it wants
+// them. Adds the column sums' FLOPs to *scoring_flops, and each step's time to sec. This
+// thread's cancel check is polled before every block (kernels/cancel.h; throws
+// kernels::Cancelled), and after the attention kernels, which leave a cancelled block early.
+void attention_half(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw,
+                    const kernels::RopeTable& rope, bool bf16_path, int n, const PolicyNeeds& needs,
+                    Activations& a, double* scoring_flops, PrefillStats::Seconds& sec, Lap& lap) {
+  const int H = lc.n_head, G = lc.n_head_kv, d = lc.head_dim;
+  const int64_t qd = static_cast<int64_t>(H) * d;
+  kernels::Window window;
+  window.size = lc.window;
+  window.key_pos = a.pos.data();
+  if (bf16_path) a.kv.reset(n, G, d);
+  if (needs.colsum) a.colsum.assign(static_cast<size_t>(H) * n, 0.0f);
+  const int first_read = n - needs.reads;
+  const int B = block_rows(n);
+  for (int i0 = 0; i0 < n; i0 += B) {
+    kernels::throw_if_cancelled();
+    const int m = std::min(B, n - i0);
+    project_qkv(c, lc, lw, rope, i0, m, a);
+    lap.to(sec.qkv);
+    // what the policy reads of the queries, before the attention output goes over them
+    if (i0 + m > first_read) {
+      const int r0 = std::max(i0, first_read);
+      std::copy(a.qb + (r0 - i0) * qd, a.qb + m * qd, a.queries.data() + r0 * qd);
+    }
+    if (needs.colsum) {
+      kernels::add_causal_attention_column_sums(a.qb, i0, m, a.k, H, G, d, a.colsum.data(), n);
+      *scoring_flops +=
+          4.0 * H * d * (static_cast<double>(i0 + m) * (i0 + m + 1) / 2 -
+                         static_cast<double>(i0) * (i0 + 1) / 2);
+    }
+    if (bf16_path) {
+      a.kv.add(a.k + i0 * static_cast<int64_t>(G) * d, a.v + i0 * static_cast<int64_t>(G) * d, m);
+      kernels::causal_attention_bf16(a.qb, i0, m, a.kv, H, a.qb, window);
+    } else {
+      kernels::causal_attention(a.qb, i0, m, a.k, a.v, H, G, d, a.qb, window);
+    }
+    kernels::throw_if_cancelled();
+    lap.to(sec.attention);
+    output_projection(c, lw, i0, m, a.qb, a);
+    lap.to(sec.mlp);
+  }
+  a.kv.release();
 }
 
 // gate[m, F] = act(gate[m, F], up[m, F]), the MLP's activation, in place.
@@ -310,26 +315,17 @@ void activation(const LayerConfig& lc, int m, Activations& a) {
   }
 }
 
-// o_proj (+post-norm) -> residual for all n tokens, then norm -> MLP (+post-norm) -> residual,
-// each in blocks of block_rows(n) tokens (every token's o_proj and MLP are independent of the
-// others', so the order of the blocks changes nothing; the MLP's buffers take the place of the
-// attention phase's, see Activations):
-//   hidden += post_attn_norm(attn · Woᵀ)
+// norm -> MLP (+post-norm) -> residual for all n tokens, in blocks of block_rows(n) tokens
+// (every token's MLP is independent of the others'; its buffers take the place of the attention
+// half's, see Activations):
 //   hidden += post_ffn_norm(down(act(gate(x), up(x)))),  x = rmsnorm(hidden)
-// poll_cancel: as for project_qkv, before every block.
-void output_and_mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, int n,
-                    Activations& a, bool poll_cancel = false) {
+// poll_cancel (prefill only): this thread's cancel check is polled before every block
+// (kernels/cancel.h; throws kernels::Cancelled). Decode steps never poll: a server runs other
+// requests' decode steps from inside a prefill, and those must not be abandoned half-way.
+void mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, int n,
+         Activations& a, bool poll_cancel = false) {
   const int D = c.d_model;
-  const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim;
   const int B = block_rows(n);
-  for (int i0 = 0; i0 < n; i0 += B) {
-    if (poll_cancel) kernels::throw_if_cancelled();
-    const int m = std::min(B, n - i0);
-    lw.wo.forward(a.attn + i0 * qd, m, a.oproj);
-    post_norm(lw.post_attn_norm, c, m, a.oproj);
-    kernels::add_inplace(a.hidden.data() + static_cast<int64_t>(i0) * D, a.oproj,
-                         static_cast<int64_t>(m) * D);
-  }
   for (int i0 = 0; i0 < n; i0 += B) {
     if (poll_cancel) kernels::throw_if_cancelled();
     const int m = std::min(B, n - i0);
@@ -637,32 +633,22 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     const LayerConfig& lc = c.layers[l];
     const LayerWeights& lw = w_.layers[l];
     st.live_tokens.push_back(n);
-    // norm -> qkv -> rope
-    project_qkv(c, lc, lw, rope_[l], n, a, /*poll_cancel=*/true);
-    lap.to(sec.qkv);
-    // what the policy needs of the queries: the column sums (H2O; none for a local layer: its
-    // cache is its window, whatever the policy would choose), and its last `reads` rows
-    const float* colsum =
-        lc.local() ? nullptr : column_sums_if_wanted(policy, l, lc, n, a, &st.scoring_flops);
-    const int reads = std::clamp(policy.queries_read(l, n), 0, n);
-    const QueryTail tail(a, 2 * reads <= n ? reads : -1, n, lc);
-    // attention over the layer's full K/V of its n live tokens (over q, see Activations); a
-    // cancelled prefill leaves the kernels early, with their output unfinished: throw before
-    // anything reads it
-    attention(lc, bf16_path_, n, a);
-    kernels::throw_if_cancelled();
+    // what the policy needs of the queries: its last `reads` rows, and the column sums (H2O;
+    // none for a local layer: its cache is its window, whatever the policy would choose)
+    PolicyNeeds needs;
+    needs.reads = std::clamp(policy.queries_read(l, n), 0, n);
+    needs.colsum = !lc.local() && policy.wants_attention_column_sums(l, n);
+    // norm -> qkv -> rope -> attention over the layer's K/V of its n live tokens -> o_proj ->
+    // residual, a block of tokens at a time (a cancelled prefill throws in there)
+    attention_half(c, lc, lw, rope_[l], bf16_path_, n, needs, a, &st.scoring_flops, sec, lap);
     st.attention_flops += 4.0 * lc.n_head * lc.head_dim * attention_pairs(a.pos, n, lc.window);
     LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
-                  a.q, a.k, a.v, a.pos.data()};
+                  a.queries.data(), a.k, a.v, a.pos.data()};
     in.pass = pass;
     in.window = lc.window;
-    in.attn_colsum = colsum;
-    lap.to(sec.attention);
-    // select: what this layer's cache keeps, and which tokens go on (the policy reads the
-    // queries' last rows as they were; attn gets them back after)
-    tail.queries_in();
+    in.attn_colsum = needs.colsum ? a.colsum.data() : nullptr;
+    // select: what this layer's cache keeps, and which tokens go on
     LayerDecision dec = policy.on_layer(in);
-    tail.attention_in();
     lap.to(sec.select);
     st.scoring_flops += static_cast<double>(dec.scoring_flops);
     if (dec.restart) {  // two-pass policies: prefill() restarts
@@ -678,8 +664,8 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     store_cache(lc, lc.local() ? window_decision(lc, n, a) : dec, a, n, cache.layer(l));
     st.kept_rows.push_back(cache.layer(l).rows());
     lap.to(sec.cache);
-    // o_proj (+post-norm) -> residual -> norm -> MLP (+post-norm) -> residual, all n tokens
-    output_and_mlp(c, lc, lw, n, a, /*poll_cancel=*/true);
+    // norm -> MLP (+post-norm) -> residual, all n tokens
+    mlp(c, lc, lw, n, a, /*poll_cancel=*/true);
     st.linear_flops += layer_linear_flops(c, lc) * n;
     lap.to(sec.mlp);
     // gather: token-selective propagation
@@ -712,6 +698,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMeth
   st.n_prompt = N;
   Activations a;
   a.resize(N, c);
+  a.queries.reset(static_cast<size_t>(N) * a.qd_max);
   const bool bf16_cache = bf16_path_;
   const bool rows_fixed = !logit_rows.empty();
   cache.reset(c.n_layer, bf16_cache);
@@ -787,7 +774,7 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
     const LayerConfig& lc = c.layers[l];
     const LayerWeights& lw = w_.layers[l];
     const int d = lc.head_dim, g = lc.group_size();
-    project_qkv(c, lc, lw, rope_[l], 1, a);
+    project_qkv(c, lc, lw, rope_[l], 0, 1, a);
     // store cache: the new token's K/V row in every cache head
     LayerCache& cl = cache.layer(l);
     const int C = cl.n_heads();
@@ -804,7 +791,7 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
     // attention: the r query heads of cache head ch against its rows (within the window)
 #pragma omp parallel for if (kernels::worth_parallel(cl.rows() * d * 2))
     for (int ch = 0; ch < C; ++ch) {
-      const float* qh = a.q + static_cast<int64_t>(ch) * r * d;
+      const float* qh = a.qb + static_cast<int64_t>(ch) * r * d;
       float* oh = a.attn + static_cast<int64_t>(ch) * r * d;
       kernels::Window window;
       window.size = lc.window;
@@ -814,7 +801,8 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
         kernels::attend_rows(qh, r, k, v, len, d, d, oh, window);
       });
     }
-    output_and_mlp(c, lc, lw, 1, a);
+    output_projection(c, lw, 0, 1, a.attn, a);
+    mlp(c, lc, lw, 1, a);
   }
   std::vector<float> logits(c.n_vocab);
   lm_head(a.hidden.data(), 1, logits.data());
@@ -827,6 +815,8 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
   const ModelConfig& c = config_;
   const int B = static_cast<int>(tokens.size());
   if (B == 0) fail("decode_batch needs at least one sequence");
+  // (one block of rows: the step's queries are all in Activations::qb)
+  if (B > kBlockRows) fail("decode_batch takes at most ", kBlockRows, " sequences, got ", B);
   if (positions.size() != tokens.size() || caches.size() != tokens.size()) {
     fail("decode_batch: ", B, " tokens, ", positions.size(), " positions and ", caches.size(),
          " caches");
@@ -853,7 +843,7 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
     const int d = lc.head_dim, g = lc.group_size();
     const int64_t qd = static_cast<int64_t>(lc.n_head) * d;
     const int64_t kvd = static_cast<int64_t>(lc.n_head_kv) * d;
-    project_qkv(c, lc, lw, rope_[l], B, a);
+    project_qkv(c, lc, lw, rope_[l], 0, B, a);
     // store cache: each sequence's new K/V row in every head of its own cache (caches of
     // different methods may have different head counts)
     std::vector<std::pair<int, int>> jobs;  // (sequence, cache head)
@@ -880,7 +870,7 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
       const int b = jobs[j].first, ch = jobs[j].second;
       const LayerCache& cl = caches[b]->layer(l);
       const int r = lc.n_head / cl.n_heads();
-      const float* qh = a.q + b * qd + static_cast<int64_t>(ch) * r * d;
+      const float* qh = a.qb + b * qd + static_cast<int64_t>(ch) * r * d;
       float* oh = a.attn + b * qd + static_cast<int64_t>(ch) * r * d;
       kernels::Window window;
       window.size = lc.window;
@@ -890,7 +880,8 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
         kernels::attend_rows(qh, r, k, v, len, d, d, oh, window);
       });
     }
-    output_and_mlp(c, lc, lw, B, a);
+    output_projection(c, lw, 0, B, a.attn, a);
+    mlp(c, lc, lw, B, a);
   }
   std::vector<float> logits(static_cast<size_t>(B) * c.n_vocab);
   lm_head(a.hidden.data(), B, logits.data());

@@ -154,13 +154,13 @@ Outcome run(const Model& m, const std::vector<int32_t>& prompt, CompressionMetho
   return o;
 }
 
-// The prefill writes the attention output over the queries where a method reads only their
-// last rows (model.cpp, "Activations"), keeping those rows aside for it. Every registered
-// method decides and computes exactly (bit for bit) what it does when every query row stays,
-// so each one's queries_read() covers all it reads; a method that claims fewer rows than it
-// reads (FastKV claiming none) sees attention outputs and decides otherwise, so this check
-// would catch one.
-TEST(PrefillOutputs, AttentionOverTheQueriesChangesNothingForEveryMethod) {
+// The prefill keeps only the query rows a method says it reads (queries_read(), its last rows;
+// model.cpp, "Activations"): the layer's other query rows exist only while their block of
+// tokens is attended. Every registered method decides and computes exactly (bit for bit) what
+// it does when every query row is kept, so each one's queries_read() covers all it reads; a
+// method that claims fewer rows than it reads (FastKV claiming none) sees zeros and decides
+// otherwise, so this check would catch one.
+TEST(PrefillOutputs, KeepingOnlyTheQueriesAMethodReadsChangesNothingForEveryMethod) {
   const std::vector<std::string> specs = {
       "full", "fastkv:tsp_layer=1:tsp_rate=0.3:retain_rate=0.2", "snapkv:retain_rate=0.2",
       "adakv:retain_rate=0.2", "h2o:retain_rate=0.2", "streamingllm:retain_rate=0.2",
@@ -183,7 +183,7 @@ TEST(PrefillOutputs, AttentionOverTheQueriesChangesNothingForEveryMethod) {
     for (const std::string& spec : specs) {
       SCOPED_TRACE(std::string(file) + " " + kernels::backend_name(backend) + " " + spec);
       auto inner = method(spec, L);
-      ASSERT_LT(inner->queries_read(1, 300), 150) << "the prefill would keep every query";
+      ASSERT_LT(inner->queries_read(1, 300), 300) << "the prefill would keep every query";
       DeclaresQueries all(method(spec, L), -1);
       const Outcome over_q = run(*m, prompt, *inner);
       const Outcome whole = run(*m, prompt, all);
