@@ -1309,7 +1309,7 @@ void QuantLinear::forward_gemm_bf16(const float* x, int n, float* y) const {
 void QuantLinear::gemm_bf16_from(const uint16_t* xbp, int n, float* y) const {
   thread_local aligned_vector<uint16_t> tile;  // [rows, in] bf16 weights of one tile
   thread_local std::vector<uint8_t> pad_buf;  // oneDNN scratchpad of the calling thread
-  // Tiles of about 16 MiB of bf16 weights (8M weights), in multiples of 64 rows: each tile is
+  // Tiles of kGemmTileWeights weights, in multiples of 64 rows (the history below): each tile is
   // one matmul, which packs the activations again, so fewer tiles cost less. Measured on the
   // 1B Q4_0 model at 512 tokens, prefill CPU seconds against the bf16 backend's 5.2-5.8 s:
   // 6.0 s with 4 MiB tiles, 5.6-5.9 s with 8 MiB, 5.4-5.7 s with 16 MiB (docs/benchmarks.md);
@@ -1322,8 +1322,11 @@ void QuantLinear::gemm_bf16_from(const uint16_t* xbp, int n, float* y) const {
   // tile buffers are one per calling thread.
   // Session 10: a tile narrower than its layer (an 8B Llama's MLP, 58.7M weights) multiplies
   // into a dense [n, rows] block, which AMX's kernel writes, copied into y's columns after: 8B
-  // Q4_0 prefill at 512 tokens 5.8-6.0 s against 6.2 s with gemm:jit on the strided tiles; on
-  // 1B and 8B, tiles of 2M, 16M and 32M weights gave the same time within the noise.
+  // Q4_0 prefill at 512 tokens 5.8-6.0 s against 6.2 s with gemm:jit on the strided tiles.
+  // Session 12, with that dense block: tiles of 4M weights (8 MiB of bf16) against 16M, 1B at
+  // 512 and 2,048 tokens, alternated: Q4_0, Q8_0 and Q4_K_M prefill 4-13% faster, level with
+  // or ahead of the bf16 backend, and 16-19 MiB less RSS (the tile buffer; the dense block is
+  // [n, rows] f32); 2M was as fast, 8M in between (docs/benchmarks.md, session 12).
   constexpr int tile_elems = kGemmTileWeights;
   const int tile_rows = std::min(out_, std::max(64, tile_elems / in_ / 64 * 64));
   dnnl::stream stream(onednn_engine());

@@ -142,7 +142,7 @@ class QuantLinear {
   // The bf16 GEMM path's tile: about this many weights (whole multiples of 64 rows), dequantised
   // at once and multiplied by one oneDNN matmul; a layer with more weights is split into tiles of
   // output rows (quant_linear.cpp, forward_gemm_bf16).
-  static constexpr int kGemmTileWeights = 16 << 20;
+  static constexpr int kGemmTileWeights = 4 << 20;
 
   int in() const { return in_; }
   int out() const { return out_; }
