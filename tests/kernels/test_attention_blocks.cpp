@@ -57,18 +57,29 @@ void PrintTo(const BlockCase& c, std::ostream* os) {
 
 class AttentionBlocks : public testing::TestWithParam<BlockCase> {};
 
+// Random queries, keys and values of a case, its gapped positions and its window.
+struct Inputs {
+  int64_t qd, kvd;  // H*d, G*d
+  std::vector<float> q, k, v;
+  std::vector<int32_t> pos;
+  kernels::Window w;
+  Inputs(const BlockCase& c, uint32_t seed)
+      : qd(static_cast<int64_t>(c.H) * c.d), kvd(static_cast<int64_t>(c.G) * c.d),
+        q(uniform(static_cast<size_t>(c.n * qd), seed, -2, 2)),
+        k(uniform(static_cast<size_t>(c.n * kvd), seed + 1, -2, 2)),
+        v(uniform(static_cast<size_t>(c.n * kvd), seed + 2)), pos(gapped_positions(c.n)) {
+    w.size = c.window;
+    w.key_pos = pos.data();
+  }
+};
+
 TEST_P(AttentionBlocks, F32KernelGivesTheWholeCallsOutputBlockByBlock) {
   const BlockCase c = GetParam();
-  const int64_t qd = static_cast<int64_t>(c.H) * c.d, kvd = static_cast<int64_t>(c.G) * c.d;
-  auto q = uniform(static_cast<size_t>(c.n * qd), 11, -2, 2);
-  auto k = uniform(static_cast<size_t>(c.n * kvd), 12, -2, 2);
-  auto v = uniform(static_cast<size_t>(c.n * kvd), 13);
-  const std::vector<int32_t> pos = gapped_positions(c.n);
-  kernels::Window w;
-  w.size = c.window;
-  w.key_pos = pos.data();
+  const Inputs in(c, 11);
+  const int64_t qd = in.qd, kvd = in.kvd;
+  const std::vector<float>&q = in.q, &k = in.k, &v = in.v;
   std::vector<float> whole(q.size());
-  kernels::causal_attention(q.data(), k.data(), v.data(), c.n, c.H, c.G, c.d, whole.data(), w);
+  kernels::causal_attention(q.data(), k.data(), v.data(), c.n, c.H, c.G, c.d, whole.data(), in.w);
   // Block by block, over a copy of the queries, with only the keys up to the block's last token
   // present (the rest NaN: a kernel reading a later key would spread it).
   std::vector<float> over = q;
@@ -80,7 +91,7 @@ TEST_P(AttentionBlocks, F32KernelGivesTheWholeCallsOutputBlockByBlock) {
     std::copy(v.begin() + first * kvd, v.begin() + end * kvd, vp.begin() + first * kvd);
     float* rows = over.data() + first * qd;
     kernels::causal_attention(rows, first, end - first, kp.data(), vp.data(), c.H, c.G, c.d, rows,
-                              w);
+                              in.w);
   }
   bool on_tiles = true;
   for (int b : c.bounds) on_tiles = on_tiles && b % 64 == 0;
@@ -95,17 +106,12 @@ TEST_P(AttentionBlocks, F32KernelGivesTheWholeCallsOutputBlockByBlock) {
 
 TEST_P(AttentionBlocks, Bf16KernelGivesTheWholeCallsOutputBlockByBlock) {
   const BlockCase c = GetParam();
-  const int64_t qd = static_cast<int64_t>(c.H) * c.d, kvd = static_cast<int64_t>(c.G) * c.d;
-  auto q = uniform(static_cast<size_t>(c.n * qd), 21, -2, 2);
-  auto k = uniform(static_cast<size_t>(c.n * kvd), 22, -2, 2);
-  auto v = uniform(static_cast<size_t>(c.n * kvd), 23);
-  const std::vector<int32_t> pos = gapped_positions(c.n);
-  kernels::Window w;
-  w.size = c.window;
-  w.key_pos = pos.data();
+  const Inputs in(c, 21);
+  const int64_t qd = in.qd, kvd = in.kvd;
+  const std::vector<float>&q = in.q, &k = in.k, &v = in.v;
   std::vector<float> whole(q.size());
   kernels::causal_attention_bf16(q.data(), k.data(), v.data(), c.n, c.H, c.G, c.d, whole.data(),
-                                 w);
+                                 in.w);
   std::vector<float> over = q;
   kernels::KeysValuesBf16 kv;
   kv.reset(c.n, c.G, c.d);
@@ -113,16 +119,16 @@ TEST_P(AttentionBlocks, Bf16KernelGivesTheWholeCallsOutputBlockByBlock) {
     kv.add(k.data() + first * kvd, v.data() + first * kvd, end - first);
     EXPECT_EQ(kv.added(), end);
     float* rows = over.data() + first * qd;
-    kernels::causal_attention_bf16(rows, first, end - first, kv, c.H, rows, w);
+    kernels::causal_attention_bf16(rows, first, end - first, kv, c.H, rows, in.w);
   }
   EXPECT_EQ(over, whole);
 }
 
 TEST_P(AttentionBlocks, ColumnSumsAddUpBlockByBlockToTheWholeCalls) {
   const BlockCase c = GetParam();  // (column sums have no window: H2O scores global layers)
-  const int64_t qd = static_cast<int64_t>(c.H) * c.d, kvd = static_cast<int64_t>(c.G) * c.d;
-  auto q = uniform(static_cast<size_t>(c.n * qd), 31, -2, 2);
-  auto k = uniform(static_cast<size_t>(c.n * kvd), 32, -2, 2);
+  const Inputs in(c, 31);
+  const int64_t qd = in.qd;
+  const std::vector<float>&q = in.q, &k = in.k;
   std::vector<float> whole(static_cast<size_t>(c.H) * c.n);
   kernels::causal_attention_column_sums(q.data(), k.data(), c.n, c.H, c.G, c.d, whole.data());
   std::vector<float> blocks(whole.size(), 0.0f);
