@@ -139,17 +139,15 @@ namespace detail {
 //                     Llama) is never held
 //   kv      the bf16 attention's K/V [G, n_pad, d], during a layer's attention only
 //   colsum  [H, n]     H2O's attention column sums, when the policy wants them
-// Decode and decode_batch (n = B rows) write the attention output into attn_own [n, H*d]:
-// attend_rows makes no promise about its output overlapping its query.
+// Decode and decode_batch (n = B rows) write the attention output into a buffer of their own
+// [n, H*d]: attend_rows makes no promise about its output overlapping its query.
 struct Activations {
   std::vector<float> hidden;  // [n, D]
   std::vector<float> xnorm;   // [B, D]
   std::vector<float> work;    // the parts above
   PageBuffer<float> queries;  // [n, H*d], rows a policy reads
   kernels::KeysValuesBf16 kv;
-  std::vector<float> attn_own;           // [n, H*d] decode's attention output
   float *k = nullptr, *v = nullptr, *qb = nullptr, *oproj = nullptr;  // attention half, in work
-  float* attn = nullptr;                 // decode: attn_own
   float *gate = nullptr, *up = nullptr, *mproj = nullptr;  // MLP, in work
   std::vector<int32_t> pos;   // [n] original positions
   std::vector<float> colsum;  // [H, n] attention column sums, for policies that want them
@@ -179,11 +177,6 @@ struct Activations {
     gate = w;
     up = w + B * ff;
     mproj = w + 2 * B * ff;
-  }
-  // attn = attn_own sized for `rows` rows of the widest layer.
-  void own_attention_output(int rows) {
-    attn_own.resize(static_cast<size_t>(rows * qd_max));
-    attn = attn_own.data();
   }
 };
 
@@ -285,9 +278,6 @@ void attention_half(const ModelConfig& c, const LayerConfig& lc, const LayerWeig
     }
     if (needs.colsum) {
       kernels::add_causal_attention_column_sums(a.qb, i0, m, a.k, H, G, d, a.colsum.data(), n);
-      *scoring_flops +=
-          4.0 * H * d * (static_cast<double>(i0 + m) * (i0 + m + 1) / 2 -
-                         static_cast<double>(i0) * (i0 + 1) / 2);
     }
     if (bf16_path) {
       a.kv.add(a.k + i0 * static_cast<int64_t>(G) * d, a.v + i0 * static_cast<int64_t>(G) * d, m);
@@ -301,6 +291,7 @@ void attention_half(const ModelConfig& c, const LayerConfig& lc, const LayerWeig
     lap.to(sec.mlp);
   }
   a.kv.release();
+  if (needs.colsum) *scoring_flops += 4.0 * H * d * (static_cast<double>(n) * (n + 1) / 2);
 }
 
 // gate[m, F] = act(gate[m, F], up[m, F]), the MLP's activation, in place.
@@ -767,7 +758,7 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
   if (cache.n_layer() != c.n_layer) fail("decode needs a cache filled by prefill");
   Activations a;
   a.resize(1, c);
-  a.own_attention_output(1);
+  std::vector<float> attn(static_cast<size_t>(a.qd_max));  // [1, H*d] the attention output
   a.pos = {static_cast<int32_t>(pos)};
   embed(&token, 1, a.hidden.data());
   for (int l = 0; l < c.n_layer; ++l) {
@@ -792,7 +783,7 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
 #pragma omp parallel for if (kernels::worth_parallel(cl.rows() * d * 2))
     for (int ch = 0; ch < C; ++ch) {
       const float* qh = a.qb + static_cast<int64_t>(ch) * r * d;
-      float* oh = a.attn + static_cast<int64_t>(ch) * r * d;
+      float* oh = attn.data() + static_cast<int64_t>(ch) * r * d;
       kernels::Window window;
       window.size = lc.window;
       window.key_pos = cl.positions(ch).data();
@@ -801,7 +792,7 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
         kernels::attend_rows(qh, r, k, v, len, d, d, oh, window);
       });
     }
-    output_projection(c, lw, 0, 1, a.attn, a);
+    output_projection(c, lw, 0, 1, attn.data(), a);
     mlp(c, lc, lw, 1, a);
   }
   std::vector<float> logits(c.n_vocab);
@@ -833,7 +824,7 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
   // attention runs per sequence against its own cache.
   Activations a;
   a.resize(B, c);
-  a.own_attention_output(B);
+  std::vector<float> attn(static_cast<size_t>(B) * a.qd_max);  // [B, H*d] the attention output
   a.pos.resize(B);
   for (int b = 0; b < B; ++b) a.pos[b] = static_cast<int32_t>(positions[b]);
   embed(tokens.data(), B, a.hidden.data());
@@ -871,7 +862,7 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
       const LayerCache& cl = caches[b]->layer(l);
       const int r = lc.n_head / cl.n_heads();
       const float* qh = a.qb + b * qd + static_cast<int64_t>(ch) * r * d;
-      float* oh = a.attn + b * qd + static_cast<int64_t>(ch) * r * d;
+      float* oh = attn.data() + b * qd + static_cast<int64_t>(ch) * r * d;
       kernels::Window window;
       window.size = lc.window;
       window.key_pos = cl.positions(ch).data();
@@ -880,7 +871,7 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
         kernels::attend_rows(qh, r, k, v, len, d, d, oh, window);
       });
     }
-    output_projection(c, lw, 0, B, a.attn, a);
+    output_projection(c, lw, 0, B, attn.data(), a);
     mlp(c, lc, lw, B, a);
   }
   std::vector<float> logits(static_cast<size_t>(B) * c.n_vocab);
