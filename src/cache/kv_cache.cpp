@@ -40,6 +40,14 @@ void LayerCache::append(int head, const float* k, const float* v, int32_t pos) {
   h.pos.push_back(pos);
 }
 
+void LayerCache::append_bf16(int head, const uint16_t* k, const uint16_t* v, int32_t pos) {
+  if (!bf16) fail("append_bf16 on a cache of f32 rows");
+  HeadCache& h = heads.at(head);
+  h.kb.insert(h.kb.end(), k, k + head_dim);
+  h.vb.insert(h.vb.end(), v, v + head_dim);
+  h.pos.push_back(pos);
+}
+
 int64_t LayerCache::drop_before(int head, int32_t min_pos) {
   HeadCache& h = heads.at(head);
   const int64_t len = h.len();

@@ -44,6 +44,8 @@ struct LayerCache {
   void reserve(int head, int64_t rows);
   // Appends one row: k, v [d] f32 (narrowed to bf16 in a bf16 cache), at position pos.
   void append(int head, const float* k, const float* v, int32_t pos);
+  // Appends one row already narrowed: k, v [d] bf16 bits (a bf16 cache only; fails on f32).
+  void append_bf16(int head, const uint16_t* k, const uint16_t* v, int32_t pos);
   // Removes the head's rows whose position is below min_pos, keeping the others in order (a
   // sliding-window layer drops what no later query can see). Returns how many were removed.
   int64_t drop_before(int head, int32_t min_pos);

@@ -2,7 +2,10 @@
 
 #include <sys/mman.h>
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "common/error.h"
@@ -19,5 +22,17 @@ void* map_zero_pages(std::size_t bytes) {
 }
 
 void unmap_pages(void* p, std::size_t bytes) { munmap(p, bytes); }
+
+void discard_pages(void* p, std::size_t bytes) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t first = (begin + page - 1) / page * page;  // the first whole page
+  const uintptr_t last = (begin + bytes) / page * page;       // past the last whole page
+  if (last <= first) return;
+  // Private anonymous pages: MADV_DONTNEED frees them, and they fault back in as zero pages.
+  if (madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) != 0) {
+    fail("cannot give back ", last - first, " bytes of scratch memory: ", std::strerror(errno));
+  }
+}
 
 }  // namespace fastkv::detail

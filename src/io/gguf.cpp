@@ -464,9 +464,21 @@ void File::parse() {
 
 const Value* File::find(std::string_view key) const {
   for (const auto& [k, v] : kv_) {
-    if (k == key) return &v;
+    if (k != key) continue;
+    if (std::find(dropped_.begin(), dropped_.end(), key) != dropped_.end()) {
+      error(cat("metadata key '", key, "' was read after its array was freed (drop_arrays)"));
+    }
+    return &v;
   }
   return nullptr;
+}
+
+void File::drop_arrays(size_t min_elements) {
+  for (auto& [k, v] : kv_) {
+    if (v.type != ValueType::ARRAY || v.arr.size() < min_elements) continue;
+    std::vector<Value>().swap(v.arr);
+    dropped_.push_back(k);
+  }
 }
 
 namespace {

@@ -106,7 +106,14 @@ class File {
 
   // Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }
+  // nullptr when absent; throws Error for a key whose array drop_arrays() freed.
   const Value* find(std::string_view key) const;
+  // Frees the elements of every array of at least min_elements: a model keeps its File for its
+  // lifetime, and the tokenizer's arrays, once read into its own tables, are tens of MB parsed
+  // (about 100 bytes a Value: 15 MB for a 49K-token vocab with its merges, several times that
+  // for a 128K one). The keys stay in metadata() with empty arrays; reading one afterwards is
+  // an error naming the key, never an empty answer.
+  void drop_arrays(size_t min_elements);
   bool has(std::string_view key) const { return find(key) != nullptr; }
 
   // Typed access. The one-argument forms throw Error("<file>: missing required key 'k'") when
@@ -158,6 +165,7 @@ class File {
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;
   std::vector<std::pair<std::string, Value>> kv_;
+  std::vector<std::string> dropped_;  // keys whose arrays drop_arrays() freed
   std::vector<TensorInfo> tensors_;
 };
 

@@ -69,12 +69,20 @@ void causal_attention_bf16(const float* q, const float* k, const float* v, int n
 //   k, v: [G, n_pad, d] bf16, n_pad = n rounded up to whole key tiles; rows not added yet and the
 //         padding are zero (a key tile may reach past the last token added)
 // Its pages come from the system at reset() and go back at release() (common/page_buffer.h): at
-// 16K tokens of a 1B Llama they are 32 MiB, needed during the layer's attention only.
+// 16K tokens of a 1B Llama they are 32 MiB. The prefill's bf16 path keeps them past the layer's
+// attention: the cache takes its rows from here (the same bits as narrowing the f32 rows), one
+// KV head at a time, each head's pages given back (discard_head) once its rows are stored.
 class KeysValuesBf16 {
  public:
   void reset(int n, int G, int d);  // room for n tokens, none added
   // Adds the next `count` tokens: k, v [count, G, d] f32, rounded to bf16.
   void add(const float* k, const float* v, int count);
+  // Row [d] of token i (< added()) in KV head h.
+  const uint16_t* key_row(int h, int i) const { return k_.data() + (h * n_pad_ + i) * d_; }
+  const uint16_t* value_row(int h, int i) const { return v_.data() + (h * n_pad_ + i) * d_; }
+  // Gives head h's pages back: its rows read as zero afterwards, so no attention may run on it
+  // again before the next reset().
+  void discard_head(int h);
   void release();
   int added() const { return added_; }
   int capacity() const { return n_; }

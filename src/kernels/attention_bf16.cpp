@@ -136,6 +136,13 @@ void KeysValuesBf16::add(const float* k, const float* v, int count) {
   added_ += count;
 }
 
+void KeysValuesBf16::discard_head(int h) {
+  if (h < 0 || h >= G_) fail("KeysValuesBf16: no KV head ", h, " of ", G_);
+  const size_t head = static_cast<size_t>(n_pad_) * d_;
+  k_.discard(h * head, head);
+  v_.discard(h * head, head);
+}
+
 void KeysValuesBf16::release() {
   k_.release();
   v_.release();

@@ -104,6 +104,35 @@ TEST(KVCache, Bf16RowsAreRoundedToNearestEvenAndWidenedOnRead) {
   EXPECT_EQ(lc.bytes(), 2 * 6 * kD * 2 + 6 * 4);
 }
 
+// The prefill's bf16 path stores rows it has already narrowed (the attention's bf16 copy):
+// they land exactly as append() would have narrowed them, and an f32 cache refuses them.
+TEST(KVCache, Bf16BitsAppendAsTheNarrowedF32RowsWould) {
+  const LayerCache narrowed = filled(true);
+  LayerCache direct;
+  direct.bf16 = true;
+  direct.reset(3, kD);
+  for (int h = 0; h < 3; ++h) {
+    for (int64_t j = 0; j < narrowed.len(h); ++j) {
+      std::vector<uint16_t> k(kD), v(kD);
+      for (int i = 0; i < kD; ++i) {
+        k[i] = f32_to_bf16(row(h, static_cast<int>(j), 1)[i]);
+        v[i] = f32_to_bf16(row(h, static_cast<int>(j), -1)[i]);
+      }
+      direct.append_bf16(h, k.data(), v.data(), narrowed.positions(h)[j]);
+    }
+  }
+  for (int h = 0; h < 3; ++h) {
+    EXPECT_EQ(direct.heads[h].kb, narrowed.heads[h].kb) << h;
+    EXPECT_EQ(direct.heads[h].vb, narrowed.heads[h].vb) << h;
+    EXPECT_EQ(direct.positions(h), narrowed.positions(h)) << h;
+  }
+  EXPECT_EQ(direct.len(0), 4);
+  LayerCache f32 = filled(false);
+  const std::vector<uint16_t> bits(kD, 0x3f80);
+  EXPECT_THROW(f32.append_bf16(0, bits.data(), bits.data(), 1), Error);
+  EXPECT_EQ(f32.len(0), 4);
+}
+
 TEST(KVCache, ResetKeepsTheRowTypeAndEmptiesEveryHead) {
   LayerCache lc = filled(true);
   lc.reset(2, kD);

@@ -56,5 +56,34 @@ TEST(PageBuffer, OnlyWrittenPagesAreResidentAndReleaseGivesThemBack) {
   EXPECT_LT(resident_bytes() - before, int64_t{16} << 20);
 }
 
+TEST(PageBuffer, DiscardGivesBackWholePagesOfARangeOnly) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  constexpr size_t kBytes = size_t{64} << 20;
+  PageBuffer<uint8_t> b;
+  b.reset(kBytes);
+  for (size_t i = 0; i < kBytes; i += 512) b.data()[i] = 7;
+  const int64_t full = resident_bytes();
+  // [page + 512, 32 MiB + 100): whole pages 2 .. 32 MiB / page - 1 go, the two partial ones stay
+  const size_t first = page + 512, count = (size_t{32} << 20) + 100 - first;
+  b.discard(first, count);
+  const int64_t dropped = full - resident_bytes();
+  EXPECT_GT(dropped, int64_t{31} << 20);
+  EXPECT_LE(dropped, int64_t{32} << 20);
+  EXPECT_EQ(b.data()[first - 512], 7);                   // before the range
+  EXPECT_EQ(b.data()[first], 7);                         // in the range, on a partial page
+  EXPECT_EQ(b.data()[2 * page], 0);                      // a whole page of the range: zero
+  EXPECT_EQ(b.data()[(size_t{32} << 20) - page], 0);     // the range's last whole page
+  EXPECT_EQ(b.data()[size_t{32} << 20], 7);              // the partial page at its end
+  EXPECT_EQ(b.data()[(size_t{32} << 20) + page], 7);     // past the range
+  b.data()[2 * page] = 1;  // a discarded page can be written again
+  EXPECT_EQ(b.data()[2 * page], 1);
+  // a range inside one page, and ranges past the end, give back nothing
+  b.discard(page + 8, 16);
+  EXPECT_EQ(b.data()[page + 512], 7);
+  b.discard(kBytes, 10);
+  b.discard(kBytes - 10, 1000);  // clamped: the partial last page stays
+  EXPECT_EQ(b.data()[kBytes - 512], 7);
+}
+
 }  // namespace
 }  // namespace fastkv

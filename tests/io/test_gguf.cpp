@@ -304,6 +304,32 @@ TEST(GgufMetadata, ArraysRoundTripIncludingNestedAndEmpty) {
   EXPECT_EQ(to_string(*f.find("strings"), 2), "string[4] [\"<unk>\", \"\", ...]");
 }
 
+// A model drops the tokenizer's arrays once it has read them (Model::load): the long arrays
+// go, short ones and scalars stay readable, and reading a dropped key is a clear error.
+TEST(GgufMetadata, DroppedArraysAreAnErrorToReadNotAnEmptyAnswer) {
+  Writer w;
+  std::vector<std::string> vocab;
+  for (int i = 0; i < 5000; ++i) vocab.push_back("tok" + std::to_string(i));
+  w.set_string_array("tokenizer.ggml.tokens", vocab);
+  w.set_i32_array("per_layer", {1, 2, 3});
+  w.set_string("tokenizer.chat_template", "{{ x }}");
+  File f = round_trip(w);
+  ASSERT_EQ(f.get_string_array("tokenizer.ggml.tokens").size(), 5000u);
+  f.drop_arrays(4096);
+  EXPECT_EQ(f.get_int_array("per_layer"), (std::vector<int64_t>{1, 2, 3}));
+  EXPECT_EQ(f.get_string("tokenizer.chat_template"), "{{ x }}");
+  EXPECT_FALSE(f.has("absent"));
+  try {
+    f.get_string_array("tokenizer.ggml.tokens");
+    ADD_FAILURE() << "a dropped array was read";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'tokenizer.ggml.tokens'"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(f.has("tokenizer.ggml.tokens"), Error);
+  ASSERT_EQ(f.metadata().size(), 3u);  // the key is still listed, its elements are gone
+  EXPECT_TRUE(f.metadata()[0].second.arr.empty());
+}
+
 TEST(GgufMetadata, SetReplacesAKeyInPlace) {
   Writer w;
   w.set_u32("a", 1);

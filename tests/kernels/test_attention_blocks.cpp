@@ -14,6 +14,7 @@
 #include <random>
 #include <vector>
 
+#include "common/bf16.h"
 #include "common/error.h"
 #include "kernels/attention.h"
 #include "test_util.h"
@@ -167,6 +168,41 @@ TEST(AttentionBlocks, Bf16KeysValuesRejectWhatTheyDoNotHold) {
   kv.release();
   EXPECT_EQ(kv.added(), 0);
   EXPECT_EQ(kv.capacity(), 0);
+}
+
+// The cache takes its rows from the bf16 copy (model.cpp, store_cache): each row is the f32
+// row narrowed, and giving one head back leaves the other heads' rows as they were.
+TEST(AttentionBlocks, Bf16KeysValuesHandOutNarrowedRowsAndGiveHeadsBack) {
+  const int n = 3000, G = 3, d = 64;  // 3000 × 64 × 2 bytes: whole pages in every head
+  auto k = uniform(static_cast<size_t>(n) * G * d, 3);
+  auto v = uniform(static_cast<size_t>(n) * G * d, 4);
+  kernels::KeysValuesBf16 kv;
+  kv.reset(n, G, d);
+  kv.add(k.data(), v.data(), 1000);
+  kv.add(k.data() + 1000 * G * d, v.data() + 1000 * G * d, n - 1000);
+  for (int h = 0; h < G; ++h) {
+    for (int i : {0, 999, 1000, n - 1}) {
+      for (int x = 0; x < d; ++x) {
+        ASSERT_EQ(kv.key_row(h, i)[x], f32_to_bf16(k[(static_cast<size_t>(i) * G + h) * d + x]));
+        ASSERT_EQ(kv.value_row(h, i)[x], f32_to_bf16(v[(static_cast<size_t>(i) * G + h) * d + x]));
+      }
+    }
+  }
+  kv.discard_head(1);
+  int zero_rows = 0;
+  for (int i = 0; i < n; ++i) {
+    bool zero = true;
+    for (int x = 0; x < d; ++x) zero = zero && kv.key_row(1, i)[x] == 0 && kv.value_row(1, i)[x] == 0;
+    zero_rows += zero;
+  }
+  EXPECT_GT(zero_rows, n - 2 * 4096 / (d * 2));  // all but the rows on its two partial pages
+  for (int h : {0, 2}) {
+    for (int i = 0; i < n; ++i) {
+      ASSERT_EQ(kv.key_row(h, i)[5], f32_to_bf16(k[(static_cast<size_t>(i) * G + h) * d + 5]));
+      ASSERT_EQ(kv.value_row(h, i)[7], f32_to_bf16(v[(static_cast<size_t>(i) * G + h) * d + 7]));
+    }
+  }
+  EXPECT_THROW(kv.discard_head(3), Error);
 }
 
 }  // namespace
