@@ -32,8 +32,8 @@ struct LayerInput {
   int n_head_kv = 0;             // G
   int head_dim = 0;              // d
   const float* q = nullptr;      // [n, H, d] post-RoPE queries
-  const float* k = nullptr;      // [n, G, d] post-RoPE keys (the layer's full, uncompressed K)
-  const float* v = nullptr;      // [n, G, d] values
+  const float* k = nullptr;      // [n, G, d] post-RoPE keys (the layer's full, uncompressed K);
+                                 // nullptr when the method's reads_keys() is false
   const int32_t* pos = nullptr;  // [n] original positions, ascending
   // [H, n] attention probability each key received, summed over all queries that see it;
   // only when the policy's wants_attention_column_sums() is true (H2O), else nullptr.
@@ -80,6 +80,11 @@ class CompressionMethod {
   // read a row before them. The default, n, is always safe: every row is kept (at 16K tokens of
   // a 1B Llama that is 128 MiB more).
   virtual int queries_read(int layer, int n) const { return n; }
+  // Whether on_layer() reads in.k. When it does not, the bf16 path holds the f32 keys of one
+  // block of tokens only (the attention and the cache take theirs from its bf16 copy) and
+  // in.k is nullptr: at 16K tokens of a 1B Llama that is 32 MiB less. The default, true, is
+  // always safe.
+  virtual bool reads_keys() const { return true; }
 };
 
 // Keeps everything: the uncompressed baseline.
@@ -88,6 +93,7 @@ class FullMethod : public CompressionMethod {
   std::string name() const override { return "full"; }
   LayerDecision on_layer(const LayerInput& in) override;
   int queries_read(int, int) const override { return 0; }
+  bool reads_keys() const override { return false; }
 };
 
 // Registry of methods by name ("full", "fastkv", ...), each with its option schema.

@@ -29,6 +29,7 @@ class StreamingLLMMethod : public CompressionMethod {
   std::string name() const override { return "streamingllm"; }
   LayerDecision on_layer(const LayerInput& in) override;
   int queries_read(int, int) const override { return 0; }  // positions only
+  bool reads_keys() const override { return false; }
 
  private:
   StreamingLLMConfig cfg_;

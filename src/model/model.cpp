@@ -107,6 +107,8 @@ class Lap {
 // blocks of at most kBlockRows tokens, so its buffers (the widest: the MLP's F per token) do not
 // grow with the prompt. The blocks of n tokens are equal (ceil(n / kBlockRows) of them): a short
 // last block would take a different GEMM path (QuantLinear's integer dots at <= 24 rows).
+// (Blocks of 512 rows would halve the MLP's buffers, but cost 4-7% of the quantised prefill:
+// every block decodes the weights again. docs/benchmarks.md, "Session 13".)
 constexpr int kBlockRows = 1024;
 
 // Rows per block for n tokens: n split into ceil(n / kBlockRows) blocks of equal size (the last
@@ -127,33 +129,45 @@ namespace detail {
 //   work    one buffer whose parts live in turn (the attention half's and the MLP's buffers are
 //           never all allocated at once):
 //     attention half (per block of tokens: Q/K/V, attention, o_proj; then select, store cache):
-//       k [n, G*d], v [n, G*d]  every live token's keys and values
-//       qb [B, H*d]             the block's queries, then its attention output written over
-//                               them (each query block's rows are read before its output is
-//                               written, in both attention kernels)
-//       oproj [B, D]            the block's output projection
+//       k [n, G*d]  every live token's keys when whole_keys (the f32 path's attention, a method
+//                   that reads keys, H2O's column sums), else [B, G*d] the block's (bf16 path)
+//       v [n, G*d]  every live token's values on the f32 path, else [B, G*d] the block's
+//       qb [B, H*d] the block's queries, then its attention output written over them (each
+//                   query block's rows are read before its output is written, in both kernels)
+//       oproj [B, D]  the block's output projection
 //     MLP (k, v dead): gate [B, F], up [B, F], mproj [B, D]
+//           The pages past the attention half's part go back to the system before the last
+//           layer (discard_mlp_pages), whose MLP runs only for the rows the output reads.
 //   queries [n, H*d]  the query rows a policy reads (its last queries_read rows), written as
 //                     their block passes; the pages of rows never written cost no memory
 //                     (PageBuffer), so the whole q of an n-token layer (128 MiB at 16K on a 1B
 //                     Llama) is never held
-//   kv      the bf16 attention's K/V [G, n_pad, d], during a layer's attention only
+//   kv      the bf16 path's K/V [G, n_pad, d] (bf16) of every live token, from the layer's
+//           first block until its cache is stored: the attention reads it, and the cache takes
+//           its rows from it, giving each KV head's pages back once stored (store_cache)
 //   colsum  [H, n]     H2O's attention column sums, when the policy wants them
 // Decode and decode_batch (n = B rows) write the attention output into a buffer of their own
 // [n, H*d]: attend_rows makes no promise about its output overlapping its query.
 struct Activations {
   std::vector<float> hidden;  // [n, D]
   std::vector<float> xnorm;   // [B, D]
-  std::vector<float> work;    // the parts above
+  PageBuffer<float> work;     // the parts above
   PageBuffer<float> queries;  // [n, H*d], rows a policy reads
   kernels::KeysValuesBf16 kv;
   float *k = nullptr, *v = nullptr, *qb = nullptr, *oproj = nullptr;  // attention half, in work
   float *gate = nullptr, *up = nullptr, *mproj = nullptr;  // MLP, in work
+  bool whole_keys = true, whole_values = true;  // k, v hold every live token's rows
   std::vector<int32_t> pos;   // [n] original positions
   std::vector<float> colsum;  // [H, n] attention column sums, for policies that want them
   int64_t qd_max = 0;         // the widest layer's H*d
 
-  void resize(int n, const ModelConfig& c) {
+  // Where the keys and values of the block of tokens from i0 go (rows of kvd = G*d floats).
+  float* k_rows(int i0, int64_t kvd) const { return k + (whole_keys ? i0 * kvd : 0); }
+  float* v_rows(int i0, int64_t kvd) const { return v + (whole_values ? i0 * kvd : 0); }
+
+  // n rows; whole_k / whole_v as whole_keys / whole_values above (for n <= kBlockRows, as in
+  // decode, they change nothing).
+  void resize(int n, const ModelConfig& c, bool whole_k = true, bool whole_v = true) {
     int64_t qd = 0, kvd = 0, ff = 0;
     for (const LayerConfig& lc : c.layers) {
       qd = std::max<int64_t>(qd, static_cast<int64_t>(lc.n_head) * lc.head_dim);
@@ -163,21 +177,31 @@ struct Activations {
     qd_max = qd;
     // Blocks of any live count up to n have at most min(n, kBlockRows) rows (TSP shrinks n
     // during the pass; block_rows of a smaller count can be larger).
+    whole_keys = whole_k;
+    whole_values = whole_v;
     const int64_t N = n, B = std::min(n, kBlockRows), D = c.d_model;
+    const int64_t key_rows = whole_k ? N : B, value_rows = whole_v ? N : B;
     hidden.resize(static_cast<size_t>(N * D));
     xnorm.resize(static_cast<size_t>(B * D));
-    const int64_t attention_half = 2 * N * kvd + B * (qd + D);
+    attention_floats = (key_rows + value_rows) * kvd + B * (qd + D);
     const int64_t mlp = B * (2 * ff + D);
-    work.resize(static_cast<size_t>(std::max(attention_half, mlp)));
+    work.reset(static_cast<size_t>(std::max(attention_floats, mlp)));
     float* w = work.data();
     k = w;
-    v = k + N * kvd;
-    qb = v + N * kvd;
+    v = k + key_rows * kvd;
+    qb = v + value_rows * kvd;
     oproj = qb + B * qd;
     gate = w;
     up = w + B * ff;
     mproj = w + 2 * B * ff;
   }
+  // Gives back the pages of work that only the MLP's buffers use (they read as zero after).
+  void discard_mlp_pages() {
+    work.discard(static_cast<size_t>(attention_floats), work.size());
+  }
+
+ private:
+  int64_t attention_floats = 0;  // the attention half's part of work
 };
 
 }  // namespace detail
@@ -189,7 +213,7 @@ using detail::Activations;
 // the m tokens [i0, i0 + m):
 //   xnorm = rmsnorm(hidden[i0 : i0 + m])        [m, D]
 //   qb = xnorm · Wqᵀ (+bq)                      [m, H, d]
-//   k[i0 : i0 + m], v[i0 : i0 + m] likewise     [m, G, d]
+//   k, v of the tokens likewise                 [m, G, d] (a.k_rows(i0), a.v_rows(i0))
 //   q[i, h] = rmsnorm(q[i, h]) · q_norm         per head, when qk_norm (k likewise)
 //   q[i, h], k[i, g] rotated by RoPE at pos[i]
 //   q *= attn_scale · sqrt(d) when the layer's query scale is not the kernels' 1/sqrt(d)
@@ -198,8 +222,8 @@ void project_qkv(const ModelConfig& c, const LayerConfig& lc, const LayerWeights
   const int64_t qd = static_cast<int64_t>(lc.n_head) * lc.head_dim,
                 kvd = static_cast<int64_t>(lc.n_head_kv) * lc.head_dim;
   float* q = a.qb;
-  float* k = a.k + i0 * kvd;
-  float* v = a.v + i0 * kvd;
+  float* k = a.k_rows(i0, kvd);
+  float* v = a.v_rows(i0, kvd);
   kernels::rmsnorm(a.hidden.data() + static_cast<int64_t>(i0) * c.d_model, lw.attn_norm.data(), m,
                    c.d_model, c.rms_eps, a.xnorm.data());
   kernels::forward_shared_input({{&lw.wq, q}, {&lw.wk, k}, {&lw.wv, v}}, a.xnorm.data(), m);
@@ -247,18 +271,27 @@ struct PolicyNeeds {
 //   qb = causal attention of the block's queries to the keys of every token up to its own
 //        (within the layer's window, if any), over qb
 //   o_proj (+post-norm) -> residual (output_projection)
+// The attention and o_proj run for the tokens from out_first on only (the last layer: nothing
+// reads the other tokens' output; their K/V and the policy's queries are still made).
 // A token's attention reads only the keys up to its own, which its block and the earlier ones
 // have projected, and o_proj changes hidden rows that no later block reads: so each block goes
 // all the way through, and the layer's whole q never exists. The block's query rows that the
 // policy reads are kept aside first (a.queries), and added to the column sums when it wants
-// them. Adds the column sums' FLOPs to *scoring_flops, and each step's time to sec. This
-// thread's cancel check is polled before every block (kernels/cancel.h; throws
-// kernels::Cancelled), and after the attention kernels, which leave a cancelled block early.
+// them. On the bf16 path every block's K/V go to a.kv, which the attention reads and which
+// outlives this function (store_cache takes the cache's rows from it). Adds the column sums'
+// FLOPs to *scoring_flops, and each step's time to sec. This thread's cancel check is polled
+// before every block (kernels/cancel.h; throws kernels::Cancelled), and after the attention
+// kernels, which leave a cancelled block early.
 void attention_half(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw,
-                    const kernels::RopeTable& rope, bool bf16_path, int n, const PolicyNeeds& needs,
-                    Activations& a, double* scoring_flops, PrefillStats::Seconds& sec, Lap& lap) {
+                    const kernels::RopeTable& rope, bool bf16_path, int n, int out_first,
+                    const PolicyNeeds& needs, Activations& a, double* scoring_flops,
+                    PrefillStats::Seconds& sec, Lap& lap) {
   const int H = lc.n_head, G = lc.n_head_kv, d = lc.head_dim;
-  const int64_t qd = static_cast<int64_t>(H) * d;
+  const int64_t qd = static_cast<int64_t>(H) * d, kvd = static_cast<int64_t>(G) * d;
+  // the f32 kernel and the column sums read the keys (and values) of every token so far
+  if (!a.whole_keys && (needs.colsum || !bf16_path)) {
+    fail("the prefill holds one block of keys, but the attention or its column sums need all");
+  }
   kernels::Window window;
   window.size = lc.window;
   window.key_pos = a.pos.data();
@@ -279,18 +312,24 @@ void attention_half(const ModelConfig& c, const LayerConfig& lc, const LayerWeig
     if (needs.colsum) {
       kernels::add_causal_attention_column_sums(a.qb, i0, m, a.k, H, G, d, a.colsum.data(), n);
     }
+    if (bf16_path) a.kv.add(a.k_rows(i0, kvd), a.v_rows(i0, kvd), m);
+    // the block's tokens whose output is read: [r0, i0 + m)
+    const int r0 = std::max(i0, out_first), rows = i0 + m - r0;
+    if (rows <= 0) {
+      lap.to(sec.attention);
+      continue;
+    }
+    float* q = a.qb + (r0 - i0) * qd;
     if (bf16_path) {
-      a.kv.add(a.k + i0 * static_cast<int64_t>(G) * d, a.v + i0 * static_cast<int64_t>(G) * d, m);
-      kernels::causal_attention_bf16(a.qb, i0, m, a.kv, H, a.qb, window);
+      kernels::causal_attention_bf16(q, r0, rows, a.kv, H, q, window);
     } else {
-      kernels::causal_attention(a.qb, i0, m, a.k, a.v, H, G, d, a.qb, window);
+      kernels::causal_attention(q, r0, rows, a.k, a.v, H, G, d, q, window);
     }
     kernels::throw_if_cancelled();
     lap.to(sec.attention);
-    output_projection(c, lw, i0, m, a.qb, a);
+    output_projection(c, lw, r0, rows, q, a);
     lap.to(sec.mlp);
   }
-  a.kv.release();
   if (needs.colsum) *scoring_flops += 4.0 * H * d * (static_cast<double>(n) * (n + 1) / 2);
 }
 
@@ -306,18 +345,18 @@ void activation(const LayerConfig& lc, int m, Activations& a) {
   }
 }
 
-// norm -> MLP (+post-norm) -> residual for all n tokens, in blocks of block_rows(n) tokens
-// (every token's MLP is independent of the others'; its buffers take the place of the attention
-// half's, see Activations):
+// norm -> MLP (+post-norm) -> residual for the tokens [first, n), in blocks of
+// block_rows(n - first) tokens (every token's MLP is independent of the others'; its buffers
+// take the place of the attention half's, see Activations):
 //   hidden += post_ffn_norm(down(act(gate(x), up(x)))),  x = rmsnorm(hidden)
 // poll_cancel (prefill only): this thread's cancel check is polled before every block
 // (kernels/cancel.h; throws kernels::Cancelled). Decode steps never poll: a server runs other
 // requests' decode steps from inside a prefill, and those must not be abandoned half-way.
-void mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, int n,
+void mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, int first, int n,
          Activations& a, bool poll_cancel = false) {
   const int D = c.d_model;
-  const int B = block_rows(n);
-  for (int i0 = 0; i0 < n; i0 += B) {
+  const int B = block_rows(n - first);
+  for (int i0 = first; i0 < n; i0 += B) {
     if (poll_cancel) kernels::throw_if_cancelled();
     const int m = std::min(B, n - i0);
     const int64_t md = static_cast<int64_t>(m) * D;
@@ -332,15 +371,21 @@ void mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, in
 }
 
 // Writes the rows a policy kept into the layer's cache. Cache head ch serves query heads
-// [ch*r, (ch+1)*r) with r = H / cache_heads, and holds rows of KV head (ch*r) / g.
-void store_cache(const LayerConfig& c, const LayerDecision& dec, const Activations& a, int n,
-                 LayerCache& lc) {
+// [ch*r, (ch+1)*r) with r = H / cache_heads, and holds rows of KV head (ch*r) / g. On the bf16
+// path (from_copy) the rows come from a.kv, the bits narrowing a.k / a.v would give, and each
+// KV head's pages of it go back once the last cache head reading it is stored, so the cache
+// grows as the copy shrinks; a.kv is empty afterwards. Else from a.k, a.v (every live token's).
+void store_cache(const LayerConfig& c, const LayerDecision& dec, bool from_copy, Activations& a,
+                 int n, LayerCache& lc) {
   const int C = dec.cache_heads;
   const int d = c.head_dim, G = c.n_head_kv, g = c.group_size();
   // Each cache head must serve query heads of a single KV head: H % C == 0 and g % (H/C) == 0.
   if (C <= 0 || c.n_head % C != 0 || g % (c.n_head / C) != 0) {
     fail("policy returned ", C, " cache heads for a model with ", c.n_head, " query and ", G,
          " KV heads");
+  }
+  if (from_copy && a.kv.added() != n) {
+    fail("the cache's rows are not all in the attention's bf16 copy");
   }
   if (!dec.keep_all && static_cast<int>(dec.keep.size()) != C) {
     fail("policy returned keep lists for ", dec.keep.size(), " heads, expected ", C);
@@ -354,10 +399,16 @@ void store_cache(const LayerConfig& c, const LayerDecision& dec, const Activatio
     for (int64_t j = 0; j < rows; ++j) {
       const int32_t idx = dec.keep_all ? static_cast<int32_t>(j) : dec.keep[ch][j];
       if (idx < 0 || idx >= n) fail("policy kept row ", idx, " of ", n, " live tokens");
-      const int64_t off = (static_cast<int64_t>(idx) * G + kvh) * d;
-      lc.append(ch, a.k + off, a.v + off, a.pos[idx]);
+      if (from_copy) {
+        lc.append_bf16(ch, a.kv.key_row(kvh, idx), a.kv.value_row(kvh, idx), a.pos[idx]);
+      } else {
+        const int64_t off = (static_cast<int64_t>(idx) * G + kvh) * d;
+        lc.append(ch, a.k + off, a.v + off, a.pos[idx]);
+      }
     }
+    if (from_copy && (ch + 1 == C || ((ch + 1) * r) / g != kvh)) a.kv.discard_head(kvh);
   }
+  a.kv.release();
 }
 
 // TSP: keeps only the live tokens listed in `sel` (ascending indices) in hidden and pos.
@@ -377,15 +428,18 @@ void gather_live(const std::vector<int32_t>& sel, int n, int D, Activations& a) 
   a.pos.resize(sel.size());
 }
 
-// Query-key pairs causal attention computes for live tokens at positions pos[n] (ascending)
-// with a sliding window of `window` positions (0 = none): token i sees the keys j <= i with
-// pos[i] - pos[j] < window, a contiguous range (banded prefill does no work outside it).
-double attention_pairs(const std::vector<int32_t>& pos, int n, int window) {
-  if (window <= 0) return static_cast<double>(n) * (n + 1) / 2;
+// Query-key pairs causal attention computes for the queries of live tokens [from, n), at
+// positions pos[n] (ascending), with a sliding window of `window` positions (0 = none): token i
+// sees the keys j <= i with pos[i] - pos[j] < window, a contiguous range (banded prefill does no
+// work outside it).
+double attention_pairs(const std::vector<int32_t>& pos, int n, int window, int from) {
+  if (window <= 0) {
+    return static_cast<double>(n) * (n + 1) / 2 - static_cast<double>(from) * (from + 1) / 2;
+  }
   double pairs = 0;
   for (int i = 0, first = 0; i < n; ++i) {
     while (pos[i] - pos[first] >= window) ++first;
-    pairs += i - first + 1;
+    if (i >= from) pairs += i - first + 1;
   }
   return pairs;
 }
@@ -497,6 +551,9 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
     rope.neox = lc.rope_style == RopeStyle::kNeox;
   }
   if (f.has("tokenizer.ggml.model")) m->tokenizer_ = Tokenizer::from_gguf(f);
+  // The tokenizer has its own tables now, and the config reads no array of this length (its
+  // arrays are per layer): free the file's parsed vocab, merges and token types.
+  m->file_.drop_arrays(4096);
   // Every dense weight now lives in the model's own buffers: drop the file's pages from the
   // resident set (otherwise a bf16 model is counted twice). The mapping is read-only
   // (PROT_READ, MAP_PRIVATE, never written), so MADV_DONTNEED only drops clean pages: the token
@@ -552,10 +609,19 @@ void Model::lm_head(const float* hidden_rows, int rows, float* logits) const {
 }
 
 namespace {
-// Linear-layer FLOPs of one token through layer lc (2 per multiply-add).
-double layer_linear_flops(const ModelConfig& c, const LayerConfig& lc) {
+// Linear-layer FLOPs of one token through layer lc (2 per multiply-add): its Q/K/V projections,
+// which every live token needs (its K/V go to the cache, its query may go to the policy), and
+// the rest (o_proj, the MLP), which the last layer runs only for the tokens the output reads.
+double layer_qkv_flops(const ModelConfig& c, const LayerConfig& lc) {
   const double D = c.d_model, qd = lc.n_head * lc.head_dim, kvd = lc.n_head_kv * lc.head_dim;
-  return 2.0 * (D * qd + 2 * D * kvd + qd * D + 3 * D * lc.d_ff);
+  return 2.0 * D * (qd + 2 * kvd);
+}
+double layer_rest_flops(const ModelConfig& c, const LayerConfig& lc) {
+  const double D = c.d_model, qd = lc.n_head * lc.head_dim;
+  return 2.0 * (qd * D + 3 * D * lc.d_ff);
+}
+double layer_linear_flops(const ModelConfig& c, const LayerConfig& lc) {
+  return layer_qkv_flops(c, lc) + layer_rest_flops(c, lc);
 }
 }  // namespace
 
@@ -580,12 +646,17 @@ double Model::prefill_flops(const std::vector<int>& live) const {
   for (size_t i = 0; i < live.size(); ++i) {
     const LayerConfig& lc = c.layers[i];
     const double n = live[i];
-    // causal: n(n+1)/2 query-key pairs per head, Q·Kᵀ and P·V; a sliding-window layer's band
-    // has min(i+1, w) keys for token i (tokens at consecutive positions: an upper bound for a
-    // propagated set spread over more positions)
+    // causal: the queries of the first m tokens make m(m+1)/2 query-key pairs per head, Q·Kᵀ
+    // and P·V; a sliding-window layer's band has min(j+1, w) keys for token j (tokens at
+    // consecutive positions: an upper bound for a propagated set spread over more positions)
     const double w = lc.window;
-    const double pairs = lc.local() && n > w ? w * (w + 1) / 2 + (n - w) * w : n * (n + 1) / 2;
-    f += layer_linear_flops(c, lc) * n + 4.0 * lc.n_head * lc.head_dim * pairs;
+    auto pairs = [&](double m) {
+      return lc.local() && m > w ? w * (w + 1) / 2 + (m - w) * w : m * (m + 1) / 2;
+    };
+    // the last layer: attention, o_proj and MLP for the last token only (the logits' row)
+    const double out = i + 1 == live.size() ? std::min(n, 1.0) : n;
+    f += layer_qkv_flops(c, lc) * n + layer_rest_flops(c, lc) * out +
+         4.0 * lc.n_head * lc.head_dim * (pairs(n) - pairs(n - out));
   }
   return f + 2.0 * c.d_model * c.n_vocab;
 }
@@ -611,7 +682,7 @@ int64_t Model::decode_weight_bytes() const {
 std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<int32_t>& tokens,
                                                     const std::vector<int32_t>& positions,
                                                     CompressionMethod& policy, KVCache& cache,
-                                                    bool rows_fixed, Activations& a,
+                                                    bool rows_fixed, int out_rows, Activations& a,
                                                     PrefillStats& st,
                                                     const PrefillProgressFn& progress) const {
   const ModelConfig& c = config_;
@@ -629,12 +700,22 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     PolicyNeeds needs;
     needs.reads = std::clamp(policy.queries_read(l, n), 0, n);
     needs.colsum = !lc.local() && policy.wants_attention_column_sums(l, n);
+    // The last layer's output is read only for the last out_rows tokens (the logits' rows, the
+    // hidden tail): the others' K/V still go to the cache and their queries to the policy, but
+    // their attention, o_proj and MLP would be read by nothing. That layer's MLP is then a few
+    // rows, so the pages only the MLP's buffers use go back first: at the end of a long
+    // prefill, when the cache is whole, the prefill holds no MLP buffers of n tokens.
+    const bool last = l + 1 == c.n_layer;
+    const int out_first = last ? std::max(0, n - out_rows) : 0;
+    if (last) a.discard_mlp_pages();
     // norm -> qkv -> rope -> attention over the layer's K/V of its n live tokens -> o_proj ->
     // residual, a block of tokens at a time (a cancelled prefill throws in there)
-    attention_half(c, lc, lw, rope_[l], bf16_path_, n, needs, a, &st.scoring_flops, sec, lap);
-    st.attention_flops += 4.0 * lc.n_head * lc.head_dim * attention_pairs(a.pos, n, lc.window);
+    attention_half(c, lc, lw, rope_[l], bf16_path_, n, out_first, needs, a, &st.scoring_flops,
+                   sec, lap);
+    st.attention_flops +=
+        4.0 * lc.n_head * lc.head_dim * attention_pairs(a.pos, n, lc.window, out_first);
     LayerInput in{l, c.n_layer, st.n_prompt, n, lc.n_head, lc.n_head_kv, lc.head_dim,
-                  a.queries.data(), a.k, a.v, a.pos.data()};
+                  a.queries.data(), a.whole_keys ? a.k : nullptr, a.pos.data()};
     in.pass = pass;
     in.window = lc.window;
     in.attn_colsum = needs.colsum ? a.colsum.data() : nullptr;
@@ -652,16 +733,28 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
       return std::move(*dec.restart);
     }
     // store cache (a sliding-window layer keeps its window instead of the policy's choice)
-    store_cache(lc, lc.local() ? window_decision(lc, n, a) : dec, a, n, cache.layer(l));
+    store_cache(lc, lc.local() ? window_decision(lc, n, a) : dec, bf16_path_, a, n,
+                cache.layer(l));
     st.kept_rows.push_back(cache.layer(l).rows());
     lap.to(sec.cache);
-    // norm -> MLP (+post-norm) -> residual, all n tokens
-    mlp(c, lc, lw, n, a, /*poll_cancel=*/true);
-    st.linear_flops += layer_linear_flops(c, lc) * n;
+    // norm -> MLP (+post-norm) -> residual, the n live tokens (the last layer: from out_first)
+    mlp(c, lc, lw, out_first, n, a, /*poll_cancel=*/true);
+    st.linear_flops += layer_qkv_flops(c, lc) * n + layer_rest_flops(c, lc) * (n - out_first);
     lap.to(sec.mlp);
     // gather: token-selective propagation
     if (dec.propagate) {
       if (rows_fixed) fail("logits of chosen rows need a policy that keeps every token");
+      // after the last layer the output reads the last out_rows of the tokens that go on, and
+      // only the tokens from out_first on went through that layer's attention and MLP (FastKV
+      // always keeps its window, the last tokens)
+      const std::vector<int32_t>& sel = *dec.propagate;
+      for (size_t j = sel.size() - std::min(sel.size(), static_cast<size_t>(out_rows));
+           last && j < sel.size(); ++j) {
+        if (sel[j] < out_first) {
+          fail("policy '", policy.name(), "' propagated a token set after the last layer that ",
+               "drops one of the last ", out_rows, " live tokens, which the output reads");
+        }
+      }
       gather_live(*dec.propagate, n, c.d_model, a);
       if (static_cast<int>(dec.propagate->size()) < n) {
         st.propagations.push_back({pass, l, /*restart=*/false, a.pos});
@@ -688,10 +781,17 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMeth
   PrefillStats& st = out.stats;
   st.n_prompt = N;
   Activations a;
-  a.resize(N, c);
+  // the bf16 path holds every token's f32 keys only for a method that reads them, and its
+  // values never (the attention and the cache read the bf16 copy)
+  a.resize(N, c, !bf16_path_ || policy.reads_keys(), !bf16_path_);
   a.queries.reset(static_cast<size_t>(N) * a.qd_max);
   const bool bf16_cache = bf16_path_;
   const bool rows_fixed = !logit_rows.empty();
+  // the last live tokens the output reads: from the first logit row on (every token stays live
+  // when rows are fixed), else the last token and the hidden tail
+  const int out_rows =
+      rows_fixed ? N - *std::min_element(logit_rows.begin(), logit_rows.end())
+                 : std::max(1, hidden_tail);
   cache.reset(c.n_layer, bf16_cache);
   policy.begin(N, c.n_layer);
 
@@ -700,7 +800,7 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMeth
   std::iota(positions.begin(), positions.end(), 0);
   std::vector<int32_t> pass_tokens = tokens;  // the tokens of the last pass
   std::optional<std::vector<int32_t>> restart =
-      run_pass(0, pass_tokens, positions, policy, cache, rows_fixed, a, st, progress);
+      run_pass(0, pass_tokens, positions, policy, cache, rows_fixed, out_rows, a, st, progress);
   if (restart) {
     // Two-pass policies (GemFilter): start again from layer 0 on the chosen tokens only,
     // positions 0..T-1; the first pass's caches are discarded.
@@ -723,7 +823,8 @@ PrefillOutput Model::prefill(const std::vector<int32_t>& tokens, CompressionMeth
     st.kept_rows.clear();
     st.passes = 2;
     // Pass 1: the chosen tokens.
-    if (run_pass(1, pass_tokens, positions, policy, cache, rows_fixed, a, st, progress)) {
+    if (run_pass(1, pass_tokens, positions, policy, cache, rows_fixed, out_rows, a, st,
+                 progress)) {
       fail("policy '", policy.name(), "' asked for a third prefill pass");
     }
   }
@@ -793,7 +894,7 @@ std::vector<float> Model::decode(int32_t token, int64_t pos, KVCache& cache) con
       });
     }
     output_projection(c, lw, 0, 1, attn.data(), a);
-    mlp(c, lc, lw, 1, a);
+    mlp(c, lc, lw, 0, 1, a);
   }
   std::vector<float> logits(c.n_vocab);
   lm_head(a.hidden.data(), 1, logits.data());
@@ -872,7 +973,7 @@ std::vector<float> Model::decode_batch(const std::vector<int32_t>& tokens,
       });
     }
     output_projection(c, lw, 0, B, attn.data(), a);
-    mlp(c, lc, lw, B, a);
+    mlp(c, lc, lw, 0, B, a);
   }
   std::vector<float> logits(static_cast<size_t>(B) * c.n_vocab);
   lm_head(a.hidden.data(), B, logits.data());

@@ -187,14 +187,15 @@ class Model {
   // FLOPs of the linear layers for one token (2 per multiply-add), excluding the LM head.
   double linear_flops_per_token() const;
   // FLOPs of an uncompressed prefill of n tokens: projections and MLP of every token in every
-  // layer, causal attention (Q·Kᵀ and P·V), the LM head for the last token. The denominator of
-  // a method's predicted speedup.
+  // layer but the last, causal attention (Q·Kᵀ and P·V), the LM head for the last token. The
+  // denominator of a method's predicted speedup.
   double full_prefill_flops(int n) const;
   // FLOPs of a prefill whose layer i runs live[i] tokens ([L]): projections and MLP of every
   // live token, causal attention among a layer's live tokens (banded on sliding-window layers:
-  // token i sees min(i+1, window) keys), the LM head for one token. A method's own scoring is
-  // not counted (under 1% for window scoring). full_prefill_flops(n) is
-  // prefill_flops({n, n, ..., n}).
+  // token i sees min(i+1, window) keys); in the last layer Q/K/V of every live token but the
+  // attention, o_proj and MLP of the last one only (nothing else reads them); the LM head for
+  // one token. A method's own scoring is not counted (under 1% for window scoring).
+  // full_prefill_flops(n) is prefill_flops({n, n, ..., n}).
   double prefill_flops(const std::vector<int>& live) const;
   // Weight bytes one decode step reads: every linear layer, the LM head, the norms and one
   // embedding row.
@@ -212,10 +213,13 @@ class Model {
   // layers 0..L-1, each layer's kept rows into `cache`, stats into st. Returns the policy's
   // restart list when it asked for one (the pass stops at that layer), else nullopt; the live
   // tokens after the last layer are left in `a`. rows_fixed: logit rows were requested, so
-  // tokens may not be dropped.
+  // tokens may not be dropped. out_rows: how many of the last live tokens the output reads
+  // (logits, hidden tail); the last layer's attention, o_proj and MLP run for those only, so
+  // only their hidden rows are final.
   std::optional<std::vector<int32_t>> run_pass(int pass, const std::vector<int32_t>& tokens,
                                                const std::vector<int32_t>& positions,
-                                               CompressionMethod& policy, KVCache& cache, bool rows_fixed,
+                                               CompressionMethod& policy, KVCache& cache,
+                                               bool rows_fixed, int out_rows,
                                                detail::Activations& a, PrefillStats& st,
                                                const PrefillProgressFn& progress) const;
 

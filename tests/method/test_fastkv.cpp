@@ -265,7 +265,7 @@ TEST(FastKVMethodDecision, ConstantModePropagatesOnlyFromTheBudgetUp) {
     QK x(n);
     std::vector<int32_t> pos = all_indices(n);
     p->begin(n, 2);
-    LayerInput in{0, 2, n, n, QK::H, QK::G, QK::d, x.q.data(), x.k.data(), x.k.data(), pos.data()};
+    LayerInput in{0, 2, n, n, QK::H, QK::G, QK::d, x.q.data(), x.k.data(), pos.data()};
     return p->on_layer(in);
   };
   LayerDecision below = decide(40);
@@ -286,7 +286,7 @@ TEST(FastKVMethodDecision, ConstantModePropagatesOnlyFromTheBudgetUp) {
   QK x(40);
   std::vector<int32_t> pos = all_indices(40);
   prop->begin(40, 2);
-  LayerInput in{0, 2, 40, 40, QK::H, QK::G, QK::d, x.q.data(), x.k.data(), x.k.data(), pos.data()};
+  LayerInput in{0, 2, 40, 40, QK::H, QK::G, QK::d, x.q.data(), x.k.data(), pos.data()};
   LayerDecision d = prop->on_layer(in);
   ASSERT_TRUE(d.propagate.has_value());
   EXPECT_EQ(d.propagate->size(), 8u);

@@ -225,17 +225,20 @@ TEST_F(HybridWindow, DecodeWithBoundedLocalCachesMatchesPrefill) {
 }
 
 // The engine's attention FLOPs count the band: a local layer of a full prefill pairs token i
-// with min(i + 1, 16) keys; Model::prefill_flops (bench's model) agrees for a full prefill.
+// with min(i + 1, 16) keys; the last (global) layer attends only the last token's query, to all
+// N keys (nothing reads the others' output). Model::prefill_flops (bench's model) agrees for a
+// full prefill.
 TEST_F(HybridWindow, FlopCountersCountTheBand) {
   const int N = 100, w = 16;
   FullMethod full;
   KVCache cache;
   const PrefillOutput out = m_->prefill(prompt(N), full, cache);
   const LayerConfig& lc = m_->config().layers[0];
+  ASSERT_TRUE(lc.local());
+  ASSERT_FALSE(m_->config().layers[5].local());
   const double per_pair = 4.0 * lc.n_head * lc.head_dim;
   const double band = w * (w + 1) / 2.0 + static_cast<double>(N - w) * w;
-  const double causal = N * (N + 1) / 2.0;
-  EXPECT_DOUBLE_EQ(out.stats.attention_flops, per_pair * (5 * band + causal));
+  EXPECT_DOUBLE_EQ(out.stats.attention_flops, per_pair * (5 * band + N));
   EXPECT_DOUBLE_EQ(m_->full_prefill_flops(N),
                    out.stats.linear_flops + out.stats.attention_flops);
 }

@@ -3,6 +3,7 @@
 // and `fastkv bench` predict speedups with, checked against the engine's own FLOP counters.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <set>
@@ -10,6 +11,7 @@
 #include <numeric>
 
 #include "cache/kv_cache.h"
+#include "common/bf16.h"
 #include "common/error.h"
 #include "method/fastkv.h"
 #include "method/method_list.h"
@@ -106,8 +108,9 @@ TEST(PrefillOutputs, FlopModelMatchesTheEngineCounters) {
   EXPECT_THROW(m.prefill_flops({1, 2}), Error);
 }
 
-// Another method seen through queries_read(): `rows` < 0 says every row (the default), else
-// `rows`; everything else is the wrapped method's.
+// Another method seen through queries_read() and reads_keys(): `rows` < 0 says every row and
+// the keys (the defaults), else `rows` and the wrapped method's reads_keys(); everything else is
+// the wrapped method's.
 class DeclaresQueries : public CompressionMethod {
  public:
   DeclaresQueries(std::unique_ptr<CompressionMethod> m, int rows) : m_(std::move(m)), rows_(rows) {}
@@ -118,6 +121,7 @@ class DeclaresQueries : public CompressionMethod {
     return m_->wants_attention_column_sums(layer, n);
   }
   int queries_read(int, int n) const override { return rows_ < 0 ? n : rows_; }
+  bool reads_keys() const override { return rows_ < 0 || m_->reads_keys(); }
 
  private:
   std::unique_ptr<CompressionMethod> m_;
@@ -130,10 +134,12 @@ std::unique_ptr<CompressionMethod> method(const std::string& spec, int n_layer) 
   return create_policy(specs.at(0), n_layer);
 }
 
-// What a prefill decided and computed: every layer's cached positions per head, the
+// What a prefill decided and computed: every layer's cached positions and rows per head, the
 // propagations, and the logits.
 struct Outcome {
   std::vector<std::vector<std::vector<int32_t>>> cached;  // [layer][head] positions
+  std::vector<std::vector<float>> f32_rows;               // [layer * head] K then V (f32 caches)
+  std::vector<std::vector<uint16_t>> bf16_rows;           // [layer * head] K then V (bf16 caches)
   std::vector<std::vector<int32_t>> propagated;
   std::vector<float> logits;
   bool operator==(const Outcome&) const = default;
@@ -146,7 +152,12 @@ Outcome run(const Model& m, const std::vector<int32_t>& prompt, CompressionMetho
   for (int l = 0; l < m.config().n_layer; ++l) {
     o.cached.emplace_back();
     for (int h = 0; h < cache.layer(l).n_heads(); ++h) {
-      o.cached.back().push_back(cache.layer(l).positions(h));
+      const HeadCache& hc = cache.layer(l).heads[h];
+      o.cached.back().push_back(hc.pos);
+      o.f32_rows.push_back(hc.k);
+      o.f32_rows.back().insert(o.f32_rows.back().end(), hc.v.begin(), hc.v.end());
+      o.bf16_rows.push_back(hc.kb);
+      o.bf16_rows.back().insert(o.bf16_rows.back().end(), hc.vb.begin(), hc.vb.end());
     }
   }
   for (const auto& step : out.stats.propagations) o.propagated.push_back(step.positions);
@@ -196,6 +207,146 @@ TEST(PrefillOutputs, KeepingOnlyTheQueriesAMethodReadsChangesNothingForEveryMeth
     DeclaresQueries honest(method(specs[1], L), -1);
     EXPECT_FALSE(run(*m, prompt, lying) == run(*m, prompt, honest)) << file;
   }
+}
+
+// The methods that read no keys (reads_keys() false: full, StreamingLLM) have the bf16 path
+// hold one block of f32 keys instead of all of them; over two blocks of tokens they still
+// decide, cache and compute bit for bit what they do with every key held.
+TEST(PrefillOutputs, HoldingOneBlockOfKeysChangesNothingForMethodsThatReadNone) {
+  LoadOptions lo;
+  lo.backend = kernels::Backend::kBf16;
+  const std::unique_ptr<Model> m = Model::load(test::shared_path("models/tiny-llama-gqa.gguf"), lo);
+  const int L = m->config().n_layer;
+  const std::vector<int32_t> prompt = tokens(1100);  // blocks of 550
+  for (const std::string spec : {"full", "streamingllm:retain_rate=0.2"}) {
+    SCOPED_TRACE(spec);
+    auto inner = method(spec, L);
+    ASSERT_FALSE(inner->reads_keys());
+    DeclaresQueries keys(method(spec, L), -1);
+    const Outcome one_block = run(*m, prompt, *inner);
+    EXPECT_TRUE(one_block == run(*m, prompt, keys));
+    EXPECT_FALSE(one_block.bf16_rows.front().empty());
+  }
+}
+
+// Nothing reads the last layer's output but for the tokens the prefill returns (the logits'
+// rows, the hidden tail), so that layer runs attention, o_proj and MLP for those only. The
+// last token's logits are those of a prefill that asks for every row's (which runs every row
+// through it): bit for bit is not promised (o_proj and the MLP run on 1 row instead of n, a
+// different GEMM shape); measured, the largest difference is 6.3e-7 (f32) and 2.9e-7 (bf16) of
+// the logits' scale, so 1e-5 is float rounding with room, and a last row attending the wrong
+// keys or missing its MLP would be far outside it. The counters drop exactly the skipped work.
+TEST(PrefillOutputs, TheLastLayerRunsOnlyTheRowsTheOutputReads) {
+  for (auto backend : {kernels::Backend::kF32, kernels::Backend::kBf16}) {
+    SCOPED_TRACE(kernels::backend_name(backend));
+    LoadOptions lo;
+    lo.backend = backend;
+    const std::unique_ptr<Model> m = Model::load(test::shared_path("models/tiny-llama-gqa.gguf"), lo);
+    const ModelConfig& c = m->config();
+    const int N = 300, V = c.n_vocab;
+    const std::vector<int32_t> prompt = tokens(N);
+    std::vector<int> every(N);
+    std::iota(every.begin(), every.end(), 0);
+    FullMethod full;
+    KVCache cache;
+    const PrefillOutput last = m->prefill(prompt, full, cache);
+    const PrefillOutput all = m->prefill(prompt, full, cache, every);
+    ASSERT_EQ(last.logits.size(), static_cast<size_t>(V));
+    ASSERT_EQ(all.logits.size(), static_cast<size_t>(N) * V);
+    float scale = 0, diff = 0;
+    for (int j = 0; j < V; ++j) {
+      const float want = all.logits[static_cast<size_t>(N - 1) * V + j];
+      scale = std::max(scale, std::abs(want));
+      diff = std::max(diff, std::abs(last.logits[j] - want));
+    }
+    EXPECT_GT(scale, 0.1f);
+    EXPECT_LE(diff, 1e-5f * scale) << diff;
+    // the skipped work: o_proj and MLP of N - 1 tokens, and their attention (a causal layer:
+    // N(N+1)/2 query-key pairs, of which the last token's N remain)
+    const LayerConfig& lc = c.layers.back();
+    const double D = c.d_model, qd = lc.n_head * lc.head_dim;
+    EXPECT_DOUBLE_EQ(all.stats.linear_flops - last.stats.linear_flops,
+                     2.0 * (qd * D + 3 * D * lc.d_ff) * (N - 1) +
+                         2.0 * D * V * (N - 1));  // and the LM head's N - 1 rows
+    EXPECT_DOUBLE_EQ(all.stats.attention_flops - last.stats.attention_flops,
+                     4.0 * qd * (N * (N + 1) / 2.0 - N));
+    EXPECT_DOUBLE_EQ(m->full_prefill_flops(N), last.stats.linear_flops + last.stats.attention_flops);
+  }
+}
+
+// A policy that propagates, after the last layer, a set without the last live token: the
+// output would read a token whose last layer never ran. An error, not a stale answer.
+class DropsTheLastTokenAtTheEnd : public CompressionMethod {
+ public:
+  std::string name() const override { return "drops-last"; }
+  int queries_read(int, int) const override { return 0; }
+  LayerDecision on_layer(const LayerInput& in) override {
+    LayerDecision d;
+    d.cache_heads = in.n_head_kv;
+    if (in.layer + 1 == in.n_layer) {
+      d.propagate = std::vector<int32_t>(in.n - 1);
+      std::iota(d.propagate->begin(), d.propagate->end(), 0);
+    }
+    return d;
+  }
+};
+
+TEST(PrefillOutputs, DroppingATokenTheOutputReadsAfterTheLastLayerIsAnError) {
+  DropsTheLastTokenAtTheEnd drops;
+  KVCache cache;
+  try {
+    stories().prefill(tokens(50), drops, cache);
+    ADD_FAILURE() << "the prefill returned the logits of an unfinished token";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("drops one of the last 1 live tokens"), std::string::npos)
+        << e.what();
+  }
+}
+
+// Keeps every row and records each layer's keys (so the prefill holds them whole).
+class RecordsKeys : public CompressionMethod {
+ public:
+  std::string name() const override { return "records-keys"; }
+  int queries_read(int, int) const override { return 0; }
+  LayerDecision on_layer(const LayerInput& in) override {
+    keys.emplace_back(in.k, in.k + static_cast<size_t>(in.n) * in.n_head_kv * in.head_dim);
+    LayerDecision d;
+    d.cache_heads = in.n_head_kv;
+    return d;
+  }
+  std::vector<std::vector<float>> keys;  // [layer][n, G, d]
+};
+
+// The bf16 path caches rows from the attention's bf16 copy (model.cpp, store_cache), not from
+// the f32 keys: every cached key must still be the layer's f32 key rounded to nearest even,
+// across the boundary of two blocks of tokens.
+TEST(PrefillOutputs, Bf16CacheRowsAreTheLayersKeysNarrowed) {
+  LoadOptions lo;
+  lo.backend = kernels::Backend::kBf16;
+  const std::unique_ptr<Model> m = Model::load(test::shared_path("models/tiny-llama-gqa.gguf"), lo);
+  const int N = 1100, G = m->config().n_head_kv, d = m->config().head_dim;
+  RecordsKeys rec;
+  KVCache cache;
+  m->prefill(tokens(N), rec, cache);
+  ASSERT_EQ(rec.keys.size(), static_cast<size_t>(m->config().n_layer));
+  int64_t rounded = 0;
+  for (int l = 0; l < m->config().n_layer; ++l) {
+    const LayerCache& lc = cache.layer(l);
+    ASSERT_EQ(lc.row_type(), RowType::kBf16);
+    ASSERT_EQ(lc.n_heads(), G);
+    for (int h = 0; h < G; ++h) {
+      ASSERT_EQ(lc.len(h), N);
+      for (int i = 0; i < N; ++i) {
+        for (int x = 0; x < d; ++x) {
+          const float k = rec.keys[l][(static_cast<size_t>(i) * G + h) * d + x];
+          ASSERT_EQ(lc.heads[h].kb[static_cast<size_t>(i) * d + x], f32_to_bf16(k))
+              << "layer " << l << " head " << h << " token " << i;
+          rounded += bf16_to_f32(f32_to_bf16(k)) != k;
+        }
+      }
+    }
+  }
+  EXPECT_GT(rounded, 0) << "keys that need no rounding would prove nothing";
 }
 
 }  // namespace
