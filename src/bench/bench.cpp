@@ -383,6 +383,7 @@ Result run(const Model& model, const std::string& model_path, const Settings& s,
       const auto wall0 = Clock::now();
       auto policy = create_policy(spec, c.n_layer);
       KVCache cache;
+      cache.set_decode_headroom(s.n_gen);  // the decode steps below append without moving rows
       auto t0 = Clock::now();
       PrefillOutput out = model.prefill(prompt, *policy, cache);
       const double ttft = seconds_since(t0);

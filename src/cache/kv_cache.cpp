@@ -128,6 +128,11 @@ int64_t KVCache::kv_bytes() const {
   return sum_layers(layers_, [](const LayerCache& l) { return l.kv_bytes(); });
 }
 
+void KVCache::set_decode_headroom(int64_t rows) {
+  if (rows < 0) fail("decode headroom must be >= 0 rows, got ", rows);
+  headroom_ = rows;
+}
+
 int64_t KVCache::bytes() const {
   return sum_layers(layers_, [](const LayerCache& l) { return l.bytes(); });
 }

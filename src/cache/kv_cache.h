@@ -72,12 +72,20 @@ struct LayerCache {
 
 class KVCache {
  public:
-  // n_layer empty layers whose rows are bf16 when `bf16`, else f32.
+  // n_layer empty layers whose rows are bf16 when `bf16`, else f32 (the decode headroom stays).
   void reset(int n_layer, bool bf16 = false) {
     LayerCache empty;
     empty.bf16 = bf16;
     layers_.assign(n_layer, empty);
   }
+  // Rows each head reserves past those a prefill stores (Model::prefill), so that this many
+  // decode steps append without moving a head's rows. Growing a full head copies it, and the
+  // fastkv executable keeps freed memory in the process (tools/fastkv/main.cpp), so the old
+  // copy stays resident: without headroom the first decode step after an 8K-token prefill of
+  // a 1B Llama raised RSS by 128 MiB, half its cache (docs/benchmarks.md, "Session 13").
+  // Reserved rows that are never written cost address space, not memory. Default 0.
+  void set_decode_headroom(int64_t rows);
+  int64_t decode_headroom() const { return headroom_; }
   void reset(int n_layer, RowType type) { reset(n_layer, type == RowType::kBf16); }
   LayerCache& layer(int i) { return layers_.at(i); }
   const LayerCache& layer(int i) const { return layers_.at(i); }
@@ -88,6 +96,7 @@ class KVCache {
 
  private:
   std::vector<LayerCache> layers_;
+  int64_t headroom_ = 0;
 };
 
 }  // namespace fastkv

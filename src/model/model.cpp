@@ -376,7 +376,7 @@ void mlp(const ModelConfig& c, const LayerConfig& lc, const LayerWeights& lw, in
 // KV head's pages of it go back once the last cache head reading it is stored, so the cache
 // grows as the copy shrinks; a.kv is empty afterwards. Else from a.k, a.v (every live token's).
 void store_cache(const LayerConfig& c, const LayerDecision& dec, bool from_copy, Activations& a,
-                 int n, LayerCache& lc) {
+                 int n, int64_t headroom, LayerCache& lc) {
   const int C = dec.cache_heads;
   const int d = c.head_dim, G = c.n_head_kv, g = c.group_size();
   // Each cache head must serve query heads of a single KV head: H % C == 0 and g % (H/C) == 0.
@@ -395,7 +395,7 @@ void store_cache(const LayerConfig& c, const LayerDecision& dec, bool from_copy,
   for (int ch = 0; ch < C; ++ch) {
     const int kvh = (ch * r) / g;
     const int64_t rows = dec.keep_all ? n : static_cast<int64_t>(dec.keep[ch].size());
-    lc.reserve(ch, rows);
+    lc.reserve(ch, rows + headroom);  // room for the decode steps to come (KVCache)
     for (int64_t j = 0; j < rows; ++j) {
       const int32_t idx = dec.keep_all ? static_cast<int32_t>(j) : dec.keep[ch][j];
       if (idx < 0 || idx >= n) fail("policy kept row ", idx, " of ", n, " live tokens");
@@ -734,7 +734,7 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
     }
     // store cache (a sliding-window layer keeps its window instead of the policy's choice)
     store_cache(lc, lc.local() ? window_decision(lc, n, a) : dec, bf16_path_, a, n,
-                cache.layer(l));
+                cache.decode_headroom(), cache.layer(l));
     st.kept_rows.push_back(cache.layer(l).rows());
     lap.to(sec.cache);
     // norm -> MLP (+post-norm) -> residual, the n live tokens (the last layer: from out_first)

@@ -58,6 +58,9 @@ class Session {
                                     const PrefillProgressFn& progress = {});
   // Appends `token` at position N + t and returns its logits [V].
   const std::vector<float>& decode(int32_t token);
+  // How many decode steps the next prefill's cache makes room for (KVCache::set_decode_headroom:
+  // steps beyond it still work, but move each head's rows once more).
+  void set_decode_headroom(int64_t steps) { cache_.set_decode_headroom(steps); }
   // One decode step of several sessions of the same model together (Model::decode_batch: the
   // linear layers run once on B rows, attention per session on its own cache): session b
   // appends tokens[b]; afterwards sessions[b]->logits() is its row. On the quant backend each

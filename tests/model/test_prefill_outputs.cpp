@@ -349,5 +349,42 @@ TEST(PrefillOutputs, Bf16CacheRowsAreTheLayersKeysNarrowed) {
   EXPECT_GT(rounded, 0) << "keys that need no rounding would prove nothing";
 }
 
+// Where a head's K rows are, whichever their type.
+const void* rows_of(const HeadCache& h) {
+  return h.k.empty() ? static_cast<const void*>(h.kb.data()) : h.k.data();
+}
+
+// A cache with decode headroom (KVCache::set_decode_headroom) takes that many decode steps
+// without moving any head's rows (a move copies the head; the fastkv executable keeps the old
+// copy's memory); without headroom the first step moves them. The headroom survives reset().
+TEST(PrefillOutputs, DecodeHeadroomKeepsEveryHeadsRowsInPlace) {
+  const Model& m = stories();
+  const std::vector<int32_t> prompt = tokens(40);
+  FullMethod full;
+  for (const int headroom : {0, 5}) {
+    SCOPED_TRACE(headroom);
+    KVCache cache;
+    cache.set_decode_headroom(headroom);
+    const PrefillOutput out = m.prefill(prompt, full, cache);
+    EXPECT_EQ(cache.decode_headroom(), headroom);
+    ASSERT_NE(rows_of(cache.layer(0).heads[0]), nullptr);
+    std::vector<const void*> where;
+    for (int l = 0; l < cache.n_layer(); ++l) {
+      for (const HeadCache& h : cache.layer(l).heads) where.push_back(rows_of(h));
+    }
+    for (int t = 0; t < 5; ++t) m.decode(7, out.stats.next_position + t, cache);
+    size_t moved = 0, i = 0;
+    for (int l = 0; l < cache.n_layer(); ++l) {
+      for (const HeadCache& h : cache.layer(l).heads) {
+        EXPECT_EQ(h.len(), 45);
+        moved += rows_of(h) != where[i++];
+      }
+    }
+    EXPECT_EQ(moved, headroom == 0 ? where.size() : 0u);
+  }
+  KVCache cache;
+  EXPECT_THROW(cache.set_decode_headroom(-1), Error);
+}
+
 }  // namespace
 }  // namespace fastkv

@@ -92,6 +92,20 @@ TEST_F(SessionTest, DecodeEqualsPrefillOfTheLongerSequence) {
   }
 }
 
+// A generation makes room in the cache for its decode steps before the prefill
+// (KVCache::set_decode_headroom): max_tokens of them, or what the context leaves.
+TEST_F(SessionTest, GenerationReservesItsDecodeStepsInTheCache) {
+  const std::vector<int32_t> prompt = encode(kPrompt);
+  const int n = static_cast<int>(prompt.size());
+  Session s(*model_, nullptr);
+  s.generate(prompt, greedy(6));
+  EXPECT_EQ(s.cache().decode_headroom(), 6);
+  GenerationParams small = greedy(100);
+  small.ctx_size = n + 10;  // the context leaves 10 tokens
+  s.generate(prompt, small);
+  EXPECT_EQ(s.cache().decode_headroom(), 10);
+}
+
 TEST_F(SessionTest, DecodeAtLatePositions) {
   // A longer prompt (beyond the 512 tokens stories260K was trained at: mechanics only).
   std::string text;

@@ -1,6 +1,10 @@
 // Hashes the prefill logits, every cached row and one decode step of six methods on five models
 // (f32, bf16 and quant backends, 300 and 2,100 tokens), so that two builds can be compared bit
 // for bit (docs/bench/session12/bitcheck.sh builds and runs it against a build's library).
+// With OUT set (session 13) it prints the three parts' hashes apart instead and writes each
+// case's prefill logits to $OUT/<case>.f32, so that two builds whose logits differ can still be
+// shown to cache the same rows, and by how much their logits differ
+// (docs/bench/session13/logit-diff.py).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +25,7 @@ static uint64_t fnv(uint64_t h, const void* p, size_t n) {
 
 int main() {
   const std::string shared = std::getenv("SHARED"), models = std::getenv("MODELS");
+  const char* out_dir = std::getenv("OUT");
   const std::vector<std::string> files = {
       shared + "/models/tiny-llama-gqa.gguf", shared + "/models/stories260K.gguf",
       shared + "/models/tiny-qwen2-gqa.gguf", models + "/SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -47,22 +52,43 @@ int main() {
           auto pol = create_policy(sp.at(0), m->config().n_layer);
           KVCache cache;
           PrefillOutput out = m->prefill(t, *pol, cache);
-          uint64_t h = 1469598103934665603ull;
-          h = fnv(h, out.logits.data(), out.logits.size() * 4);
+          // h: all three parts in one chain (the session 12 hashes); parts[3]: each alone
+          const uint64_t seed = 1469598103934665603ull;
+          uint64_t h = seed, parts[3] = {seed, seed, seed};
+          auto add = [&](int part, const void* p, size_t bytes) {
+            h = fnv(h, p, bytes);
+            parts[part] = fnv(parts[part], p, bytes);
+          };
+          add(0, out.logits.data(), out.logits.size() * 4);
           for (int l = 0; l < cache.n_layer(); ++l) {
             for (int hh = 0; hh < cache.layer(l).n_heads(); ++hh) {
               const HeadCache& hc = cache.layer(l).heads[hh];
-              h = fnv(h, hc.pos.data(), hc.pos.size() * 4);
-              h = fnv(h, hc.k.data(), hc.k.size() * 4);
-              h = fnv(h, hc.v.data(), hc.v.size() * 4);
-              h = fnv(h, hc.kb.data(), hc.kb.size() * 2);
-              h = fnv(h, hc.vb.data(), hc.vb.size() * 2);
+              add(1, hc.pos.data(), hc.pos.size() * 4);
+              add(1, hc.k.data(), hc.k.size() * 4);
+              add(1, hc.v.data(), hc.v.size() * 4);
+              add(1, hc.kb.data(), hc.kb.size() * 2);
+              add(1, hc.vb.data(), hc.vb.size() * 2);
             }
           }
           const std::vector<float> lg = m->decode(5, out.stats.next_position, cache);
-          h = fnv(h, lg.data(), lg.size() * 4);
-          std::printf("%s %s n=%d %s %016llx\n", f.substr(f.rfind('/') + 1).c_str(),
-                      kernels::backend_name(be), n, s.c_str(), static_cast<unsigned long long>(h));
+          add(2, lg.data(), lg.size() * 4);
+          const std::string file = f.substr(f.rfind('/') + 1);
+          if (out_dir == nullptr) {
+            std::printf("%s %s n=%d %s %016llx\n", file.c_str(), kernels::backend_name(be), n,
+                        s.c_str(), static_cast<unsigned long long>(h));
+          } else {
+            const std::string name = file + "." + kernels::backend_name(be) + "." +
+                                     std::to_string(n) + "." + s.substr(0, s.find(':'));
+            if (FILE* o = std::fopen((std::string(out_dir) + "/" + name + ".f32").c_str(), "wb")) {
+              std::fwrite(out.logits.data(), 4, out.logits.size(), o);
+              std::fclose(o);
+            }
+            std::printf("%s %s n=%d %s logits %016llx rows %016llx decode %016llx\n",
+                        file.c_str(), kernels::backend_name(be), n, s.c_str(),
+                        static_cast<unsigned long long>(parts[0]),
+                        static_cast<unsigned long long>(parts[1]),
+                        static_cast<unsigned long long>(parts[2]));
+          }
           std::fflush(stdout);
         }
       }

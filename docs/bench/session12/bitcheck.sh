@@ -3,7 +3,8 @@
 #   SRC=/tmp/base BUILD=/tmp/base/b docs/bench/session12/bitcheck.sh > base.txt
 #   SRC=. BUILD=build-dev docs/bench/session12/bitcheck.sh > new.txt; diff base.txt new.txt
 # SHARED: the ../shared folder; MODELS: a folder with SmolLM2-135M-Instruct.Q4_1.gguf and
-# gemma-3-270m-q4_k_m.gguf (the README's model package).
+# gemma-3-270m-q4_k_m.gguf (the README's model package). OUT: a folder for each case's logits,
+# and the parts' hashes printed apart (bitcheck.cpp).
 set -e
 here=$(cd "$(dirname "$0")" && pwd)
 SRC=$(cd "${SRC:-.}" && pwd)
