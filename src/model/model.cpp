@@ -135,7 +135,8 @@ namespace detail {
 //       qb [B, H*d] the block's queries, then its attention output written over them (each
 //                   query block's rows are read before its output is written, in both kernels)
 //       oproj [B, D]  the block's output projection
-//     MLP (k, v dead): gate [B, F], up [B, F], mproj [B, D]
+//     MLP (k, v dead): gate [B, F], up [B, F], mproj [B, D] over up's memory (up is dead once
+//           the activation has read it; its own place after up when D > F)
 //           The pages past the attention half's part go back to the system before the last
 //           layer (discard_mlp_pages), whose MLP runs only for the rows the output reads.
 //   queries [n, H*d]  the query rows a policy reads (its last queries_read rows), written as
@@ -184,7 +185,8 @@ struct Activations {
     hidden.resize(static_cast<size_t>(N * D));
     xnorm.resize(static_cast<size_t>(B * D));
     attention_floats = (key_rows + value_rows) * kvd + B * (qd + D);
-    const int64_t mlp = B * (2 * ff + D);
+    const bool proj_in_up = D <= ff;
+    const int64_t mlp = B * (2 * ff + (proj_in_up ? 0 : D));
     work.reset(static_cast<size_t>(std::max(attention_floats, mlp)));
     float* w = work.data();
     k = w;
@@ -193,7 +195,7 @@ struct Activations {
     oproj = qb + B * qd;
     gate = w;
     up = w + B * ff;
-    mproj = w + 2 * B * ff;
+    mproj = proj_in_up ? up : w + 2 * B * ff;
   }
   // Gives back the pages of work that only the MLP's buffers use (they read as zero after).
   void discard_mlp_pages() {
