@@ -56,7 +56,8 @@ void Generation::prefill() {
   if (prefilled_) fail("Generation::prefill called twice");
   prefilled_ = true;
   t0_ = Clock::now();
-  // every generated token but the first is a decode step, and the context bounds them too
+  // a decode step appends each generated token but the last (max_tokens - 1 rows at most; one
+  // spare), and the context bounds them too
   session_.set_decode_headroom(std::max<int64_t>(
       0, std::min<int64_t>(params_.max_tokens, ctx_ - static_cast<int64_t>(history_.size()))));
   session_.prefill(history_, params_.on_prefill_layer);
