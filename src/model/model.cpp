@@ -750,12 +750,10 @@ std::optional<std::vector<int32_t>> Model::run_pass(int pass, const std::vector<
       // only the tokens from out_first on went through that layer's attention and MLP (FastKV
       // always keeps its window, the last tokens)
       const std::vector<int32_t>& sel = *dec.propagate;
-      for (size_t j = sel.size() - std::min(sel.size(), static_cast<size_t>(out_rows));
-           last && j < sel.size(); ++j) {
-        if (sel[j] < out_first) {
-          fail("policy '", policy.name(), "' propagated a token set after the last layer that ",
-               "drops one of the last ", out_rows, " live tokens, which the output reads");
-        }
+      const size_t read = std::min(sel.size(), static_cast<size_t>(out_rows));
+      if (last && !sel.empty() && sel[sel.size() - read] < out_first) {  // sel ascends
+        fail("policy '", policy.name(), "' propagated a token set after the last layer that ",
+             "drops one of the last ", out_rows, " live tokens, which the output reads");
       }
       gather_live(*dec.propagate, n, c.d_model, a);
       if (static_cast<int>(dec.propagate->size()) < n) {
